@@ -1,0 +1,178 @@
+"""The application: routes for plain HTTP, Server-Sent Events and WebSocket handlers.
+
+No framework magic: a route is a path, the methods it answers, a kind and a handler.  Paths
+match exactly, except ``{name}`` segments, which match one path segment and land in
+``request.path_params``.  The server answers 404 (no route has the path) and 405 (a route has
+the path but not the method, with ``Allow``) itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from .core.sse import Event
+from .request import Request
+from .response import Response
+
+if TYPE_CHECKING:
+    from .server.sse import SSEStream
+    from .server.websocket import WebSocket
+
+__all__ = ["App", "Route", "RouteMatch"]
+
+HTTPHandler = Callable[[Request], Awaitable[Response]]
+SSEHandler = Callable[[Request, "SSEStream"], Awaitable[None]]
+SSEGenerator = Callable[[Request], AsyncIterator[Event | str]]
+WebSocketHandler = Callable[["WebSocket"], Awaitable[None]]
+RouteKind = Literal["http", "sse", "websocket"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route: ``kind`` says how the server drives ``handler``."""
+
+    path: str
+    kind: RouteKind
+    methods: frozenset[str]
+    handler: Callable[..., Any]
+    subprotocols: tuple[str, ...] = ()
+    pattern: re.Pattern[str] | None = field(default=None, compare=False)
+
+    @property
+    def is_generator(self) -> bool:
+        """An SSE route whose handler is an async generator of events."""
+        return inspect.isasyncgenfunction(self.handler)
+
+    def match_path(self, path: str) -> dict[str, str] | None:
+        """The path parameters if ``path`` matches, else None."""
+        if self.pattern is None:
+            return {} if path == self.path else None
+        found = self.pattern.fullmatch(path)
+        return found.groupdict() if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    """The outcome of routing: a route and its parameters, or the status to answer."""
+
+    route: Route | None
+    path_params: dict[str, str]
+    status: int = 200
+    allowed: tuple[str, ...] = ()
+
+
+def _compile(path: str) -> re.Pattern[str] | None:
+    if "{" not in path:
+        return None
+    regex = _PARAM.sub(lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(path).replace(r"\{", "{").replace(r"\}", "}"))
+    return re.compile(regex)
+
+
+class App:
+    """A set of routes.
+
+    Example::
+
+        app = App()
+
+        @app.get("/healthz")
+        async def healthz(request: Request) -> Response:
+            return Response.json({"status": "ok"})
+
+        @app.sse("/events")
+        async def events(request: Request, stream: SSEStream) -> None:
+            await stream.send(Event("hello", id="1"))
+
+        @app.websocket("/ws/echo")
+        async def echo(ws: WebSocket) -> None:
+            async for message in ws:
+                await ws.send(message)
+    """
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def add_route(
+        self,
+        path: str,
+        handler: Callable[..., Any],
+        *,
+        kind: RouteKind = "http",
+        methods: Iterable[str] = ("GET",),
+        subprotocols: Iterable[str] = (),
+    ) -> Route:
+        """Register ``handler`` for ``path`` (GET routes answer HEAD too)."""
+        if not path.startswith("/"):
+            raise ValueError(f"route paths start with '/': {path!r}")
+        method_set = {m.upper() for m in methods}
+        if "GET" in method_set:
+            method_set.add("HEAD")
+        route = Route(path, kind, frozenset(method_set), handler, tuple(subprotocols), _compile(path))
+        self.routes.append(route)
+        return route
+
+    def route(self, path: str, *, methods: Iterable[str] = ("GET",)) -> Callable[[F], F]:
+        """Decorate ``async def handler(request) -> Response`` for ``path`` and ``methods``."""
+
+        def register(handler: F) -> F:
+            self.add_route(path, handler, methods=methods)
+            return handler
+
+        return register
+
+    def get(self, path: str) -> Callable[[F], F]:
+        """Shorthand for ``route(path, methods=["GET"])``."""
+        return self.route(path, methods=("GET",))
+
+    def post(self, path: str) -> Callable[[F], F]:
+        """Shorthand for ``route(path, methods=["POST"])``."""
+        return self.route(path, methods=("POST",))
+
+    def sse(self, path: str) -> Callable[[F], F]:
+        """Decorate an SSE handler for ``GET path``, in either of two forms.
+
+        * ``async def handler(request, stream)``: call ``await stream.send(Event(...))``;
+          the stream ends when the handler returns.
+        * ``async def handler(request)`` written as an async generator yielding ``Event``
+          (or ``str`` data); the server closes it with ``aclose()`` when the client goes away.
+        """
+
+        def register(handler: F) -> F:
+            self.add_route(path, handler, kind="sse")
+            return handler
+
+        return register
+
+    def websocket(self, path: str, *, subprotocols: Iterable[str] = ()) -> Callable[[F], F]:
+        """Decorate ``async def handler(ws)`` for WebSocket upgrades of ``GET path``.
+
+        ``subprotocols`` lists those the route speaks, in preference order; the first one the
+        client also offers is selected when the handshake is accepted.
+        """
+
+        def register(handler: F) -> F:
+            self.add_route(path, handler, kind="websocket", subprotocols=subprotocols)
+            return handler
+
+        return register
+
+    def match(self, method: str, path: str) -> RouteMatch:
+        """Find the route for ``method`` and ``path``, or the 404/405 to answer."""
+        allowed: set[str] = set()
+        for route in self.routes:
+            params = route.match_path(path)
+            if params is None:
+                continue
+            if method in route.methods:
+                return RouteMatch(route, params)
+            allowed |= route.methods
+        if allowed:
+            return RouteMatch(None, {}, 405, tuple(sorted(allowed)))
+        return RouteMatch(None, {}, 404)

@@ -1,0 +1,337 @@
+"""The server side of one HTTP/1.1 connection, over h11 (RFC 9112).
+
+Bytes in (:meth:`HTTPConnection.receive_data`), events out (:meth:`HTTPConnection.next_event`);
+calls in (:meth:`send_response`, :meth:`send_body`, :meth:`end_response`), bytes out
+(:meth:`data_to_send`).  h11 parses and frames; this module adds what a server needs on top
+of it and what h11 leaves to its user:
+
+* limits: the bytes of a request head (431, checked on the parsed head too, because h11 only
+  bounds a head that arrives in pieces) and of a body (413, from ``Content-Length`` before any
+  of it is read, and while it streams in);
+* request smuggling: a request with both ``Content-Length`` and ``Transfer-Encoding`` is refused
+  (400) and the connection closed (RFC 9112 section 6.3 allows a server to reject it; h11 would
+  keep the connection alive);
+* 505 for an HTTP major version other than 1 (h11 parses ``HTTP/2.0`` as a version string);
+* ``Expect: 100-continue``: :meth:`send_continue` sends ``100 Continue`` only when the client is
+  waiting for it, i.e. when the application actually asks for the body;
+* HEAD: the response head is the one a GET would get, and body bytes are dropped here;
+* pipelining: h11 keeps the bytes of the next request buffered until :meth:`start_next_cycle`,
+  so pipelined requests are answered one after another, in order;
+* Upgrade: the head of an upgrade request is an ordinary event; :meth:`upgrade_data` hands the
+  bytes that followed it to the next protocol (see :mod:`rawstream.core.websocket`).
+
+Every error the peer causes surfaces as :class:`RemoteProtocolError` with the status to answer;
+:meth:`send_error` writes that answer and marks the connection for closing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import parse_qsl
+
+import h11
+
+from .errors import LocalProtocolError, RemoteProtocolError
+
+__all__ = [
+    "NEED_DATA",
+    "BodyData",
+    "ClientClosed",
+    "EndOfRequest",
+    "HTTPConnection",
+    "HTTPEvent",
+    "NeedData",
+    "RequestHead",
+]
+
+Headers = tuple[tuple[bytes, bytes], ...]
+
+_REASONS: Final = {
+    100: b"Continue", 101: b"Switching Protocols", 200: b"OK", 201: b"Created",
+    202: b"Accepted", 204: b"No Content", 301: b"Moved Permanently", 302: b"Found",
+    304: b"Not Modified", 400: b"Bad Request", 401: b"Unauthorized", 403: b"Forbidden",
+    404: b"Not Found", 405: b"Method Not Allowed", 408: b"Request Timeout",
+    409: b"Conflict", 413: b"Content Too Large", 415: b"Unsupported Media Type",
+    426: b"Upgrade Required", 429: b"Too Many Requests",
+    431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
+    501: b"Not Implemented", 503: b"Service Unavailable", 505: b"HTTP Version Not Supported",
+}
+
+
+def reason_phrase(status: int) -> bytes:
+    """The standard reason phrase of ``status`` (empty for an unknown one)."""
+    return _REASONS.get(status, b"")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestHead:
+    """A request line and its headers (names lower-cased, as h11 gives them)."""
+
+    method: str
+    target: str
+    path: str
+    query_string: str
+    http_version: str
+    headers: Headers
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header ``name`` (lower-case), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def query(self) -> list[tuple[str, str]]:
+        """The decoded query parameters, in order, repeats kept."""
+        return parse_qsl(self.query_string, keep_blank_values=True)
+
+    @property
+    def wants_upgrade_to(self) -> str | None:
+        """The protocol named by ``Upgrade`` when ``Connection`` includes ``upgrade``."""
+        upgrade = self.header(b"upgrade")
+        connection = self.header(b"connection") or b""
+        tokens = {token.strip().lower() for token in connection.split(b",")}
+        if upgrade is None or b"upgrade" not in tokens:
+            return None
+        return upgrade.decode("latin-1").strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class BodyData:
+    """A piece of the request body."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfRequest:
+    """The request body is complete (also sent for a request without a body)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientClosed:
+    """The client closed its side; no more requests will come."""
+
+
+class NeedData:
+    """Sentinel type: feed more bytes before asking for the next event."""
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = NeedData()
+
+HTTPEvent = RequestHead | BodyData | EndOfRequest | ClientClosed
+
+
+class HTTPConnection:
+    """One server-side HTTP/1.1 connection: h11 plus limits, errors and an output buffer.
+
+    Args:
+        max_head_bytes: largest request head (request line and headers) accepted; 431 beyond.
+        max_body_bytes: largest request body accepted; 413 beyond.
+    """
+
+    def __init__(self, *, max_head_bytes: int = 16 * 1024, max_body_bytes: int = 1024 * 1024):
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_bytes)
+        self._max_head_bytes = max_head_bytes
+        self._max_body_bytes = max_body_bytes
+        self._out = bytearray()
+        self._body_received = 0
+        self._head: RequestHead | None = None
+        self._response_started = False
+        self._must_close = False
+
+    # -- input -------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes read from the socket."""
+        self._h11.receive_data(data)
+
+    def receive_eof(self) -> None:
+        """The client closed its sending side."""
+        if self._h11.their_state is not h11.ERROR:
+            self._h11.receive_data(b"")
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes received but not yet turned into events (the read buffer's size)."""
+        return len(self._h11.trailing_data[0])
+
+    def next_event(self) -> HTTPEvent | NeedData:
+        """The next event, or ``NEED_DATA`` when the buffered bytes hold no complete one.
+
+        Also returns ``NEED_DATA`` while a response is in progress and the client has sent the
+        next pipelined request: it stays buffered until :meth:`start_next_cycle`.
+
+        Raises:
+            RemoteProtocolError: the client broke the protocol or a limit; answer with
+                :meth:`send_error` (if :attr:`response_started` is false) and close.
+        """
+        try:
+            event = self._h11.next_event()
+        except h11.RemoteProtocolError as exc:
+            self._must_close = True
+            raise RemoteProtocolError(str(exc), status_hint=exc.error_status_hint) from exc
+        if event is h11.NEED_DATA or event is h11.PAUSED:
+            return NEED_DATA
+        if isinstance(event, h11.Request):
+            self._head = self._check_head(event)
+            return self._head
+        if isinstance(event, h11.Data):
+            self._body_received += len(event.data)
+            if self._body_received > self._max_body_bytes:
+                self._must_close = True
+                raise RemoteProtocolError("request body too large", status_hint=413)
+            return BodyData(bytes(event.data))
+        if isinstance(event, h11.EndOfMessage):
+            return EndOfRequest()
+        assert isinstance(event, h11.ConnectionClosed)
+        return ClientClosed()
+
+    def _check_head(self, request: h11.Request) -> RequestHead:
+        def reject(message: str, status: int) -> RemoteProtocolError:
+            self._must_close = True
+            return RemoteProtocolError(message, status_hint=status)
+
+        if not request.http_version.startswith(b"1."):
+            raise reject(f"HTTP/{request.http_version.decode()} not supported", 505)
+        head_bytes = len(request.method) + len(request.target) + 12
+        content_length = transfer_encoding = None
+        for name, value in request.headers:
+            head_bytes += len(name) + len(value) + 4
+            if name == b"content-length":
+                content_length = value
+            elif name == b"transfer-encoding":
+                transfer_encoding = value
+        if head_bytes > self._max_head_bytes:
+            raise reject("request head too large", 431)
+        if content_length is not None and transfer_encoding is not None:
+            raise reject("both Content-Length and Transfer-Encoding (possible smuggling)", 400)
+        if content_length is not None and int(content_length) > self._max_body_bytes:
+            raise reject("request body too large", 413)
+        target = request.target.decode("ascii", "replace")
+        path, _, query = target.partition("?")
+        return RequestHead(
+            method=request.method.decode("ascii", "replace"),
+            target=target,
+            path=path,
+            query_string=query,
+            http_version=request.http_version.decode("ascii"),
+            headers=tuple((bytes(k), bytes(v)) for k, v in request.headers),
+        )
+
+    @property
+    def request_complete(self) -> bool:
+        """The whole current request, body included, has been received."""
+        return self._h11.their_state in (h11.DONE, h11.MIGHT_SWITCH_PROTOCOL, h11.SWITCHED_PROTOCOL)
+
+    @property
+    def waiting_for_continue(self) -> bool:
+        """The client sent ``Expect: 100-continue`` and waits before sending its body."""
+        return self._h11.they_are_waiting_for_100_continue
+
+    # -- output ------------------------------------------------------------------------------
+
+    @property
+    def response_started(self) -> bool:
+        """A response head has been sent for the current request."""
+        return self._response_started
+
+    def send_continue(self) -> None:
+        """Send ``100 Continue`` if (and only if) the client is waiting for it."""
+        if self._h11.they_are_waiting_for_100_continue:
+            self._send(h11.InformationalResponse(status_code=100, headers=()))
+
+    def send_response(self, status: int, headers: Headers | list[tuple[bytes, bytes]]) -> None:
+        """Send a response head.
+
+        With a ``content-length`` header the body is fixed-length; without one it is chunked
+        (or, for an HTTP/1.0 client, delimited by closing the connection).
+        """
+        if self._must_close:
+            headers = [*headers, (b"connection", b"close")]
+        self._send(h11.Response(status_code=status, headers=headers, reason=reason_phrase(status)))
+        self._response_started = True
+
+    def send_body(self, data: bytes) -> None:
+        """Send a piece of the response body (dropped for HEAD, as the head alone answers)."""
+        if data and not self._is_head_request:
+            self._send(h11.Data(data=data))
+
+    def end_response(self) -> None:
+        """End the response body."""
+        self._send(h11.EndOfMessage())
+
+    def send_error(self, status: int, message: str = "", headers: Headers = ()) -> None:
+        """Answer with a short plain-text error and close the connection afterwards.
+
+        Usable when nothing of a response has been sent yet, including after a protocol
+        error that left h11 unable to parse a request.
+        """
+        body = (message or reason_phrase(status).decode()).encode() + b"\n"
+        self._must_close = True
+        self.send_response(
+            status,
+            [
+                *headers,
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        )
+        self.send_body(body)
+        self.end_response()
+
+    def data_to_send(self) -> bytes:
+        """The bytes produced since the last call; the caller must write all of them."""
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def _send(self, event: h11.Event) -> None:
+        try:
+            data = self._h11.send(event)
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(str(exc)) from exc
+        if data:
+            self._out += data
+
+    @property
+    def _is_head_request(self) -> bool:
+        return self._head is not None and self._head.method == "HEAD"
+
+    # -- connection lifetime -----------------------------------------------------------------
+
+    @property
+    def keep_alive(self) -> bool:
+        """Another request may follow on this connection once the response is done."""
+        return (
+            not self._must_close
+            and self._h11.our_state is h11.DONE
+            and self._h11.their_state is h11.DONE
+        )
+
+    def start_next_cycle(self) -> None:
+        """Reset for the next request on a kept-alive connection."""
+        if not self.keep_alive:
+            raise LocalProtocolError("connection cannot be reused")
+        self._h11.start_next_cycle()
+        self._head = None
+        self._body_received = 0
+        self._response_started = False
+
+    def upgrade_data(self) -> bytes:
+        """Hand over the bytes received after an upgrade request's head.
+
+        Call it when the 101 response for the upgrade has been produced elsewhere (wsproto
+        writes its own): this connection is then finished and must not be used again.
+        """
+        self._must_close = True
+        return bytes(self._h11.trailing_data[0])
+
+    def send_failed(self) -> None:
+        """Tell h11 a write failed (half a message may be out): nothing more may follow."""
+        self._must_close = True
+        self._h11.send_failed()

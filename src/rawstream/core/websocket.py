@@ -1,0 +1,252 @@
+"""The server side of one WebSocket, over wsproto (RFC 6455, RFC 7692).
+
+The HTTP request that asks for the upgrade has already been parsed by
+:class:`~rawstream.core.http.HTTPConnection`; :meth:`WebSocketConnection.start` hands its head
+to wsproto, which validates the handshake.  A bad handshake raises
+:class:`RemoteProtocolError` whose ``status_hint`` and ``headers`` are RFC 6455's answer
+(426 with ``Sec-WebSocket-Version: 13`` for another version, 400 for a missing key); the
+server writes that answer over HTTP.  :meth:`accept` produces the 101 response (wsproto
+writes it), and then the bytes that followed the request head (``http.upgrade_data()``) go
+into :meth:`receive_data`: that is the whole handoff from h11 to wsproto.
+
+After the handshake, wsproto frames and unframes; this module adds:
+
+* message assembly: fragments are joined into one :class:`Message`, up to
+  ``max_message_bytes``; beyond it the core sends close 1009 and reports :class:`Closed`;
+* protocol replies with no application code: a ping is answered with a pong, a close with a
+  close, and a frame wsproto cannot parse with a close carrying wsproto's code (1002, 1007)
+  before the connection is dropped (wsproto itself would report it and send nothing);
+* permessage-deflate, accepted when the client offers it and ``permessage_deflate`` is on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import wsproto
+import wsproto.events as ws
+from wsproto.extensions import PerMessageDeflate
+from wsproto.utilities import LocalProtocolError as WSLocalProtocolError
+from wsproto.utilities import RemoteProtocolError as WSRemoteProtocolError
+
+from .errors import LocalProtocolError, RemoteProtocolError
+from .http import RequestHead
+
+__all__ = ["Closed", "Message", "Ping", "WebSocketConnection", "WebSocketEvent", "WebSocketState"]
+
+
+class WebSocketState(Enum):
+    """Where a WebSocket is in its life."""
+
+    HANDSHAKE = "handshake"
+    OPEN = "open"
+    CLOSING = "closing"  # we sent a close and wait for the peer's
+    CLOSED = "closed"  # both closes exchanged, or the connection is to be dropped
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A whole message: ``str`` for a text message, ``bytes`` for a binary one."""
+
+    data: str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """A ping arrived (already answered with a pong)."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The WebSocket is closed or closing, with the code and reason that ended it.
+
+    ``by_peer`` is true when the client sent the close, false when the core closed the
+    connection because the client broke the protocol or a limit.
+    """
+
+    code: int
+    reason: str
+    by_peer: bool
+
+
+WebSocketEvent = Message | Ping | Closed
+
+
+class WebSocketConnection:
+    """One server-side WebSocket: handshake, message assembly, automatic replies.
+
+    Args:
+        max_message_bytes: largest message accepted after reassembly; close 1009 beyond.
+        permessage_deflate: accept the permessage-deflate extension when offered.
+    """
+
+    def __init__(self, *, max_message_bytes: int = 1024 * 1024, permessage_deflate: bool = True):
+        self._ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+        self._max_message_bytes = max_message_bytes
+        self._permessage_deflate = permessage_deflate
+        self._out = bytearray()
+        self._fragments: list[str | bytes] = []
+        self._fragment_bytes = 0
+        self._state = WebSocketState.HANDSHAKE
+        self._offered_subprotocols: list[str] = []
+        self.close_code: int | None = None
+        self.close_reason: str = ""
+
+    @property
+    def state(self) -> WebSocketState:
+        """The current state (only this class changes it)."""
+        return self._state
+
+    @property
+    def offered_subprotocols(self) -> list[str]:
+        """The subprotocols the client offered, in its order of preference."""
+        return self._offered_subprotocols
+
+    # -- handshake ---------------------------------------------------------------------------
+
+    def start(self, head: RequestHead) -> None:
+        """Validate the upgrade request.
+
+        Raises:
+            RemoteProtocolError: the handshake is invalid; answer over HTTP with its
+                ``status_hint`` and ``headers``.
+        """
+        try:
+            self._ws.initiate_upgrade_connection(list(head.headers), head.target)
+            events = list(self._ws.events())
+        except WSRemoteProtocolError as exc:
+            hint = exc.event_hint
+            status = getattr(hint, "status_code", 400)
+            headers = tuple((bytes(k), bytes(v)) for k, v in getattr(hint, "headers", ()))
+            raise RemoteProtocolError(str(exc), status_hint=status, headers=headers) from exc
+        request = next(e for e in events if isinstance(e, ws.Request))
+        self._offered_subprotocols = list(request.subprotocols)
+
+    def accept(self, subprotocol: str | None = None) -> None:
+        """Produce the 101 response, with ``subprotocol`` (one the client offered) if given."""
+        if self._state is not WebSocketState.HANDSHAKE:
+            raise LocalProtocolError(f"cannot accept a WebSocket in state {self._state.value}")
+        if subprotocol is not None and subprotocol not in self._offered_subprotocols:
+            raise LocalProtocolError(f"the client did not offer subprotocol {subprotocol!r}")
+        extensions = [PerMessageDeflate()] if self._permessage_deflate else []
+        self._send(ws.AcceptConnection(subprotocol=subprotocol, extensions=extensions))
+        self._state = WebSocketState.OPEN
+
+    @property
+    def extensions(self) -> list[str]:
+        """Names of the extensions in use (``permessage-deflate`` when negotiated)."""
+        connection = self._ws.connection
+        if connection is None:
+            return []
+        return [ext.name for ext in connection._proto.extensions]  # wsproto has no public API
+
+    # -- input -------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes read from the socket."""
+        if self._state is not WebSocketState.CLOSED:
+            self._ws.receive_data(data)
+
+    def receive_eof(self) -> None:
+        """The client closed TCP; without a close frame that is abnormal closure (1006)."""
+        if self._state is not WebSocketState.CLOSED:
+            self._ws.receive_data(None)
+            self._state = WebSocketState.CLOSED
+            if self.close_code is None:
+                self.close_code = 1006
+
+    def events(self) -> list[WebSocketEvent]:
+        """The events produced by the bytes fed so far (replies are already buffered)."""
+        out: list[WebSocketEvent] = []
+        for event in self._ws.events():
+            if isinstance(event, ws.Message):
+                message = self._assemble(event)
+                if isinstance(message, Closed):
+                    out.append(message)
+                    break
+                if message is not None:
+                    out.append(message)
+            elif isinstance(event, ws.Ping):
+                self._send(event.response())
+                out.append(Ping(bytes(event.payload)))
+            elif isinstance(event, ws.CloseConnection):
+                out.append(self._on_close(event))
+                break
+        return out
+
+    def _assemble(self, event: ws.Message[str] | ws.Message[bytes]) -> Message | Closed | None:
+        data = event.data
+        size = len(data) if isinstance(data, bytes | bytearray) or data.isascii() else len(
+            data.encode()
+        )
+        self._fragment_bytes += size
+        if self._fragment_bytes > self._max_message_bytes:
+            self._fragments.clear()
+            return self._fail(1009, "message too big")
+        self._fragments.append(bytes(data) if isinstance(data, bytearray) else data)
+        if not event.message_finished:
+            return None
+        pieces, self._fragments, self._fragment_bytes = self._fragments, [], 0
+        if len(pieces) == 1:
+            return Message(pieces[0])
+        if isinstance(pieces[0], str):
+            return Message("".join(pieces))  # type: ignore[arg-type]
+        return Message(b"".join(pieces))  # type: ignore[arg-type]
+
+    def _on_close(self, event: ws.CloseConnection) -> Closed:
+        if self._ws.state is wsproto.connection.ConnectionState.OPEN:
+            # wsproto reports a frame it could not parse as a close it "received" while the
+            # connection stays open: it is ours to send, with wsproto's code.
+            return self._fail(event.code, event.reason or "protocol error")
+        if self._state is WebSocketState.OPEN:  # the peer starts the closing handshake
+            self._send(event.response())
+        self._state = WebSocketState.CLOSED
+        self.close_code = event.code
+        self.close_reason = event.reason or ""
+        return Closed(event.code, self.close_reason, by_peer=True)
+
+    def _fail(self, code: int, reason: str) -> Closed:
+        if self._state is WebSocketState.OPEN:
+            self._send(ws.CloseConnection(code=code, reason=reason))
+        self._state = WebSocketState.CLOSED
+        self.close_code, self.close_reason = code, reason
+        return Closed(code, reason, by_peer=False)
+
+    # -- output ------------------------------------------------------------------------------
+
+    def send_message(self, data: str | bytes) -> None:
+        """Frame a whole text (``str``) or binary (``bytes``) message."""
+        if self._state is not WebSocketState.OPEN:
+            raise LocalProtocolError(f"cannot send on a WebSocket in state {self._state.value}")
+        if isinstance(data, str):
+            self._send(ws.TextMessage(data=data))
+        else:
+            self._send(ws.BytesMessage(data=data))
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """Send a ping (the peer answers with a pong)."""
+        if self._state is WebSocketState.OPEN:
+            self._send(ws.Ping(payload=payload))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake (a no-op once closing)."""
+        if self._state is WebSocketState.OPEN:
+            self._send(ws.CloseConnection(code=code, reason=reason))
+            self._state = WebSocketState.CLOSING
+            self.close_code, self.close_reason = code, reason
+
+    def data_to_send(self) -> bytes:
+        """The bytes produced since the last call; the caller must write all of them."""
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def _send(self, event: ws.Event) -> None:
+        try:
+            self._out += self._ws.send(event)
+        except WSLocalProtocolError as exc:
+            raise LocalProtocolError(str(exc)) from exc
+

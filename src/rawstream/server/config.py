@@ -1,0 +1,48 @@
+"""Server settings: every limit and timeout in one place, each with a safe default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Config"]
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """Limits and timeouts of a :class:`~rawstream.server.Server` (seconds, bytes).
+
+    Attributes:
+        max_connections: open connections served at once; the next ones get 503.
+        header_timeout: time allowed to receive a whole request head (slowloris guard);
+            also the longest pause allowed while a request body streams in.
+        keepalive_timeout: how long an idle kept-alive connection waits for its next request.
+        max_head_bytes: largest request head (request line and headers); 431 beyond.
+        max_body_bytes: largest request body; 413 beyond.
+        ws_max_message_bytes: largest WebSocket message after reassembly; close 1009 beyond.
+        ws_queue_bytes: received WebSocket messages waiting for the handler; above it the
+            server stops reading from that client.
+        ws_close_timeout: how long to wait for the client's close frame after ours.
+        permessage_deflate: accept WebSocket compression when a client offers it.
+        outbox_bytes: bytes waiting to be written to one connection before senders wait.
+        read_buffer_bytes: bytes read ahead from one client before the server stops reading.
+        drain_timeout: on shutdown, how long open streams get to finish before cancellation.
+        shutdown_retry_ms: range of the ``retry:`` hint sent to SSE clients on shutdown;
+            each stream gets a random value in it, so clients do not reconnect all at once.
+    """
+
+    max_connections: int = 10_000
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 5.0
+    max_head_bytes: int = 16 * KiB
+    max_body_bytes: int = 1 * MiB
+    ws_max_message_bytes: int = 1 * MiB
+    ws_queue_bytes: int = 1 * MiB
+    ws_close_timeout: float = 5.0
+    permessage_deflate: bool = True
+    outbox_bytes: int = 256 * KiB
+    read_buffer_bytes: int = 64 * KiB
+    drain_timeout: float = 10.0
+    shutdown_retry_ms: tuple[int, int] = (1000, 5000)

@@ -1,0 +1,455 @@
+"""The life of one client connection, from accept to cleanup.
+
+:func:`Connection.run` opens the connection's nursery, which owns three kinds of task:
+
+* the **receiver** (:class:`~rawstream.server.receiver.Receiver`) reads ahead into a bounded
+  buffer and notices EOF or a reset at once;
+* the **writer** (:class:`~rawstream.server.outbox.Outbox`) drains the bounded outbox with one
+  ``send_all`` per batch;
+* the **request cycle** runs in the nursery's body: it parses requests with the sans-IO
+  :class:`~rawstream.core.http.HTTPConnection`, routes them and runs their handlers.  A
+  streaming handler (SSE, a streamed body, a WebSocket) runs in a nested nursery whose cancel
+  scope is cancelled when the client goes away or the server shuts down, so the handler's
+  ``finally`` blocks and ``async with`` exits run promptly.
+
+Cleanup is layered: the graceful part (flushing the outbox) runs under a deadline; the outermost
+``finally`` always closes the socket with ``trio.aclose_forcefully``.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+import trio
+
+from ..app import App, Route
+from ..core.errors import RemoteProtocolError
+from ..core.http import (
+    BodyData,
+    ClientClosed,
+    EndOfRequest,
+    HTTPConnection,
+    RequestHead,
+    reason_phrase,
+)
+from ..core.sse import encode_retry
+from ..request import HTTPError, Request
+from ..response import Response
+from .config import Config
+from .outbox import Outbox
+from .receiver import Receiver
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["Connection", "Phase", "StreamEnd"]
+
+log = logging.getLogger("rawstream.connection")
+_ids = itertools.count(1)
+
+
+class Phase(enum.Enum):
+    """What a connection is doing; graceful shutdown acts on it."""
+
+    IDLE = "idle"  # waiting for a request head
+    HTTP = "http"  # running a plain handler or writing its response
+    STREAM = "stream"  # an SSE stream or a streamed body
+    WEBSOCKET = "websocket"
+
+
+class StreamEnd(enum.Enum):
+    """How a streaming handler ended."""
+
+    DONE = "done"  # it returned
+    CLIENT_GONE = "client_gone"  # EOF or reset from the client
+    SHUTDOWN = "shutdown"  # the server is draining
+    FAILED = "failed"  # it raised
+
+
+class Connection:
+    """One accepted client connection (see the module doc for its tasks)."""
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        client: tuple[str, int],
+        app: App,
+        config: Config,
+        server: Server,
+        *,
+        overloaded: bool = False,
+    ) -> None:
+        self.id = next(_ids)
+        self.stream = stream
+        self.client = client
+        self.app = app
+        self.config = config
+        self.server = server
+        self.http = HTTPConnection(
+            max_head_bytes=config.max_head_bytes, max_body_bytes=config.max_body_bytes
+        )
+        self.outbox = Outbox(stream, limit=config.outbox_bytes)
+        self.receiver = Receiver(stream, limit=config.read_buffer_bytes)
+        self.phase = Phase.IDLE
+        self.closing = False
+        self._overloaded = overloaded
+        self._idle_scope: trio.CancelScope | None = None
+        self._stream_nursery: trio.Nursery | None = None
+        self._stream_end: StreamEnd | None = None
+        self._on_shutdown: Callable[[], None] | None = None
+
+    # -- the connection's task tree ----------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve requests until the client leaves, an error ends the connection, or shutdown."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.outbox.run_writer, nursery.cancel_scope)
+                nursery.start_soon(self.receiver.run)
+                await self._serve_requests()
+                with trio.move_on_after(self.config.ws_close_timeout):
+                    await self.outbox.flush()
+                nursery.cancel_scope.cancel()
+        finally:
+            await trio.aclose_forcefully(self.stream)
+
+    async def _serve_requests(self) -> None:
+        first = True
+        while not self.closing:
+            head = await self._next_request(first=first)
+            if head is None:
+                return
+            await self._dispatch(head)
+            if self.closing or not self.http.keep_alive or self.server.draining:
+                return
+            self.http.start_next_cycle()
+            first = False
+
+    async def _next_request(self, *, first: bool) -> RequestHead | None:
+        """The next request head, or None when the connection should end.
+
+        The first request must arrive within ``header_timeout`` of the accept; on a kept-alive
+        connection the next one may start within ``keepalive_timeout`` and must then be
+        complete within ``header_timeout`` of its first byte.
+        """
+        self.phase = Phase.IDLE
+        if self.server.draining:
+            return None
+        config = self.config
+        deadline = trio.current_time() + (config.header_timeout if first else config.keepalive_timeout)
+        bytes_seen = first or self.http.buffered_bytes > 0
+        with trio.CancelScope() as self._idle_scope:
+            while True:
+                try:
+                    event = self.http.next_event()
+                except RemoteProtocolError as exc:
+                    log.info("conn %d: bad request: %s", self.id, exc)
+                    await self.send_error(exc.status_hint, str(exc), exc.headers)
+                    return None
+                if isinstance(event, RequestHead):
+                    return event
+                if isinstance(event, ClientClosed):
+                    return None
+                with trio.move_on_at(deadline) as timer:
+                    data = await self.receiver.receive()
+                if timer.cancelled_caught:
+                    if self.http.buffered_bytes:  # a head began and did not finish
+                        log.info("conn %d: request head timed out", self.id)
+                        await self.send_error(408, "request head not received in time")
+                    return None
+                if not data:
+                    self.http.receive_eof()
+                    continue
+                if not bytes_seen:  # a kept-alive connection's next request starts
+                    bytes_seen = True
+                    deadline = trio.current_time() + config.header_timeout
+                self.http.receive_data(data)
+        return None  # cancelled by shutdown while idle
+
+    # -- routing -----------------------------------------------------------------------------
+
+    async def _dispatch(self, head: RequestHead) -> None:
+        self.phase = Phase.HTTP
+        if self._overloaded:
+            await self.send_error(503, "server at its connection limit", ((b"retry-after", b"1"),))
+            return
+        match = self.app.match(head.method, unquote(head.path))
+        if match.route is None:
+            extra = ((b"allow", ", ".join(match.allowed).encode()),) if match.allowed else ()
+            await self.send_simple(match.status, extra)
+        else:
+            request = Request(head, self.client, self.read_body, match.path_params)
+            await self._run_route(match.route, request)
+        await self._finish_request_body()
+
+    async def _run_route(self, route: Route, request: Request) -> None:
+        # Imported here: these modules build on this one.
+        from .sse import run_sse
+        from .websocket import run_websocket
+
+        if route.kind == "websocket":
+            if request.head.wants_upgrade_to != "websocket":
+                await self.send_simple(426, ((b"upgrade", b"websocket"),))
+            else:
+                self.closing = True  # after a WebSocket, the TCP connection ends
+                await run_websocket(self, request, route)
+        elif route.kind == "sse":
+            await run_sse(self, request, route)
+        else:
+            await self._run_http(route, request)
+
+    async def _run_http(self, route: Route, request: Request) -> None:
+        try:
+            response = await route.handler(request)
+        except HTTPError as exc:
+            await self.send_error(exc.status, exc.message, close=exc.status in (408, 413))
+            return
+        except Exception:
+            log.exception("conn %d: handler for %s %s failed", self.id, request.method, request.path)
+            await self.send_error(500, "internal server error")
+            return
+        if not isinstance(response, Response):
+            log.error("conn %d: handler returned %r, not a Response", self.id, response)
+            await self.send_error(500, "internal server error")
+            return
+        await self.send_response(response)
+
+    # -- request bodies ----------------------------------------------------------------------
+
+    async def read_body(self) -> bytes:
+        """Read the current request's body (see :meth:`Request.body`)."""
+        chunks: list[bytes] = []
+        async for chunk in _BodyIterator(self):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _finish_request_body(self) -> None:
+        """Consume an unread request body so the connection can be reused, or close."""
+        if self.closing or self.http.request_complete:
+            return
+        if self.http.waiting_for_continue:  # the client never got 100: its body will not come
+            self.closing = True
+            return
+        try:
+            await self.read_body()
+        except HTTPError:
+            self.closing = True
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def _emit(self, produce: Callable[[], None]) -> None:
+        """Wait for room in the outbox, then run the core call ``produce`` and queue its bytes.
+
+        No await separates the core call from queueing, so bytes enter the outbox in the
+        order the core produced them.
+        """
+        await self.outbox.wait_writable()
+        produce()
+        self.outbox.put_nowait(self.http.data_to_send())
+
+    async def send_response(self, response: Response) -> None:
+        """Send ``response``; a streamed body runs until done, the client leaves, or shutdown."""
+        headers = response.encoded_headers()
+        body = response.body
+        if isinstance(body, bytes):
+            headers.append((b"content-length", str(len(body)).encode()))
+
+            def produce() -> None:
+                self.http.send_response(response.status, headers)
+                self.http.send_body(body)
+                self.http.end_response()
+
+            await self._emit(produce)
+            return
+
+        async def stream_body() -> None:
+            await self._emit(lambda: self.http.send_response(response.status, headers))
+            if hasattr(body, "aclose"):
+                async with aclosing(body) as chunks:  # type: ignore[type-var]
+                    async for chunk in chunks:
+                        await self._emit(lambda c=chunk: self.http.send_body(c))
+            else:
+                async for chunk in body:
+                    await self._emit(lambda c=chunk: self.http.send_body(c))
+
+        end = await self.run_stream(stream_body, watch_disconnect=True)
+        await self.finish_stream(end)
+
+    async def send_simple(self, status: int, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        """A short plain-text response with the status's reason phrase as the body."""
+        body = reason_phrase(status) + b"\n"
+        all_headers = [
+            *headers,
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+
+        def produce() -> None:
+            self.http.send_response(status, all_headers)
+            self.http.send_body(body)
+            self.http.end_response()
+
+        await self._emit(produce)
+
+    async def send_error(
+        self,
+        status: int,
+        message: str = "",
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+        *,
+        close: bool = True,
+    ) -> None:
+        """Answer with an error status; unless ``close`` is false the connection then ends."""
+        if self.http.response_started:
+            self.closing = True
+            return
+        if close:
+            self.closing = True
+            await self._emit(lambda: self.http.send_error(status, message, headers))
+        else:
+            await self.send_simple(status, headers)
+
+    async def start_response(self, status: int, headers: tuple[tuple[bytes, bytes], ...]) -> None:
+        """Send a response head whose body will be streamed."""
+        await self._emit(lambda: self.http.send_response(status, headers))
+
+    async def send_body(self, data: bytes) -> None:
+        """Send a piece of a streamed body, waiting while the outbox is full."""
+        await self._emit(lambda: self.http.send_body(data))
+
+    # -- streaming handlers ------------------------------------------------------------------
+
+    async def run_stream(
+        self, body: Callable[[], Awaitable[None]], *, watch_disconnect: bool
+    ) -> StreamEnd:
+        """Run a streaming handler in a scope the client's departure or shutdown cancels."""
+        self.phase = Phase.STREAM
+        self._stream_end = None
+        async with trio.open_nursery() as nursery:
+            self._stream_nursery = nursery
+            if watch_disconnect:
+                nursery.start_soon(self._cancel_when_client_leaves)
+            try:
+                await body()
+                self._end_stream(StreamEnd.DONE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._end_stream(StreamEnd.CLIENT_GONE)
+            except HTTPError as exc:
+                self._end_stream(StreamEnd.FAILED)
+                await self.send_error(exc.status, exc.message)
+            except Exception:
+                log.exception("conn %d: streaming handler failed", self.id)
+                self._end_stream(StreamEnd.FAILED)
+                if not self.http.response_started:
+                    await self.send_error(500, "internal server error")
+        self._stream_nursery = None
+        end = self._stream_end or StreamEnd.DONE
+        if end is not StreamEnd.DONE:
+            log.debug("conn %d: stream ended: %s", self.id, end.value)
+        return end
+
+    def start_stream_task(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Start a sibling of the streaming handler (a WebSocket's frame reader)."""
+        assert self._stream_nursery is not None, "no stream is running"
+        self._stream_nursery.start_soon(fn)
+
+    def _end_stream(self, end: StreamEnd) -> None:
+        """Record why the stream ends (first reason wins) and cancel what is left of it."""
+        if self._stream_end is None:
+            self._stream_end = end
+        if self._stream_nursery is not None:
+            self._stream_nursery.cancel_scope.cancel()
+
+    def client_gone(self) -> None:
+        """The client closed or reset the connection: cancel its handler now."""
+        self.closing = True
+        self._end_stream(StreamEnd.CLIENT_GONE)
+
+    async def _cancel_when_client_leaves(self) -> None:
+        await self.receiver.closed.wait()
+        self.client_gone()
+
+    async def finish_stream(self, end: StreamEnd, *, retry_hint: bytes | None = None) -> None:
+        """End a streamed response after :meth:`run_stream`: cleanly, or by closing."""
+        if end is StreamEnd.SHUTDOWN and retry_hint is not None and self.http.response_started:
+            await self.send_body(retry_hint)
+        if (
+            end in (StreamEnd.DONE, StreamEnd.SHUTDOWN)
+            and self.http.response_started
+            and not self.outbox.broken
+        ):
+            await self._emit(self.http.end_response)
+            if end is StreamEnd.SHUTDOWN:
+                self.closing = True
+        else:
+            self.closing = True
+            if self.http.response_started:
+                self.http.send_failed()
+
+    # -- graceful shutdown -------------------------------------------------------------------
+
+    def set_shutdown_action(self, action: Callable[[], None] | None) -> None:
+        """What :meth:`begin_shutdown` does while a stream runs (a WebSocket sends 1001)."""
+        self._on_shutdown = action
+
+    def begin_shutdown(self) -> None:
+        """The server is draining: end this connection as gracefully as its phase allows."""
+        self.closing = True
+        if self.phase is Phase.IDLE and self._idle_scope is not None:
+            self._idle_scope.cancel()
+        elif self.phase is Phase.STREAM:
+            self._end_stream(StreamEnd.SHUTDOWN)
+        elif self.phase is Phase.WEBSOCKET and self._on_shutdown is not None:
+            self._on_shutdown()
+        # Phase.HTTP: the response in progress finishes; the connection then closes.
+
+    def shutdown_retry_hint(self) -> bytes:
+        """A ``retry:`` field with a random delay in ``shutdown_retry_ms``."""
+        low, high = self.config.shutdown_retry_ms
+        return encode_retry(random.randint(low, high))
+
+
+class _BodyIterator:
+    """The request body, chunk by chunk, read through the connection's receiver."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._continued = False
+
+    def __aiter__(self) -> _BodyIterator:
+        return self
+
+    async def __anext__(self) -> bytes:
+        conn = self._conn
+        if not self._continued:
+            self._continued = True
+            await conn._emit(conn.http.send_continue)
+        while True:
+            try:
+                event = conn.http.next_event()
+            except RemoteProtocolError as exc:
+                conn.closing = True
+                raise HTTPError(exc.status_hint, str(exc)) from exc
+            if isinstance(event, BodyData):
+                return event.data
+            if isinstance(event, EndOfRequest):
+                raise StopAsyncIteration
+            if isinstance(event, ClientClosed):
+                conn.closing = True
+                raise HTTPError(400, "connection closed before the request body was complete")
+            with trio.move_on_after(conn.config.header_timeout) as timer:
+                data = await conn.receiver.receive()
+            if timer.cancelled_caught:
+                conn.closing = True
+                raise HTTPError(408, "request body not received in time")
+            if data:
+                conn.http.receive_data(data)
+            else:
+                conn.http.receive_eof()

@@ -1,0 +1,63 @@
+"""The read side of a connection: one task reads ahead into a bounded buffer.
+
+Reading ahead (rather than only when a protocol driver asks) is what makes a vanished client
+visible at once: EOF or a reset sets :attr:`Receiver.closed` while a handler is busy streaming,
+and the connection cancels that handler.  The buffer is bounded: above ``limit`` bytes the task
+stops reading, the kernel's receive window fills, and TCP pushes back on the client.
+"""
+
+from __future__ import annotations
+
+import trio
+from trio.lowlevel import ParkingLot, checkpoint
+
+__all__ = ["Receiver"]
+
+RECEIVE_SIZE = 64 * 1024
+
+
+class Receiver:
+    """Bytes read from ``stream`` and not yet consumed, at most about ``limit``."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream, *, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._buffer = bytearray()
+        self._data_ready = ParkingLot()
+        self._space = ParkingLot()
+        #: Set once the client closed its side or the connection failed.
+        self.closed = trio.Event()
+        self.bytes_received = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes read but not yet consumed."""
+        return len(self._buffer)
+
+    async def run(self) -> None:
+        """Read until EOF or a connection error, pausing while the buffer is full."""
+        try:
+            while True:
+                while len(self._buffer) >= self._limit:
+                    await self._space.park()
+                data = await self._stream.receive_some(RECEIVE_SIZE)
+                if not data:
+                    break
+                self.bytes_received += len(data)
+                self._buffer += data
+                self._data_ready.unpark_all()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self.closed.set()
+            self._data_ready.unpark_all()
+
+    async def receive(self) -> bytes:
+        """Everything buffered, waiting for at least one byte; ``b""`` once the client closed."""
+        await checkpoint()
+        while not self._buffer and not self.closed.is_set():
+            await self._data_ready.park()
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        self._space.unpark_all()
+        return data

@@ -1,0 +1,186 @@
+"""Listening, accepting, limiting and draining: the server as a whole.
+
+:meth:`Server.serve` binds its listeners and reports them through ``task_status.started``
+(so ``port=0`` works in tests), then accepts until :meth:`Server.shutdown`.  Every connection
+runs in the server's connection nursery.  Beyond ``max_connections`` a connection is still
+read far enough to answer ``503`` with ``Retry-After`` (a bounded number of those at once;
+past that, new sockets are closed at once).  trio's ``SocketStream`` sets ``TCP_NODELAY`` on
+every accepted TCP socket, so small events are not held back by Nagle's algorithm.
+
+Graceful shutdown: stop accepting and close the listeners; ask every connection to end as its
+phase allows (idle ones close, SSE streams end with a jittered ``retry:``, WebSockets get close
+1001, plain responses in progress finish); after ``drain_timeout`` cancel what is left.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import ssl
+from typing import Any
+
+import trio
+
+from ..app import App
+from .config import Config
+from .connection import Connection
+
+__all__ = ["Server", "serve"]
+
+log = logging.getLogger("rawstream.server")
+
+_ACCEPT_BACKOFF_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+
+
+def _peer(stream: trio.abc.Stream) -> tuple[str, int]:
+    inner = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    if isinstance(inner, trio.SocketStream):
+        address = inner.socket.getpeername()
+        return str(address[0]), int(address[1])
+    return ("unknown", 0)
+
+
+class Server:
+    """A rawstream server for ``app``.
+
+    Args:
+        app: the routes to serve.
+        config: limits and timeouts (defaults: :class:`Config`).
+        ssl_context: serve TLS (https, wss) with this server-side context.
+    """
+
+    def __init__(
+        self, app: App, config: Config | None = None, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self.app = app
+        self.config = config or Config()
+        self.ssl_context = ssl_context
+        self.connections: set[Connection] = set()
+        self.draining = False
+        self.ports: list[int] = []
+        self._rejecting = 0
+        self._shutdown_requested = trio.Event()
+        self._all_closed = trio.Event()
+
+    @property
+    def port(self) -> int:
+        """The first bound port (useful with ``port=0``)."""
+        return self.ports[0]
+
+    def shutdown(self) -> None:
+        """Begin a graceful shutdown (see the module doc); :meth:`serve` returns when done."""
+        self._shutdown_requested.set()
+
+    async def serve(
+        self,
+        host: str | None = "127.0.0.1",
+        port: int = 8000,
+        *,
+        task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host:port`` and serve until :meth:`shutdown`, then drain and return."""
+        listeners: list[trio.abc.Listener[Any]] = list(await trio.open_tcp_listeners(port, host=host))
+        self.ports = [listener.socket.getsockname()[1] for listener in listeners]  # type: ignore[attr-defined]
+        if self.ssl_context is not None:
+            listeners = [
+                trio.SSLListener(listener, self.ssl_context, https_compatible=True)
+                for listener in listeners
+            ]
+        scheme = "https" if self.ssl_context else "http"
+        log.info("rawstream listening on %s://%s:%d", scheme, host or "0.0.0.0", self.port)
+        async with trio.open_nursery() as connections:
+            async with trio.open_nursery() as acceptors:
+                for listener in listeners:
+                    acceptors.start_soon(self._accept_loop, listener, connections)
+                task_status.started(self)
+                await self._shutdown_requested.wait()
+                acceptors.cancel_scope.cancel()
+            for listener in listeners:
+                await trio.aclose_forcefully(listener)
+            await self._drain(connections)
+
+    async def _drain(self, connections: trio.Nursery) -> None:
+        self.draining = True
+        log.info("draining %d connection(s)", len(self.connections))
+        for conn in list(self.connections):
+            conn.begin_shutdown()
+        with trio.move_on_after(self.config.drain_timeout):
+            while self.connections:
+                await self._all_closed.wait()
+                self._all_closed = trio.Event()
+        if self.connections:
+            log.info("cancelling %d connection(s) after the drain deadline", len(self.connections))
+        connections.cancel_scope.cancel()
+
+    async def _accept_loop(self, listener: trio.abc.Listener[Any], nursery: trio.Nursery) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_BACKOFF_ERRNOS:
+                    raise
+                log.warning("accept failed (%s); backing off", errno.errorcode[exc.errno])
+                await trio.sleep(0.1)
+                continue
+            overloaded = len(self.connections) >= self.config.max_connections
+            if overloaded and self._rejecting >= self.config.max_connections:
+                await trio.aclose_forcefully(stream)
+                continue
+            nursery.start_soon(self._handle, stream, overloaded)
+
+    async def _handle(self, stream: trio.abc.Stream, overloaded: bool) -> None:
+        try:
+            client = _peer(stream)
+        except OSError:  # reset before we looked
+            await trio.aclose_forcefully(stream)
+            return
+        conn = Connection(stream, client, self.app, self.config, self, overloaded=overloaded)
+        if overloaded:
+            self._rejecting += 1
+        else:
+            self.connections.add(conn)
+        log.debug("conn %d: open from %s:%d", conn.id, *client)
+        try:
+            await conn.run()
+        except Exception:
+            log.exception("conn %d: connection failed", conn.id)
+        finally:
+            if overloaded:
+                self._rejecting -= 1
+            else:
+                self.connections.discard(conn)
+                self._all_closed.set()
+            log.debug("conn %d: closed", conn.id)
+
+    async def close_on_signals(self, *signals: int) -> None:
+        """Shut down gracefully on the first of ``signals`` (SIGINT, SIGTERM by default)."""
+        with trio.open_signal_receiver(*(signals or (signal.SIGINT, signal.SIGTERM))) as received:
+            async for signum in received:
+                log.info("received %s: shutting down", signal.Signals(signum).name)
+                self.shutdown()
+                return
+
+
+async def serve(
+    app: App,
+    *,
+    host: str | None = "127.0.0.1",
+    port: int = 8000,
+    config: Config | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    handle_signals: bool = False,
+    task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` until shut down (by SIGINT/SIGTERM when ``handle_signals``).
+
+    ``task_status.started`` receives the :class:`Server` once it listens, so
+    ``server = await nursery.start(partial(serve, app, port=0))`` gives the bound port
+    (``server.port``) and a handle to ``server.shutdown()``.
+    """
+    server = Server(app, config, ssl_context=ssl_context)
+    async with trio.open_nursery() as nursery:
+        if handle_signals:
+            nursery.start_soon(server.close_on_signals)
+        await server.serve(host, port, task_status=task_status)
+        nursery.cancel_scope.cancel()

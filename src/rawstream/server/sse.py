@@ -1,0 +1,95 @@
+"""Server-Sent Event streams as handlers see them, and how the server runs SSE routes.
+
+The response head (200, ``text/event-stream``) is sent with the first event, or earlier by
+``await stream.open()``.  Until then a handler may still refuse the stream by raising
+:class:`~rawstream.request.HTTPError` (401, 404, or 204, which tells an ``EventSource`` to stop
+reconnecting).  Each ``send`` waits while the connection's outbox is full, so a slow client
+slows its own producer and nobody else.
+
+When the client goes away the handler is cancelled.  On server shutdown it is cancelled too,
+and the stream then ends cleanly with a ``retry:`` hint whose delay is jittered, so clients
+reconnect spread out in time (to the next instance, if one is up).
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import TYPE_CHECKING
+
+from ..app import Route
+from ..core.sse import SSE_HEADERS, Event, encode_comment, encode_retry
+from ..request import Request
+from .connection import StreamEnd
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+__all__ = ["SSEStream", "run_sse"]
+
+
+class SSEStream:
+    """The event stream of one SSE response.
+
+    Attributes:
+        request: the request that opened the stream.
+        last_event_id: where the client asks to resume (``Last-Event-ID`` header or
+            ``last_event_id`` query parameter), or None.
+    """
+
+    def __init__(self, conn: Connection, request: Request) -> None:
+        self._conn = conn
+        self.request = request
+        self.last_event_id = request.last_event_id
+
+    @property
+    def opened(self) -> bool:
+        """The response head has been sent."""
+        return self._conn.http.response_started
+
+    async def open(self) -> None:
+        """Send the response head now (``EventSource.onopen`` fires on the client)."""
+        if not self.opened:
+            await self._conn.start_response(200, SSE_HEADERS)
+
+    async def send(self, event: Event | str) -> None:
+        """Send one event (a ``str`` is sent as an event's ``data``).
+
+        Waits while the connection's outbox is full.
+
+        Raises:
+            trio.BrokenResourceError: the client is gone (the handler is being cancelled).
+        """
+        if isinstance(event, str):
+            event = Event(event)
+        await self.send_encoded(event.encode())
+
+    async def send_encoded(self, data: bytes) -> None:
+        """Send bytes already encoded as SSE (e.g. one :meth:`Event.encode` shared by many)."""
+        await self.open()
+        await self._conn.send_body(data)
+
+    async def send_comment(self, text: str = "") -> None:
+        """Send a comment line (clients ignore it; proxies see traffic)."""
+        await self.send_encoded(encode_comment(text))
+
+    async def send_retry(self, milliseconds: int) -> None:
+        """Tell the client how long to wait before reconnecting."""
+        await self.send_encoded(encode_retry(milliseconds))
+
+
+async def run_sse(conn: Connection, request: Request, route: Route) -> None:
+    """Run an SSE route's handler, in either form, and end its response."""
+    stream = SSEStream(conn, request)
+
+    async def body() -> None:
+        if route.is_generator:
+            async with aclosing(route.handler(request)) as events:
+                async for event in events:
+                    await stream.send(event)
+        else:
+            await route.handler(request, stream)
+
+    end = await conn.run_stream(body, watch_disconnect=True)
+    if end in (StreamEnd.DONE, StreamEnd.SHUTDOWN) and not conn.outbox.broken:
+        await stream.open()
+    await conn.finish_stream(end, retry_hint=conn.shutdown_retry_hint())

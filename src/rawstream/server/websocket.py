@@ -1,0 +1,291 @@
+"""WebSockets as handlers see them, and the session that runs a WebSocket route.
+
+A handler gets a :class:`WebSocket` before the handshake is answered.  It may ``await
+ws.accept()`` (choosing a subprotocol), ``await ws.reject(status)`` (an HTTP answer), or just
+start receiving or sending, which accepts with the route's preferred subprotocol.
+
+Once accepted, a reader task (a sibling of the handler in the connection's stream nursery)
+feeds received bytes to the sans-IO core.  Pings are answered and closes echoed by the core
+with no handler code; whole messages go into a queue bounded in bytes
+(``Config.ws_queue_bytes``).  When the queue is full the reader stops, the receive buffer
+fills, and TCP pushes back on the client: a client flooding the server cannot grow its memory.
+
+How a session ends:
+
+* the client closes: its close is echoed, ``async for`` ends, ``receive`` raises
+  :class:`WebSocketClosed`;
+* the client vanishes (EOF or reset, no close frame): code 1006, and the handler is cancelled;
+* the client breaks the protocol or sends a too-big message: the core sends 1002/1007/1009,
+  and the handler is cancelled;
+* the handler returns: close 1000 if nothing else was sent; it raises: close 1011;
+* the server shuts down: close 1001, the handler sees the client's reply as the end of the
+  stream, and whatever is left at the drain deadline is cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import TYPE_CHECKING
+
+import trio
+from trio.lowlevel import ParkingLot, checkpoint
+
+from ..app import Route
+from ..core.errors import RemoteProtocolError
+from ..core.websocket import Closed, Message, WebSocketConnection, WebSocketState
+from ..request import HTTPError, Request
+from .connection import Phase, StreamEnd
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+__all__ = ["WebSocket", "WebSocketClosed", "run_websocket"]
+
+log = logging.getLogger("rawstream.websocket")
+
+
+class WebSocketClosed(Exception):
+    """The WebSocket is closed; ``code`` and ``reason`` say why (1006: no close frame)."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"WebSocket closed with code {code}" + (f": {reason}" if reason else ""))
+        self.code = code
+        self.reason = reason
+
+
+class _MessageQueue:
+    """Received messages waiting for the handler, bounded in bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self._items: deque[tuple[str | bytes, int]] = deque()
+        self._bytes = 0
+        self._limit = limit
+        self._closed = False
+        self._readable = ParkingLot()
+        self._writable = ParkingLot()
+
+    async def put(self, message: str | bytes, size: int) -> None:
+        while self._bytes >= self._limit and not self._closed:
+            await self._writable.park()
+        self._items.append((message, size))
+        self._bytes += size
+        self._readable.unpark_all()
+
+    async def get(self) -> str | bytes | None:
+        """The next message, or None once closed and empty."""
+        await checkpoint()
+        while not self._items:
+            if self._closed:
+                return None
+            await self._readable.park()
+        message, size = self._items.popleft()
+        self._bytes -= size
+        self._writable.unpark_all()
+        return message
+
+    def close(self) -> None:
+        self._closed = True
+        self._readable.unpark_all()
+        self._writable.unpark_all()
+
+
+class WebSocket:
+    """One WebSocket connection, from the handler's side.
+
+    Attributes:
+        request: the handshake request (path, query, headers, client).
+        subprotocol: the subprotocol selected at accept, or None.
+        close_code, close_reason: set once the WebSocket is closed.
+    """
+
+    def __init__(
+        self, conn: Connection, request: Request, core: WebSocketConnection, route: Route
+    ) -> None:
+        self._conn = conn
+        self._core = core
+        self._route = route
+        self._queue = _MessageQueue(conn.config.ws_queue_bytes)
+        self._peer_closed = trio.Event()
+        self.request = request
+        self.subprotocol: str | None = None
+        self.rejected = False
+
+    @property
+    def accepted(self) -> bool:
+        """The handshake was accepted (101 sent)."""
+        return self._core.state is not WebSocketState.HANDSHAKE
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code, once closing or closed."""
+        return self._core.close_code
+
+    @property
+    def close_reason(self) -> str:
+        """The close reason, once closing or closed."""
+        return self._core.close_reason
+
+    async def accept(self, subprotocol: str | None = None) -> None:
+        """Accept the handshake.
+
+        Args:
+            subprotocol: one of the client's offered subprotocols; by default the first of
+                the route's ``subprotocols`` that the client offered, if any.
+        """
+        if self.accepted or self.rejected:
+            await checkpoint()
+            return
+        if subprotocol is None:
+            offered = self._core.offered_subprotocols
+            subprotocol = next((p for p in self._route.subprotocols if p in offered), None)
+        conn = self._conn
+        await conn.outbox.wait_writable()
+        self._core.accept(subprotocol)
+        self.subprotocol = subprotocol
+        conn.outbox.put_nowait(self._core.data_to_send())
+        self._core.receive_data(conn.http.upgrade_data())  # the h11 -> wsproto handoff
+        conn.phase = Phase.WEBSOCKET
+        conn.set_shutdown_action(lambda: self._close_now(1001, "server shutting down"))
+        conn.start_stream_task(self._read_frames)
+
+    async def reject(self, status: int = 403, message: str = "") -> None:
+        """Refuse the handshake with an HTTP ``status`` (before accepting only)."""
+        if self.accepted:
+            raise RuntimeError("cannot reject a WebSocket that was accepted")
+        self.rejected = True
+        await self._conn.send_error(status, message)
+
+    async def receive(self) -> str | bytes:
+        """The next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises:
+            WebSocketClosed: the WebSocket closed (normally or not).
+        """
+        await self.accept()
+        message = await self._queue.get()
+        if message is None:
+            raise WebSocketClosed(self._core.close_code or 1006, self._core.close_reason)
+        return message
+
+    def __aiter__(self) -> WebSocket:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        try:
+            return await self.receive()
+        except WebSocketClosed:
+            raise StopAsyncIteration from None
+
+    async def send(self, message: str | bytes) -> None:
+        """Send a text (``str``) or binary (``bytes``) message.
+
+        Waits while the connection's outbox is full.
+
+        Raises:
+            WebSocketClosed: the WebSocket is closing or closed.
+        """
+        await self.accept()
+        conn = self._conn
+        try:
+            await conn.outbox.wait_writable()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise WebSocketClosed(self._core.close_code or 1006, self._core.close_reason) from None
+        if self._core.state is not WebSocketState.OPEN:
+            raise WebSocketClosed(self._core.close_code or 1006, self._core.close_reason)
+        self._core.send_message(message)
+        conn.outbox.put_nowait(self._core.data_to_send())
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the WebSocket and wait (up to ``ws_close_timeout``) for the client's reply."""
+        if not self.accepted:
+            await self.reject(403, reason)
+            return
+        self._close_now(code, reason)
+        with trio.move_on_after(self._conn.config.ws_close_timeout):
+            await self._peer_closed.wait()
+
+    def _close_now(self, code: int, reason: str) -> None:
+        """Start the closing handshake without waiting (also used on shutdown)."""
+        if self._core.state is WebSocketState.OPEN and not self._conn.outbox.broken:
+            self._core.close(code, reason)
+            self._conn.outbox.put_nowait(self._core.data_to_send())
+
+    async def _read_frames(self) -> None:
+        """Feed received bytes to the core; queue messages; end the session on close or EOF."""
+        conn, core = self._conn, self._core
+        try:
+            while True:
+                data = await conn.receiver.receive()
+                if not data:
+                    core.receive_eof()
+                    conn.client_gone()
+                    return
+                core.receive_data(data)
+                for event in core.events():
+                    if isinstance(event, Message):
+                        size = len(event.data)
+                        await self._queue.put(event.data, size)
+                    elif isinstance(event, Closed):
+                        self._flush_core()
+                        if not event.by_peer:  # the client broke the protocol: drop it
+                            log.info("conn %d: WebSocket closed %d: %s", conn.id, event.code, event.reason)
+                            conn.client_gone()
+                        return
+                self._flush_core()
+                await conn.outbox.wait_writable()
+        finally:
+            self._peer_closed.set()
+            self._queue.close()
+
+    def _flush_core(self) -> None:
+        data = self._core.data_to_send()
+        if data and not self._conn.outbox.broken:
+            self._conn.outbox.put_nowait(data)
+
+
+async def run_websocket(conn: Connection, request: Request, route: Route) -> None:
+    """Validate the handshake, run the handler, and close the WebSocket properly."""
+    config = conn.config
+    core = WebSocketConnection(
+        max_message_bytes=config.ws_max_message_bytes,
+        permessage_deflate=config.permessage_deflate,
+    )
+    try:
+        core.start(request.head)
+    except RemoteProtocolError as exc:
+        log.info("conn %d: bad WebSocket handshake: %s", conn.id, exc)
+        await conn.send_error(exc.status_hint, str(exc), exc.headers)
+        return
+    ws = WebSocket(conn, request, core, route)
+
+    async def session() -> None:
+        try:
+            await route.handler(ws)
+        except WebSocketClosed:
+            pass
+        except HTTPError as exc:
+            if ws.accepted:
+                ws._close_now(1011, exc.message)
+            else:
+                await ws.reject(exc.status, exc.message)
+            return
+        except Exception:
+            log.exception("conn %d: WebSocket handler failed", conn.id)
+            if ws.accepted:
+                ws._close_now(1011, "internal error")
+            elif not ws.rejected:
+                await conn.send_error(500, "internal server error")
+            return
+        if not ws.accepted and not ws.rejected:
+            await ws.reject(403, "the handler did not accept the WebSocket")
+        elif ws.accepted:
+            await ws.close(1000)
+
+    end = await conn.run_stream(session, watch_disconnect=False)
+    conn.set_shutdown_action(None)
+    if end is StreamEnd.SHUTDOWN:
+        if ws.accepted:
+            ws._close_now(1001, "server shutting down")
+        elif not ws.rejected:
+            await conn.send_error(503, "server shutting down")
