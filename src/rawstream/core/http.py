@@ -265,14 +265,16 @@ class HTTPConnection:
         """End the response body."""
         self._send(h11.EndOfMessage())
 
-    def send_error(self, status: int, message: str = "", headers: Headers = ()) -> None:
-        """Answer with a short plain-text error and close the connection afterwards.
+    def send_error(
+        self, status: int, message: str = "", headers: Headers = (), *, close: bool = True
+    ) -> None:
+        """Answer with a short plain-text error (by default closing the connection after it).
 
         Usable when nothing of a response has been sent yet, including after a protocol
         error that left h11 unable to parse a request.
         """
         body = (message or reason_phrase(status).decode()).encode() + b"\n"
-        self._must_close = True
+        self._must_close = self._must_close or close
         self.send_response(
             status,
             [

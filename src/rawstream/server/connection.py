@@ -209,7 +209,7 @@ class Connection:
         try:
             response = await route.handler(request)
         except HTTPError as exc:
-            await self.send_error(exc.status, exc.message, close=exc.status in (408, 413))
+            await self.send_error(exc.status, exc.message, close=exc.status in (400, 408, 413))
             return
         except Exception:
             log.exception("conn %d: handler for %s %s failed", self.id, request.method, request.path)
@@ -310,11 +310,8 @@ class Connection:
         if self.http.response_started:
             self.closing = True
             return
-        if close:
-            self.closing = True
-            await self._emit(lambda: self.http.send_error(status, message, headers))
-        else:
-            await self.send_simple(status, headers)
+        self.closing = self.closing or close
+        await self._emit(lambda: self.http.send_error(status, message, headers, close=close))
 
     async def start_response(self, status: int, headers: tuple[tuple[bytes, bytes], ...]) -> None:
         """Send a response head whose body will be streamed."""
@@ -332,6 +329,7 @@ class Connection:
         """Run a streaming handler in a scope the client's departure or shutdown cancels."""
         self.phase = Phase.STREAM
         self._stream_end = None
+        failure: HTTPError | None = None
         async with trio.open_nursery() as nursery:
             self._stream_nursery = nursery
             if watch_disconnect:
@@ -342,15 +340,17 @@ class Connection:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._end_stream(StreamEnd.CLIENT_GONE)
             except HTTPError as exc:
+                failure = exc
                 self._end_stream(StreamEnd.FAILED)
-                await self.send_error(exc.status, exc.message)
             except Exception:
                 log.exception("conn %d: streaming handler failed", self.id)
+                failure = HTTPError(500, "internal server error")
                 self._end_stream(StreamEnd.FAILED)
-                if not self.http.response_started:
-                    await self.send_error(500, "internal server error")
         self._stream_nursery = None
         end = self._stream_end or StreamEnd.DONE
+        if failure is not None and not self.outbox.broken:
+            # Outside the (cancelled) stream scope: the answer must still go out.
+            await self.send_error(failure.status, failure.message)
         if end is not StreamEnd.DONE:
             log.debug("conn %d: stream ended: %s", self.id, end.value)
         return end

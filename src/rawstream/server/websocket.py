@@ -216,16 +216,10 @@ class WebSocket:
         conn, core = self._conn, self._core
         try:
             while True:
-                data = await conn.receiver.receive()
-                if not data:
-                    core.receive_eof()
-                    conn.client_gone()
-                    return
-                core.receive_data(data)
+                # Events first: bytes that followed the handshake are already in the core.
                 for event in core.events():
                     if isinstance(event, Message):
-                        size = len(event.data)
-                        await self._queue.put(event.data, size)
+                        await self._queue.put(event.data, len(event.data))
                     elif isinstance(event, Closed):
                         self._flush_core()
                         if not event.by_peer:  # the client broke the protocol: drop it
@@ -234,6 +228,12 @@ class WebSocket:
                         return
                 self._flush_core()
                 await conn.outbox.wait_writable()
+                data = await conn.receiver.receive()
+                if not data:
+                    core.receive_eof()
+                    conn.client_gone()
+                    return
+                core.receive_data(data)
         finally:
             self._peer_closed.set()
             self._queue.close()

@@ -1,0 +1,477 @@
+"""HTTPConnection, driven with byte strings; the peer is a real h11 client (see helpers.py)."""
+
+from __future__ import annotations
+
+import h11
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rawstream.core import (
+    NEED_DATA,
+    BodyData,
+    ClientClosed,
+    EndOfRequest,
+    HTTPConnection,
+    LocalProtocolError,
+    RemoteProtocolError,
+    RequestHead,
+)
+
+from helpers import Client, body_of, header_values, response_head, server_events
+
+HYPOTHESIS = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+def raw(*lines: str) -> bytes:
+    """A request head from its lines (CRLF line ends and the blank line added)."""
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def receive(server: HTTPConnection, data: bytes) -> list[object]:
+    """Feed ``data`` and collect the events it yields."""
+    server.receive_data(data)
+    return list(server_events(server))
+
+
+def request_error(server: HTTPConnection, data: bytes) -> RemoteProtocolError:
+    """Feed ``data`` and return the RemoteProtocolError the events raise."""
+    server.receive_data(data)
+    with pytest.raises(RemoteProtocolError) as info:
+        server_events(server)
+    return info.value
+
+
+def respond(
+    server: HTTPConnection, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None,
+    chunks: tuple[bytes, ...] = (b"ok",),
+) -> bytes:
+    """Send a whole response and return its bytes."""
+    server.send_response(status, headers or [])
+    for chunk in chunks:
+        server.send_body(chunk)
+    server.end_response()
+    return server.data_to_send()
+
+
+# -- request parsing ---------------------------------------------------------------------------
+
+
+def test_request_head_is_parsed() -> None:
+    """Method, target, path, query, version and lower-cased headers come from the request line."""
+    server = HTTPConnection()
+    client = Client()
+    events = receive(
+        server,
+        client.request(b"GET", b"/items/7?a=1&b=&a=2", [(b"X-Trace", b"abc"), (b"Accept", b"*/*")]),
+    )
+    head, end = events
+    assert isinstance(head, RequestHead)
+    assert head.method == "GET"
+    assert head.target == "/items/7?a=1&b=&a=2"
+    assert head.path == "/items/7"
+    assert head.query_string == "a=1&b=&a=2"
+    assert head.query() == [("a", "1"), ("b", ""), ("a", "2")]
+    assert head.http_version == "1.1"
+    assert head.headers == (
+        (b"host", b"example.com"), (b"x-trace", b"abc"), (b"accept", b"*/*"),
+    )
+    assert head.header(b"x-trace") == b"abc"
+    assert head.header(b"missing") is None
+    assert end == EndOfRequest()
+    assert server.request_complete
+
+
+def test_body_arrives_in_pieces_up_to_the_limit() -> None:
+    """A body exactly at max_body_bytes, fed byte by byte, is delivered whole."""
+    server = HTTPConnection(max_body_bytes=10)
+    data = Client().request(b"POST", b"/", [(b"content-length", b"10")], b"0123456789")
+    events: list[object] = []
+    for i in range(len(data)):
+        events += receive(server, data[i : i + 1])
+    assert isinstance(events[0], RequestHead)
+    assert events[-1] == EndOfRequest()
+    assert b"".join(e.data for e in events if isinstance(e, BodyData)) == b"0123456789"
+
+
+def test_content_length_over_limit_is_413_before_the_body() -> None:
+    """A Content-Length above max_body_bytes is refused with 413 as soon as the head is parsed."""
+    server = HTTPConnection(max_body_bytes=10)
+    error = request_error(server, raw("POST / HTTP/1.1", "Host: a", "Content-Length: 11"))
+    assert error.status_hint == 413
+    assert not server.keep_alive
+
+
+def test_chunked_body_growing_past_limit_is_413() -> None:
+    """A chunked body is counted as it streams in and refused with 413 once past the limit."""
+    server = HTTPConnection(max_body_bytes=10)
+    client = Client()
+    head = client.request(b"POST", b"/", [(b"transfer-encoding", b"chunked")], end=False)
+    events = receive(server, head + client.conn.send(h11.Data(data=b"0123456")))
+    assert isinstance(events[0], RequestHead)
+    assert events[1:] == [BodyData(b"0123456")]
+    error = request_error(server, client.conn.send(h11.Data(data=b"7890")))
+    assert error.status_hint == 413
+    assert not server.keep_alive
+
+
+def test_oversized_head_in_pieces_is_431() -> None:
+    """A head that keeps growing without ending is refused by h11's limit with 431."""
+    server = HTTPConnection(max_head_bytes=1024)
+    server.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n")
+    assert server.next_event() is NEED_DATA
+    with pytest.raises(RemoteProtocolError) as info:
+        for _ in range(100):
+            server.receive_data(b"X-Filler: " + b"x" * 50 + b"\r\n")
+            assert server.next_event() is NEED_DATA
+    assert info.value.status_hint == 431
+
+
+def test_oversized_head_in_one_piece_is_431() -> None:
+    """A complete head larger than max_head_bytes, arriving at once, is refused with 431."""
+    server = HTTPConnection(max_head_bytes=1024)
+    error = request_error(server, Client().request(headers=[(b"x-big", b"x" * 2000)]))
+    assert error.status_hint == 431
+    assert not server.keep_alive
+
+
+def test_head_just_under_the_limit_is_accepted() -> None:
+    """A head well under max_head_bytes passes the one-piece size check."""
+    server = HTTPConnection(max_head_bytes=1024)
+    events = receive(server, Client().request(headers=[(b"x-big", b"x" * 800)]))
+    assert isinstance(events[0], RequestHead)
+
+
+def test_malformed_request_line_is_400() -> None:
+    """A request line that is not METHOD SP target SP version is refused with 400."""
+    error = request_error(HTTPConnection(), b"GARBAGE\r\nHost: a\r\n\r\n")
+    assert error.status_hint == 400
+
+
+def test_content_length_and_transfer_encoding_is_400_and_closes() -> None:
+    """Both Content-Length and Transfer-Encoding (request smuggling) is 400, then close."""
+    server = HTTPConnection()
+    error = request_error(
+        server,
+        raw("POST / HTTP/1.1", "Host: a", "Content-Length: 5", "Transfer-Encoding: chunked"),
+    )
+    assert error.status_hint == 400
+    assert not server.keep_alive
+    server.send_error(error.status_hint)
+    assert b"connection: close" in server.data_to_send().lower()
+
+
+def test_http_2_request_line_is_505() -> None:
+    """An HTTP/2.0 request line is answered with 505."""
+    error = request_error(HTTPConnection(), raw("GET / HTTP/2.0", "Host: a"))
+    assert error.status_hint == 505
+
+
+def test_receive_eof_between_requests_is_client_closed() -> None:
+    """EOF with no request in progress is a ClientClosed event."""
+    server = HTTPConnection()
+    server.receive_eof()
+    assert server.next_event() == ClientClosed()
+
+
+def test_receive_eof_mid_request_is_remote_protocol_error() -> None:
+    """EOF in the middle of a request head is a protocol error, not a clean close."""
+    server = HTTPConnection()
+    server.receive_data(b"GET / HTTP/1.1\r\nHo")
+    server.receive_eof()
+    with pytest.raises(RemoteProtocolError):
+        server.next_event()
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+def test_fixed_length_response_is_parsed_by_h11() -> None:
+    """A response with content-length is sent as-is and parsed back by the h11 client."""
+    server, client = HTTPConnection(), Client()
+    receive(server, client.request())
+    data = respond(server, 200, [(b"content-length", b"5")], (b"he", b"llo"))
+    assert b"transfer-encoding" not in data.lower()
+    events = client.receive(data)
+    head = response_head(events)
+    assert head.status_code == 200
+    assert head.reason == b"OK"
+    assert header_values(head, b"content-length") == [b"5"]
+    assert body_of(events) == b"hello"
+    assert isinstance(events[-1], h11.EndOfMessage)
+
+
+def test_streaming_response_is_chunked() -> None:
+    """A response without content-length streams as chunked, piece by piece."""
+    server, client = HTTPConnection(), Client()
+    receive(server, client.request())
+    server.send_response(200, [(b"content-type", b"text/plain")])
+    assert server.response_started
+    head = response_head(client.receive(server.data_to_send()))
+    assert header_values(head, b"transfer-encoding") == [b"chunked"]
+    server.send_body(b"one ")
+    assert body_of(client.receive(server.data_to_send())) == b"one "
+    server.send_body(b"two")
+    server.end_response()
+    events = client.receive(server.data_to_send())
+    assert body_of(events) == b"two"
+    assert isinstance(events[-1], h11.EndOfMessage)
+    assert server.keep_alive
+
+
+def test_keep_alive_serves_two_requests_in_sequence() -> None:
+    """After start_next_cycle the same connection parses and answers a second request."""
+    server, client = HTTPConnection(), Client()
+    for path in (b"/first", b"/second"):
+        head, _end = receive(server, client.request(target=path))
+        assert isinstance(head, RequestHead)
+        assert head.path == path.decode()
+        events = client.receive(respond(server, chunks=(path,)))
+        assert body_of(events) == path
+        assert server.keep_alive
+        server.start_next_cycle()
+        client.conn.start_next_cycle()
+        assert not server.response_started
+
+
+def test_pipelined_requests_are_answered_in_order() -> None:
+    """A second pipelined request stays buffered until start_next_cycle, then is answered."""
+    server, client = HTTPConnection(), Client()
+    first = client.request(target=b"/1")
+    second = Client().request(target=b"/2")
+    server.receive_data(first + second)
+    head, end = server_events(server)
+    assert isinstance(head, RequestHead)
+    assert head.path == "/1"
+    assert server.next_event() is NEED_DATA
+    assert server.buffered_bytes == len(second)
+    assert body_of(client.receive(respond(server, chunks=(b"one",)))) == b"one"
+
+    server.start_next_cycle()
+    client.conn.start_next_cycle()
+    client.request(target=b"/2")  # the client's own state follows what it pipelined
+    head, end = server_events(server)
+    assert isinstance(head, RequestHead)
+    assert head.path == "/2"
+    assert body_of(client.receive(respond(server, chunks=(b"two",)))) == b"two"
+
+
+def test_head_response_has_get_headers_and_no_body() -> None:
+    """HEAD gets the head a GET would get and not a single body byte."""
+    server, client = HTTPConnection(), Client()
+    receive(server, client.request(b"HEAD"))
+    data = respond(server, 200, [(b"content-type", b"text/plain")], (b"body",))
+    assert data.endswith(b"\r\n\r\n")
+    assert b"body" not in data
+    head = response_head(client.receive(data))
+    assert header_values(head, b"transfer-encoding") == [b"chunked"]
+    assert header_values(head, b"content-type") == [b"text/plain"]
+
+
+def test_head_response_with_content_length_keeps_it_and_sends_no_body() -> None:
+    """A HEAD response keeps its content-length header while its body bytes are dropped."""
+    server, client = HTTPConnection(), Client()
+    receive(server, client.request(b"HEAD"))
+    data = respond(server, 200, [(b"content-length", b"4")], (b"body",))
+    assert data.endswith(b"\r\n\r\n")
+    assert header_values(response_head(client.receive(data)), b"content-length") == [b"4"]
+    assert server.keep_alive
+
+
+def test_expect_100_continue_is_sent_when_waiting() -> None:
+    """With Expect: 100-continue, send_continue emits 100 Continue before the body arrives."""
+    server, client = HTTPConnection(), Client()
+    head = client.request(
+        b"POST", b"/", [(b"content-length", b"3"), (b"expect", b"100-continue")], end=False
+    )
+    events = receive(server, head)
+    assert isinstance(events[0], RequestHead)
+    assert server.waiting_for_continue
+    server.send_continue()
+    data = server.data_to_send()
+    assert data.startswith(b"HTTP/1.1 100 Continue\r\n")
+    (informational,) = client.receive(data)
+    assert isinstance(informational, h11.InformationalResponse)
+    assert informational.status_code == 100
+    assert not server.waiting_for_continue
+    server.send_continue()
+    assert server.data_to_send() == b""
+
+
+def test_send_continue_is_a_noop_when_the_client_is_not_waiting() -> None:
+    """Without Expect: 100-continue, send_continue writes nothing."""
+    server = HTTPConnection()
+    receive(server, Client().request(b"POST", b"/", [(b"content-length", b"3")], b"abc"))
+    assert not server.waiting_for_continue
+    server.send_continue()
+    assert server.data_to_send() == b""
+
+
+def test_connection_close_request_disables_keep_alive() -> None:
+    """A request with Connection: close leaves keep_alive false after the response."""
+    server, client = HTTPConnection(), Client()
+    receive(server, client.request(headers=[(b"connection", b"close")]))
+    client.receive(respond(server))
+    assert not server.keep_alive
+    with pytest.raises(LocalProtocolError):
+        server.start_next_cycle()
+
+
+def test_send_error_writes_a_closing_response() -> None:
+    """send_error writes a complete text response carrying Connection: close."""
+    server, client = HTTPConnection(), Client()
+    receive(server, client.request())
+    server.send_error(404, "no such thing", headers=((b"x-why", b"test"),))
+    events = client.receive(server.data_to_send())
+    head = response_head(events)
+    assert head.status_code == 404
+    assert head.reason == b"Not Found"
+    assert header_values(head, b"connection") == [b"close"]
+    assert header_values(head, b"x-why") == [b"test"]
+    assert body_of(events) == b"no such thing\n"
+    assert not server.keep_alive
+
+
+def test_send_error_after_unparseable_request() -> None:
+    """send_error still produces a 400 after h11 failed to parse the request."""
+    server = HTTPConnection()
+    error = request_error(server, b"GARBAGE\r\n\r\n")
+    server.send_error(error.status_hint)
+    data = server.data_to_send()
+    assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"connection: close\r\n" in data.lower()
+    assert data.endswith(b"\r\n\r\nBad Request\n")
+
+
+def test_http_10_response_without_length_is_close_delimited() -> None:
+    """An HTTP/1.0 client gets a streamed response delimited by closing, not chunked."""
+    server, client = HTTPConnection(), Client()
+    receive(server, client.request(http_version=b"1.0"))
+    data = respond(server, 200, [], (b"abc", b"def"))
+    assert b"transfer-encoding" not in data.lower()
+    assert data.endswith(b"\r\n\r\nabcdef")
+    events = client.receive(data, eof=True)
+    assert response_head(events).http_version == b"1.1"
+    assert body_of(events) == b"abcdef"
+    assert not server.keep_alive
+
+
+def test_send_before_request_is_local_protocol_error() -> None:
+    """Sending body bytes without a response head is the caller's error."""
+    server = HTTPConnection()
+    receive(server, Client().request())
+    with pytest.raises(LocalProtocolError):
+        server.send_body(b"x")
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ([(b"upgrade", b"websocket"), (b"connection", b"Upgrade")], "websocket"),
+        ([(b"upgrade", b"WebSocket"), (b"connection", b"keep-alive, Upgrade")], "websocket"),
+        ([(b"upgrade", b"websocket")], None),
+        ([(b"connection", b"upgrade")], None),
+        ([(b"upgrade", b"websocket"), (b"connection", b"keep-alive")], None),
+        ([], None),
+    ],
+)
+def test_wants_upgrade_to(headers: list[tuple[bytes, bytes]], expected: str | None) -> None:
+    """wants_upgrade_to names the Upgrade protocol only when Connection lists upgrade."""
+    server = HTTPConnection()
+    head, _ = receive(server, Client().request(headers=headers))
+    assert isinstance(head, RequestHead)
+    assert head.wants_upgrade_to == expected
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+header_names = st.text(TOKEN_CHARS, min_size=1, max_size=20).map(str.encode).filter(
+    lambda name: name.lower() not in {b"host", b"content-length", b"transfer-encoding",
+                                      b"connection", b"expect", b"upgrade"}
+)
+# field-vchar and inner spaces/tabs; no leading or trailing whitespace (h11 strips it)
+header_values_st = st.builds(
+    lambda middle, first, last: (first + middle + last).strip(b" \t"),
+    st.binary(max_size=30).map(
+        lambda b: bytes(c for c in b if c == 0x09 or 0x20 <= c <= 0x7E or c >= 0x80)
+    ),
+    st.sampled_from([b"", b"v"]),
+    st.sampled_from([b"", b"z"]),
+)
+targets = st.builds(
+    lambda segments, query: "/" + "/".join(segments) + (("?" + query) if query is not None else ""),
+    st.lists(st.text("abcXYZ019-._~%!$&'()*+,;=:@", max_size=8), max_size=4),
+    st.none() | st.text("abc019=&%+-._~/?", max_size=20),
+)
+
+
+@HYPOTHESIS
+@given(
+    method=st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"X-CUSTOM"]),
+    target=targets,
+    headers=st.lists(st.tuples(header_names, header_values_st), max_size=8),
+    body=st.binary(max_size=64),
+)
+def test_random_requests_round_trip(
+    method: bytes, target: str, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    """Any valid request from the h11 client comes out of HTTPConnection unchanged."""
+    client = Client()
+    extra = [(b"content-length", str(len(body)).encode())] if body else []
+    data = client.request(method, target.encode(), headers + extra, body)
+    server = HTTPConnection()
+    events = receive(server, data)
+    head = events[0]
+    assert isinstance(head, RequestHead)
+    assert head.method == method.decode()
+    assert head.target == target
+    assert head.path + ("?" + head.query_string if "?" in target else "") == target
+    assert head.headers[1:] == tuple((name.lower(), value) for name, value in headers + extra)
+    assert b"".join(e.data for e in events if isinstance(e, BodyData)) == body
+    assert events[-1] == EndOfRequest()
+
+
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(cut, len(data)) for cut in cuts})
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
+interesting_bytes = st.lists(
+    st.sampled_from(
+        [
+            b"GET / HTTP/1.1\r\n", b"POST /x HTTP/1.0\r\n", b"GET / HTTP/2.0\r\n",
+            b"Host: a\r\n", b"Content-Length: 5\r\n", b"Content-Length: 99999999\r\n",
+            b"Transfer-Encoding: chunked\r\n", b"Expect: 100-continue\r\n",
+            b"Connection: close\r\n", b"\r\n", b"\r\n\r\n", b"5\r\nhello\r\n", b"0\r\n\r\n",
+            b"hello", b"\x00", b"\xff", b" ", b":", b"\n",
+        ]
+    )
+    | st.binary(max_size=16),
+    max_size=20,
+).map(b"".join)
+
+
+@HYPOTHESIS
+@given(data=interesting_bytes, cuts=st.lists(st.integers(0, 400), max_size=6), eof=st.booleans())
+def test_arbitrary_bytes_yield_events_or_remote_protocol_error(
+    data: bytes, cuts: list[int], eof: bool
+) -> None:
+    """Whatever bytes arrive, in whatever pieces, the core yields events or RemoteProtocolError."""
+    server = HTTPConnection(max_head_bytes=256, max_body_bytes=64)
+    try:
+        for piece in _split(data, cuts):
+            server.receive_data(piece)
+            for event in server_events(server):
+                assert isinstance(event, RequestHead | BodyData | EndOfRequest | ClientClosed)
+        if eof:
+            server.receive_eof()
+            for event in server_events(server):
+                assert isinstance(event, RequestHead | BodyData | EndOfRequest | ClientClosed)
+    except RemoteProtocolError as error:
+        assert 400 <= error.status_hint < 600
+        assert not server.keep_alive
+        server.send_error(error.status_hint)  # the answer can always be written
+        assert server.data_to_send().startswith(b"HTTP/1.1 ")

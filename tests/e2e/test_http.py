@@ -1,0 +1,174 @@
+"""Plain HTTP end to end, through httpx (a client no one here wrote) and raw sockets."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from support.rawhttp import exchange, status_of
+from support.testapp import Probes, build_app
+
+
+@pytest.fixture
+async def base(start_server):
+    server = await start_server(build_app(Probes()))
+    return f"http://127.0.0.1:{server.port}"
+
+
+async def test_json_route(base: str) -> None:
+    """A plain route answers JSON with a Content-Length."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(base + "/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert response.headers["content-length"] == str(len(response.content))
+
+
+async def test_request_attributes(base: str) -> None:
+    """Method, decoded path, repeated query parameters, headers and client address."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(
+            base + "/info?q=a&q=b&last_event_id=7", headers={"user-agent": "probe/1"}
+        )
+    assert response.json() == {
+        "method": "GET",
+        "path": "/info",
+        "query": ["a", "b"],
+        "client": "127.0.0.1",
+        "last_event_id": "7",
+        "agent": "probe/1",
+    }
+
+
+async def test_path_parameters(base: str) -> None:
+    """A {name} segment is matched and handed to the handler."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(base + "/items/42")
+    assert response.text == "item 42"
+
+
+async def test_not_found_and_method_not_allowed(base: str) -> None:
+    """The router answers 404, and 405 with Allow."""
+    async with httpx.AsyncClient() as client:
+        missing = await client.get(base + "/nowhere")
+        wrong_method = await client.delete(base + "/healthz")
+    assert missing.status_code == 404
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["allow"] == "GET, HEAD"
+
+
+async def test_post_body(base: str) -> None:
+    """A request body reaches the handler whole."""
+    payload = b"x" * 200_000
+    async with httpx.AsyncClient() as client:
+        response = await client.post(base + "/echo", content=payload)
+    assert response.content == payload
+
+
+async def test_body_too_large(start_server) -> None:
+    """A body over max_body_bytes gets 413."""
+    server = await start_server(build_app(Probes()), max_body_bytes=1000)
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"http://127.0.0.1:{server.port}/echo", content=b"x" * 5000)
+    assert response.status_code == 413
+
+
+async def test_chunked_request_body_too_large(start_server) -> None:
+    """A chunked body that grows past max_body_bytes gets 413."""
+    server = await start_server(build_app(Probes()), max_body_bytes=1000)
+
+    async def body():
+        for _ in range(10):
+            yield b"x" * 500
+
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"http://127.0.0.1:{server.port}/echo", content=body())
+    assert response.status_code == 413
+
+
+async def test_http_error_and_crash(base: str) -> None:
+    """HTTPError gives its status; an exception gives 500; the server keeps serving."""
+    async with httpx.AsyncClient() as client:
+        teapot = await client.get(base + "/teapot")
+        crash = await client.get(base + "/crash")
+        after = await client.get(base + "/healthz")
+    assert teapot.status_code == 418
+    assert "teapot" in teapot.text
+    assert crash.status_code == 500
+    assert after.status_code == 200
+
+
+async def test_streamed_body(base: str) -> None:
+    """A Response built from an async iterator is streamed chunked."""
+    async with httpx.AsyncClient() as client, client.stream("GET", base + "/chunks?n=4") as response:
+        assert response.headers["transfer-encoding"] == "chunked"
+        text = (await response.aread()).decode()
+    assert text == "".join(f"chunk {i}\n" for i in range(4))
+
+
+async def test_keep_alive_reuses_the_connection(base: str) -> None:
+    """Sequential requests from httpx share one TCP connection."""
+    ports = set()
+    async with httpx.AsyncClient() as client:
+        for _ in range(5):
+            async with client.stream("GET", base + "/healthz") as response:
+                ports.add(response.extensions["network_stream"].get_extra_info("client_addr"))
+                await response.aread()
+    assert len(ports) == 1
+
+
+async def test_head(base: str) -> None:
+    """HEAD gets GET's headers and no body."""
+    port = int(base.rsplit(":", 1)[1])
+    raw = await exchange(port, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert status_of(raw) == 200
+    assert b"content-length: 15" in head.lower()
+    assert body == b""
+
+
+async def test_pipelined_requests_answered_in_order(base: str) -> None:
+    """Three pipelined requests in one write get three responses, in order."""
+    port = int(base.rsplit(":", 1)[1])
+    request = b"GET /items/%d HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw = await exchange(
+        port,
+        request % 1 + request % 2 + (request % 3).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"),
+    )
+    assert raw.count(b"HTTP/1.1 200") == 3
+    assert raw.index(b"item 1") < raw.index(b"item 2") < raw.index(b"item 3")
+
+
+async def test_expect_100_continue(base: str) -> None:
+    """The server sends 100 Continue when the handler asks for the body, then the response."""
+    import trio
+
+    port = int(base.rsplit(":", 1)[1])
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        )
+        interim = await stream.receive_some(1000)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        await stream.send_all(b"hello")
+        final = b""
+        while b"hello" not in final:
+            final += await stream.receive_some(1000)
+    assert final.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_connection_close_is_honoured(base: str) -> None:
+    """A request with Connection: close gets its response and then EOF."""
+    port = int(base.rsplit(":", 1)[1])
+    raw = await exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status_of(raw) == 200
+    assert b"connection: close" in raw.lower()
+
+
+async def test_http_1_0_client(base: str) -> None:
+    """An HTTP/1.0 client gets a close-delimited streamed body (no chunked encoding)."""
+    port = int(base.rsplit(":", 1)[1])
+    raw = await exchange(port, b"GET /chunks?n=2 HTTP/1.0\r\n\r\n")
+    assert b"transfer-encoding" not in raw.lower()
+    assert raw.endswith(b"chunk 0\nchunk 1\n")

@@ -1,0 +1,27 @@
+"""Raw-socket helpers for sending what no well-behaved client would send."""
+
+from __future__ import annotations
+
+import trio
+
+
+async def exchange(port: int, data: bytes, *, read_until_close: bool = True, limit: float = 5.0) -> bytes:
+    """Send ``data`` to 127.0.0.1:``port`` and return everything read until the server closes."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(data)
+        received = bytearray()
+        with trio.move_on_after(limit):
+            while True:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    break
+                received += chunk
+                if not read_until_close and b"\r\n\r\n" in received:
+                    break
+        return bytes(received)
+
+
+def status_of(response: bytes) -> int:
+    """The status code of the first response in ``response``."""
+    return int(response.split(b" ", 2)[1])
