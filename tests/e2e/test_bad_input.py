@@ -37,7 +37,7 @@ async def still_serving(port: int) -> bool:
          b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n", 431),
         (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", 413),
-        (b"GET /ws/echo HTTP/1.1\r\nHost: x\r\n\r\n", 426),
+        (b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 426),
     ],
     ids=["garbage", "bad-header", "http2", "no-host", "cl-and-te", "huge-header", "huge-body", "plain-to-ws"],
 )

@@ -147,8 +147,9 @@ class HTTPConnection:
     # -- input -------------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
-        """Feed bytes read from the socket."""
-        self._h11.receive_data(data)
+        """Feed bytes read from the socket (``b""`` is ignored: EOF is :meth:`receive_eof`)."""
+        if data:  # h11 would take b"" for EOF and raise RuntimeError on any later byte
+            self._h11.receive_data(data)
 
     def receive_eof(self) -> None:
         """The client closed its sending side."""
@@ -243,7 +244,9 @@ class HTTPConnection:
     def send_continue(self) -> None:
         """Send ``100 Continue`` if (and only if) the client is waiting for it."""
         if self._h11.they_are_waiting_for_100_continue:
-            self._send(h11.InformationalResponse(status_code=100, headers=()))
+            self._send(
+                h11.InformationalResponse(status_code=100, headers=(), reason=reason_phrase(100))
+            )
 
     def send_response(self, status: int, headers: Headers | list[tuple[bytes, bytes]]) -> None:
         """Send a response head.

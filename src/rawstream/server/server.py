@@ -62,6 +62,7 @@ class Server:
         self._rejecting = 0
         self._shutdown_requested = trio.Event()
         self._all_closed = trio.Event()
+        self._drain_scope = trio.CancelScope()
 
     @property
     def port(self) -> int:
@@ -105,7 +106,8 @@ class Server:
         log.info("draining %d connection(s)", len(self.connections))
         for conn in list(self.connections):
             conn.begin_shutdown()
-        with trio.move_on_after(self.config.drain_timeout):
+        self._drain_scope.deadline = trio.current_time() + self.config.drain_timeout
+        with self._drain_scope:
             while self.connections:
                 await self._all_closed.wait()
                 self._all_closed = trio.Event()
@@ -154,13 +156,17 @@ class Server:
             log.debug("conn %d: closed", conn.id)
 
     async def close_on_signals(self, *signals: int) -> None:
-        """Shut down gracefully on the first of ``signals`` (SIGINT, SIGTERM by default)."""
+        """Shut down gracefully on the first of ``signals`` (SIGINT, SIGTERM by default);
+        a second one skips the rest of the drain."""
         with trio.open_signal_receiver(*(signals or (signal.SIGINT, signal.SIGTERM))) as received:
             async for signum in received:
-                log.info("received %s: shutting down", signal.Signals(signum).name)
-                self.shutdown()
-                return
-
+                name = signal.Signals(signum).name
+                if not self._shutdown_requested.is_set():
+                    log.info("received %s: shutting down (again to stop at once)", name)
+                    self.shutdown()
+                else:
+                    log.info("received %s again: stopping now", name)
+                    self._drain_scope.cancel()
 
 async def serve(
     app: App,

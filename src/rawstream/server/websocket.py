@@ -201,6 +201,9 @@ class WebSocket:
         if not self.accepted:
             await self.reject(403, reason)
             return
+        if self._core.state is not WebSocketState.OPEN:  # closing or closed already
+            await checkpoint()
+            return
         self._close_now(code, reason)
         with trio.move_on_after(self._conn.config.ws_close_timeout):
             await self._peer_closed.wait()

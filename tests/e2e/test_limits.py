@@ -1,0 +1,88 @@
+"""Connection limit, TCP_NODELAY, and the CLI loading an app from a file."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import trio
+from httpx_sse import aconnect_sse
+
+from rawstream import Server
+from support.rawhttp import exchange, status_of
+from support.testapp import Probes, build_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_connections_beyond_the_limit_get_503(start_server) -> None:
+    """With max_connections=2 and two streams open, the next request gets 503 + Retry-After."""
+    server: Server = await start_server(build_app(Probes()), max_connections=2)
+    base = f"http://127.0.0.1:{server.port}"
+    async with httpx.AsyncClient() as first, httpx.AsyncClient() as second:
+        async with aconnect_sse(first, "GET", base + "/sse/forever") as a, aconnect_sse(
+            second, "GET", base + "/sse/forever"
+        ) as b:
+            await a.aiter_sse().__anext__()
+            await b.aiter_sse().__anext__()
+            raw = await exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert status_of(raw) == 503
+            assert b"retry-after: 1" in raw.lower()
+    with trio.fail_after(5):
+        while len(server.connections) > 0:
+            await trio.sleep(0.01)
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(base + "/healthz")).status_code == 200
+
+
+async def test_tcp_nodelay_on_accepted_sockets(start_server) -> None:
+    """Every accepted socket has TCP_NODELAY set."""
+    server: Server = await start_server(build_app(Probes()))
+    async with httpx.AsyncClient() as client, aconnect_sse(
+        client, "GET", f"http://127.0.0.1:{server.port}/sse/forever"
+    ) as source:
+        await source.aiter_sse().__anext__()
+        (conn,) = server.connections
+        sock = conn.stream.socket  # type: ignore[attr-defined]
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def _run_cli(*args: str) -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rawstream", *args, "--port", "0"],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        if found:
+            return process, int(found.group(1))
+    raise AssertionError(f"rawstream {' '.join(args)} did not start")
+
+
+async def test_cli_runs_an_app_from_a_file() -> None:
+    """`rawstream run examples/hello.py:app` serves that file's App."""
+    process, port = await trio.to_thread.run_sync(_run_cli, "run", "examples/hello.py:app")
+    try:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{port}/")
+        assert response.status_code == 200
+        assert "hello" in response.text.lower()
+    finally:
+        process.terminate()
+        assert await trio.to_thread.run_sync(lambda: process.wait(10)) == 0
+
+
+def test_cli_rejects_a_missing_app() -> None:
+    """A spec naming no App exits with a clear message."""
+    result = subprocess.run(
+        [sys.executable, "-m", "rawstream", "run", "examples/hello.py:nothing"],
+        capture_output=True, text=True, cwd=ROOT, timeout=30,
+    )
+    assert result.returncode != 0
+    assert "is not a rawstream.App" in result.stderr

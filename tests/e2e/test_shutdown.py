@@ -1,0 +1,124 @@
+"""Graceful shutdown: SSE streams end with a jittered retry:, WebSockets get 1001."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
+
+from rawstream import Server
+from support.testapp import Probes, build_app
+
+
+async def read_sse_until_end(client: httpx.AsyncClient, url: str, started: trio.Event, out: list[str]) -> None:
+    async with client.stream("GET", url) as response:
+        started.set()
+        async for line in response.aiter_lines():
+            out.append(line)
+
+
+async def test_shutdown_ends_streams_gracefully(start_server) -> None:
+    """On shutdown: SSE gets retry: in the configured range then a clean end; WebSocket gets 1001."""
+    probes = Probes()
+    server: Server = await start_server(build_app(probes), shutdown_retry_ms=(3000, 4000), drain_timeout=5)
+    base = f"http://127.0.0.1:{server.port}"
+    lines: list[str] = []
+    sse_open = trio.Event()
+    ws_code: list[int] = []
+    ws_open = trio.Event()
+
+    async def websocket_client() -> None:
+        async with open_websocket_url(f"ws://127.0.0.1:{server.port}/ws/echo") as ws:
+            await ws.send_message("ping")
+            await ws.get_message()
+            ws_open.set()
+            try:
+                await ws.get_message()
+            except ConnectionClosed as exc:
+                ws_code.append(exc.reason.code)
+
+    async with httpx.AsyncClient(timeout=10) as client, trio.open_nursery() as nursery:
+        nursery.start_soon(read_sse_until_end, client, base + "/sse/forever", sse_open, lines)
+        nursery.start_soon(websocket_client)
+        with trio.fail_after(5):
+            await sse_open.wait()
+            await ws_open.wait()
+            await probes.started.wait()
+        server.shutdown()
+    # Both clients returned by themselves: the stream ended cleanly (no read error).
+    retry = [int(line.split(":")[1]) for line in lines if line.startswith("retry:")]
+    assert len(retry) == 1 and 3000 <= retry[0] <= 4000
+    assert ws_code == [1001]
+    assert probes.cleaned_up.is_set()
+
+
+async def test_new_connections_refused_after_shutdown(start_server) -> None:
+    """After shutdown the listener is closed."""
+    server: Server = await start_server(build_app(Probes()))
+    port = server.port
+    server.shutdown()
+    await trio.sleep(0.2)
+    with pytest.raises(OSError):
+        await trio.open_tcp_stream("127.0.0.1", port)
+
+
+async def test_drain_deadline_cancels_the_rest(start_server) -> None:
+    """A WebSocket handler that ignores the close is cancelled at the drain deadline."""
+    probes = Probes()
+    server: Server = await start_server(build_app(probes), drain_timeout=0.5, ws_close_timeout=30)
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    await stream.send_all(
+        b"GET /ws/hold HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with trio.fail_after(5):
+        await probes.started.wait()
+    server.shutdown()  # our raw client never answers the 1001 close frame
+    with trio.fail_after(5):
+        await probes.cleaned_up.wait()
+    assert probes.handler_cancelled
+    await stream.aclose()
+
+
+def _start_demo() -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rawstream", "demo", "--port", "0"],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        if found:
+            return process, int(found.group(1))
+    raise AssertionError("the demo did not report its port")
+
+
+async def test_sigterm_drains_and_exits_zero() -> None:
+    """The demo process ends an open SSE stream with retry: on SIGTERM and exits 0."""
+    process, port = await trio.to_thread.run_sync(_start_demo)
+    try:
+        lines: list[str] = []
+        signalled = False
+        async with httpx.AsyncClient(timeout=10) as client, client.stream(
+            "GET", f"http://127.0.0.1:{port}/events"
+        ) as response:
+            async for line in response.aiter_lines():
+                lines.append(line)
+                if line == "event: tick" and not signalled:
+                    signalled = True
+                    process.send_signal(signal.SIGTERM)
+        # The loop ended because the server ended the stream cleanly (a reset would raise).
+        assert any(line.startswith("retry:") for line in lines)
+        code = await trio.to_thread.run_sync(lambda: process.wait(10))
+        assert code == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,0 +1,60 @@
+"""TLS: https SSE and wss, with certificates from trustme."""
+
+from __future__ import annotations
+
+import ssl
+
+import httpx
+import pytest
+import trio
+from httpx_sse import aconnect_sse
+from trio_websocket import open_websocket_url
+
+from support.testapp import Probes, build_app
+from conftest import require
+
+
+@pytest.fixture
+def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    trustme = require("trustme", "TLS test certificates")
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    return server_context, client_context
+
+
+async def test_https_sse(start_server, tls) -> None:
+    """An SSE stream over https, verified against the test CA."""
+    server_context, client_context = tls
+    server = await start_server(build_app(Probes()), ssl_context=server_context)
+    async with httpx.AsyncClient(verify=client_context) as client:
+        health = await client.get(f"https://127.0.0.1:{server.port}/healthz")
+        async with aconnect_sse(client, "GET", f"https://127.0.0.1:{server.port}/sse/count?n=3") as source:
+            ids = [e.id async for e in source.aiter_sse()]
+    assert health.json() == {"status": "ok"}
+    assert ids == ["1", "2", "3"]
+
+
+async def test_wss_echo(start_server, tls) -> None:
+    """A WebSocket echo over wss."""
+    server_context, client_context = tls
+    server = await start_server(build_app(Probes()), ssl_context=server_context)
+    async with open_websocket_url(f"wss://127.0.0.1:{server.port}/ws/echo", ssl_context=client_context) as ws:
+        await ws.send_message("secure")
+        assert await ws.get_message() == "secure"
+
+
+async def test_plain_http_to_tls_port_does_not_hurt(start_server, tls) -> None:
+    """A plaintext request to the TLS port fails for that client only."""
+    server_context, client_context = tls
+    server = await start_server(build_app(Probes()), ssl_context=server_context)
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    async with stream:
+        await stream.send_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        with trio.move_on_after(5):
+            while await stream.receive_some(1000):
+                pass
+    async with httpx.AsyncClient(verify=client_context) as client:
+        assert (await client.get(f"https://127.0.0.1:{server.port}/healthz")).status_code == 200

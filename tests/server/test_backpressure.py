@@ -1,0 +1,126 @@
+"""Backpressure: a producer blocks while its client does not read, and resumes when it does."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from rawstream import App, Event, Request, SSEStream, WebSocket
+from rawstream.server.outbox import Outbox
+
+from .helpers import connect, read_until
+
+EVENT_SIZE = len(Event("x" * 90, id="1").encode())
+
+
+def counting_app(sent: list[int]) -> App:
+    app = App()
+
+    @app.sse("/flood")
+    async def flood(request: Request, stream: SSEStream) -> None:
+        for i in range(10_000):
+            await stream.send(Event("x" * 90, id="1"))
+            sent.append(i)
+
+    return app
+
+
+async def test_sse_producer_blocks_on_a_client_that_does_not_read(nursery: trio.Nursery) -> None:
+    """With a 1000-byte outbox, the handler stops after about 1000 bytes of events."""
+    sent: list[int] = []
+    client, _ = connect(nursery, counting_app(sent), lockstep=True, outbox_bytes=1000)
+    await client.send_all(b"GET /flood HTTP/1.1\r\nHost: x\r\n\r\n")
+    await trio.testing.wait_all_tasks_blocked()
+    stalled_at = len(sent)
+    # One write may be in flight (lockstep: the writer waits for us) plus the outbox's bound.
+    assert 0 < stalled_at <= 1000 // EVENT_SIZE + 2
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(sent) == stalled_at, "the producer must stay blocked while nobody reads"
+
+
+async def test_sse_producer_resumes_when_the_client_reads(nursery: trio.Nursery) -> None:
+    """Reading from the client side lets the blocked handler produce more."""
+    sent: list[int] = []
+    client, _ = connect(nursery, counting_app(sent), lockstep=True, outbox_bytes=1000)
+    await client.send_all(b"GET /flood HTTP/1.1\r\nHost: x\r\n\r\n")
+    await trio.testing.wait_all_tasks_blocked()
+    stalled_at = len(sent)
+    received = 0
+    while received < 20 * EVENT_SIZE:
+        received += len(await client.receive_some(65536))
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(sent) > stalled_at + 10
+
+
+async def test_websocket_sender_blocks_too(nursery: trio.Nursery) -> None:
+    """A WebSocket handler's send waits on a client that does not read."""
+    sent: list[int] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def push(ws: WebSocket) -> None:
+        for i in range(10_000):
+            await ws.send(b"y" * 100)
+            sent.append(i)
+
+    client, _ = connect(nursery, app, lockstep=True, outbox_bytes=1000, permessage_deflate=False)
+    await client.send_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await trio.testing.wait_all_tasks_blocked()
+    assert 0 < len(sent) <= 1000 // 102 + 2
+
+
+async def test_outbox_coalesces_queued_writes() -> None:
+    """Bytes queued while a write is in flight go out together in the next single write."""
+    sender, receiver = trio.testing.lockstep_stream_pair()
+    outbox = Outbox(sender, limit=1 << 20)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(outbox.run_writer, nursery.cancel_scope)
+        outbox.put_nowait(b"first;")
+        await trio.testing.wait_all_tasks_blocked()  # the writer is now blocked in send_all
+        for i in range(5):
+            outbox.put_nowait(b"queued-%d;" % i)
+        assert await receiver.receive_some(65536) == b"first;"
+        assert await receiver.receive_some(65536) == b"".join(b"queued-%d;" % i for i in range(5))
+        nursery.cancel_scope.cancel()
+
+
+async def test_outbox_wait_writable_blocks_at_its_limit() -> None:
+    """wait_writable blocks once the queued bytes reach the limit, and wakes when drained."""
+    sender, receiver = trio.testing.lockstep_stream_pair()
+    outbox = Outbox(sender, limit=10)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(outbox.run_writer, nursery.cancel_scope)
+        outbox.put_nowait(b"0123456789")
+        woke = trio.Event()
+
+        async def waiter() -> None:
+            await outbox.wait_writable()
+            woke.set()
+
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not woke.is_set()
+        assert await read_until(receiver, b"9") == b"0123456789"
+        await trio.testing.wait_all_tasks_blocked()
+        assert woke.is_set()
+        nursery.cancel_scope.cancel()
+
+
+async def test_lone_event_is_written_at_once(nursery: trio.Nursery) -> None:
+    """On an idle connection one event goes out without waiting for more."""
+    app = App()
+    gate = trio.Event()
+
+    @app.sse("/one")
+    async def one(request: Request, stream: SSEStream) -> None:
+        await stream.send(Event("only", id="1"))
+        await gate.wait()
+
+    client, _ = connect(nursery, app)
+    await client.send_all(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = await read_until(client, b"data: only\n\n")
+    assert b"data: only\n\n" in data
+    gate.set()

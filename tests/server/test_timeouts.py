@@ -1,0 +1,97 @@
+"""Every timeout, on a virtual clock (MockClock autojump): no real sleeps."""
+
+from __future__ import annotations
+
+import trio
+
+from rawstream import App, Request, Response, WebSocket
+
+from .helpers import connect, read_all, read_until
+
+
+def make_app() -> App:
+    app = App()
+
+    @app.get("/")
+    async def index(request: Request) -> Response:
+        return Response.text("hi")
+
+    @app.post("/upload")
+    async def upload(request: Request) -> Response:
+        return Response.text(str(len(await request.body())))
+
+    @app.websocket("/ws")
+    async def closer(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.close(1000)
+
+    return app
+
+
+async def test_slow_head_gets_408(nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    """A head that does not finish within header_timeout gets 408 and the connection ends."""
+    client, _ = connect(nursery, make_app(), header_timeout=10)
+    start = trio.current_time()
+    await client.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n")  # no blank line: never finishes
+    response = await read_all(client)
+    assert response.startswith(b"HTTP/1.1 408 ")
+    assert 10 <= trio.current_time() - start < 11
+
+
+async def test_silent_connection_closed_after_header_timeout(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A connection that sends nothing is closed, without a response, after header_timeout."""
+    client, _ = connect(nursery, make_app(), header_timeout=7)
+    start = trio.current_time()
+    assert await read_all(client) == b""
+    assert 7 <= trio.current_time() - start < 8
+
+
+async def test_idle_keepalive_connection_closed(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """After a response, an idle kept-alive connection closes after keepalive_timeout."""
+    client, _ = connect(nursery, make_app(), header_timeout=30, keepalive_timeout=5)
+    await client.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await read_until(client, b"hi")
+    start = trio.current_time()
+    assert await read_all(client) == b""
+    assert 5 <= trio.current_time() - start < 6
+
+
+async def test_keepalive_request_gets_header_timeout_once_started(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A second request that starts in time has header_timeout from its first byte."""
+    client, _ = connect(nursery, make_app(), header_timeout=10, keepalive_timeout=5)
+    await client.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await read_until(client, b"hi")
+    await trio.sleep(4)
+    await client.send_all(b"GET / HTT")
+    start = trio.current_time()
+    response = await read_all(client)
+    assert response.startswith(b"HTTP/1.1 408 ")
+    assert 10 <= trio.current_time() - start < 11
+
+
+async def test_stalled_body_gets_408(nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    """A body that stops arriving for header_timeout gets 408."""
+    client, _ = connect(nursery, make_app(), header_timeout=3)
+    await client.send_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+    response = await read_all(client)
+    assert response.startswith(b"HTTP/1.1 408 ")
+
+
+async def test_websocket_close_timeout(nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    """A client that never answers our close frame is dropped after ws_close_timeout."""
+    client, _ = connect(nursery, make_app(), ws_close_timeout=4)
+    await client.send_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    start = trio.current_time()
+    data = await read_all(client)
+    assert b"101 Switching Protocols" in data
+    assert data.endswith(b"\x88\x02\x03\xe8")  # close frame, code 1000
+    assert 4 <= trio.current_time() - start < 5
