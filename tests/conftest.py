@@ -22,7 +22,9 @@ def require(module: str, reason: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        message = f"{module} is not installed ({reason}); install the dev extra: pip install -e '.[dev]'"
+        message = (
+            f"{module} is not installed ({reason}); install the dev extra: pip install -e '.[dev]'"
+        )
         if IN_CI:
             pytest.fail(message + f" [{exc}]")
         pytest.skip(message)
@@ -37,7 +39,14 @@ async def start_server(nursery: trio.Nursery) -> AsyncIterator[StartServer]:
 
     async def start(app: App, *, ssl_context: Any = None, **config: Any) -> Server:
         server: Server = await nursery.start(
-            partial(serve, app, host="127.0.0.1", port=0, config=Config(**config), ssl_context=ssl_context)
+            partial(
+                serve,
+                app,
+                host="127.0.0.1",
+                port=0,
+                config=Config(**config),
+                ssl_context=ssl_context,
+            )
         )
         return server
 

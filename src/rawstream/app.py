@@ -71,7 +71,10 @@ class RouteMatch:
 def _compile(path: str) -> re.Pattern[str] | None:
     if "{" not in path:
         return None
-    regex = _PARAM.sub(lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(path).replace(r"\{", "{").replace(r"\}", "}"))
+    regex = _PARAM.sub(
+        lambda m: f"(?P<{m.group(1)}>[^/]+)",
+        re.escape(path).replace(r"\{", "{").replace(r"\}", "}"),
+    )
     return re.compile(regex)
 
 
@@ -114,7 +117,9 @@ class App:
         method_set = {m.upper() for m in methods}
         if "GET" in method_set:
             method_set.add("HEAD")
-        route = Route(path, kind, frozenset(method_set), handler, tuple(subprotocols), _compile(path))
+        route = Route(
+            path, kind, frozenset(method_set), handler, tuple(subprotocols), _compile(path)
+        )
         self.routes.append(route)
         return route
 

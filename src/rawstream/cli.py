@@ -51,11 +51,18 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--certfile", help="TLS certificate chain (PEM): serve https and wss")
     parser.add_argument("--keyfile", help="TLS private key (PEM), with --certfile")
     parser.add_argument("--max-connections", type=int, default=_DEFAULTS.max_connections)
-    parser.add_argument("--drain-timeout", type=float, default=_DEFAULTS.drain_timeout,
-                        help="seconds open streams get to finish on shutdown")
-    parser.add_argument("--no-permessage-deflate", action="store_true",
-                        help="refuse WebSocket compression")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=_DEFAULTS.drain_timeout,
+        help="seconds open streams get to finish on shutdown",
+    )
+    parser.add_argument(
+        "--no-permessage-deflate", action="store_true", help="refuse WebSocket compression"
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
 
 
 def _ssl_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None:
@@ -79,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     _add_server_options(demo)
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     if args.command == "demo":
         from .demo import app
     else:
@@ -89,10 +98,17 @@ def main(argv: list[str] | None = None) -> int:
         drain_timeout=args.drain_timeout,
         permessage_deflate=not args.no_permessage_deflate,
     )
-    trio.run(partial(
-        serve, app, host=args.host, port=args.port, config=config,
-        ssl_context=_ssl_context(args.certfile, args.keyfile), handle_signals=True,
-    ))
+    trio.run(
+        partial(
+            serve,
+            app,
+            host=args.host,
+            port=args.port,
+            config=config,
+            ssl_context=_ssl_context(args.certfile, args.keyfile),
+            handle_signals=True,
+        )
+    )
     return 0
 
 

@@ -33,13 +33,25 @@ async def still_serving(port: int) -> bool:
         (b"GET / HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n", 400),
         (b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505),
         (b"GET /healthz HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 without Host
-        (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
-         b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+        ),
         (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n", 431),
         (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", 413),
         (b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 426),
     ],
-    ids=["garbage", "bad-header", "http2", "no-host", "cl-and-te", "huge-header", "huge-body", "plain-to-ws"],
+    ids=[
+        "garbage",
+        "bad-header",
+        "http2",
+        "no-host",
+        "cl-and-te",
+        "huge-header",
+        "huge-body",
+        "plain-to-ws",
+    ],
 )
 async def test_bad_request_status(port: int, request_bytes: bytes, status: int) -> None:
     """Each malformed request gets its status, then the server still serves others."""
@@ -69,7 +81,9 @@ async def test_wrong_websocket_version(port: int) -> None:
 
 async def test_missing_websocket_key(port: int) -> None:
     """An upgrade without Sec-WebSocket-Key gets 400."""
-    raw = await exchange(port, UPGRADE.replace(b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", b""))
+    raw = await exchange(
+        port, UPGRADE.replace(b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", b"")
+    )
     assert status_of(raw) == 400
 
 

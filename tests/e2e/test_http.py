@@ -100,7 +100,10 @@ async def test_http_error_and_crash(base: str) -> None:
 
 async def test_streamed_body(base: str) -> None:
     """A Response built from an async iterator is streamed chunked."""
-    async with httpx.AsyncClient() as client, client.stream("GET", base + "/chunks?n=4") as response:
+    async with (
+        httpx.AsyncClient() as client,
+        client.stream("GET", base + "/chunks?n=4") as response,
+    ):
         assert response.headers["transfer-encoding"] == "chunked"
         text = (await response.aread()).decode()
     assert text == "".join(f"chunk {i}\n" for i in range(4))
@@ -133,7 +136,9 @@ async def test_pipelined_requests_answered_in_order(base: str) -> None:
     request = b"GET /items/%d HTTP/1.1\r\nHost: x\r\n\r\n"
     raw = await exchange(
         port,
-        request % 1 + request % 2 + (request % 3).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"),
+        request % 1
+        + request % 2
+        + (request % 3).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"),
     )
     assert raw.count(b"HTTP/1.1 200") == 3
     assert raw.index(b"item 1") < raw.index(b"item 2") < raw.index(b"item 3")

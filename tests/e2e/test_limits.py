@@ -25,9 +25,10 @@ async def test_connections_beyond_the_limit_get_503(start_server) -> None:
     server: Server = await start_server(build_app(Probes()), max_connections=2)
     base = f"http://127.0.0.1:{server.port}"
     async with httpx.AsyncClient() as first, httpx.AsyncClient() as second:
-        async with aconnect_sse(first, "GET", base + "/sse/forever") as a, aconnect_sse(
-            second, "GET", base + "/sse/forever"
-        ) as b:
+        async with (
+            aconnect_sse(first, "GET", base + "/sse/forever") as a,
+            aconnect_sse(second, "GET", base + "/sse/forever") as b,
+        ):
             await a.aiter_sse().__anext__()
             await b.aiter_sse().__anext__()
             raw = await exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -43,9 +44,10 @@ async def test_connections_beyond_the_limit_get_503(start_server) -> None:
 async def test_tcp_nodelay_on_accepted_sockets(start_server) -> None:
     """Every accepted socket has TCP_NODELAY set."""
     server: Server = await start_server(build_app(Probes()))
-    async with httpx.AsyncClient() as client, aconnect_sse(
-        client, "GET", f"http://127.0.0.1:{server.port}/sse/forever"
-    ) as source:
+    async with (
+        httpx.AsyncClient() as client,
+        aconnect_sse(client, "GET", f"http://127.0.0.1:{server.port}/sse/forever") as source,
+    ):
         await source.aiter_sse().__anext__()
         (conn,) = server.connections
         sock = conn.stream.socket  # type: ignore[attr-defined]
@@ -55,7 +57,10 @@ async def test_tcp_nodelay_on_accepted_sockets(start_server) -> None:
 def _run_cli(*args: str) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
         [sys.executable, "-m", "rawstream", *args, "--port", "0"],
-        stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stderr is not None
     for line in process.stderr:
@@ -82,7 +87,10 @@ def test_cli_rejects_a_missing_app() -> None:
     """A spec naming no App exits with a clear message."""
     result = subprocess.run(
         [sys.executable, "-m", "rawstream", "run", "examples/hello.py:nothing"],
-        capture_output=True, text=True, cwd=ROOT, timeout=30,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
     )
     assert result.returncode != 0
     assert "is not a rawstream.App" in result.stderr

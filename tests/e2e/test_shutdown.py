@@ -17,7 +17,9 @@ from rawstream import Server
 from support.testapp import Probes, build_app
 
 
-async def read_sse_until_end(client: httpx.AsyncClient, url: str, started: trio.Event, out: list[str]) -> None:
+async def read_sse_until_end(
+    client: httpx.AsyncClient, url: str, started: trio.Event, out: list[str]
+) -> None:
     async with client.stream("GET", url) as response:
         started.set()
         async for line in response.aiter_lines():
@@ -27,7 +29,9 @@ async def read_sse_until_end(client: httpx.AsyncClient, url: str, started: trio.
 async def test_shutdown_ends_streams_gracefully(start_server) -> None:
     """On shutdown: SSE gets retry: in the configured range then a clean end; WebSocket gets 1001."""
     probes = Probes()
-    server: Server = await start_server(build_app(probes), shutdown_retry_ms=(3000, 4000), drain_timeout=5)
+    server: Server = await start_server(
+        build_app(probes), shutdown_retry_ms=(3000, 4000), drain_timeout=5
+    )
     base = f"http://127.0.0.1:{server.port}"
     lines: list[str] = []
     sse_open = trio.Event()
@@ -90,7 +94,9 @@ async def test_drain_deadline_cancels_the_rest(start_server) -> None:
 def _start_demo() -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
         [sys.executable, "-m", "rawstream", "demo", "--port", "0"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stderr is not None
     for line in process.stderr:
@@ -106,9 +112,10 @@ async def test_sigterm_drains_and_exits_zero() -> None:
     try:
         lines: list[str] = []
         signalled = False
-        async with httpx.AsyncClient(timeout=10) as client, client.stream(
-            "GET", f"http://127.0.0.1:{port}/events"
-        ) as response:
+        async with (
+            httpx.AsyncClient(timeout=10) as client,
+            client.stream("GET", f"http://127.0.0.1:{port}/events") as response,
+        ):
             async for line in response.aiter_lines():
                 lines.append(line)
                 if line == "event: tick" and not signalled:

@@ -23,7 +23,10 @@ async def base(start_server, probes: Probes) -> str:
 
 async def test_events_with_ids_and_types(base: str) -> None:
     """Events arrive in order with their ids and types, and the stream ends cleanly."""
-    async with httpx.AsyncClient() as client, aconnect_sse(client, "GET", base + "/sse/count?n=3") as source:
+    async with (
+        httpx.AsyncClient() as client,
+        aconnect_sse(client, "GET", base + "/sse/count?n=3") as source,
+    ):
         assert source.response.headers["content-type"] == "text/event-stream; charset=utf-8"
         assert source.response.headers["cache-control"] == "no-cache"
         assert source.response.headers["x-accel-buffering"] == "no"
@@ -33,23 +36,32 @@ async def test_events_with_ids_and_types(base: str) -> None:
 
 async def test_last_event_id_resumes(base: str) -> None:
     """A client sending Last-Event-ID gets the events after it."""
-    async with httpx.AsyncClient() as client, aconnect_sse(
-        client, "GET", base + "/sse/count?n=2", headers={"Last-Event-ID": "10"}
-    ) as source:
+    async with (
+        httpx.AsyncClient() as client,
+        aconnect_sse(
+            client, "GET", base + "/sse/count?n=2", headers={"Last-Event-ID": "10"}
+        ) as source,
+    ):
         ids = [e.id async for e in source.aiter_sse()]
     assert ids == ["11", "12"]
 
 
 async def test_multiline_data(base: str) -> None:
     """Data with CR, LF and CRLF arrives as LF-joined lines."""
-    async with httpx.AsyncClient() as client, aconnect_sse(client, "GET", base + "/sse/multiline") as source:
+    async with (
+        httpx.AsyncClient() as client,
+        aconnect_sse(client, "GET", base + "/sse/multiline") as source,
+    ):
         events = [e async for e in source.aiter_sse()]
     assert [e.data for e in events] == ["line one\nline two\nline three\nline four"]
 
 
 async def test_generator_form(base: str) -> None:
     """An async generator handler may yield plain strings and Events."""
-    async with httpx.AsyncClient() as client, aconnect_sse(client, "GET", base + "/sse/finite-generator") as source:
+    async with (
+        httpx.AsyncClient() as client,
+        aconnect_sse(client, "GET", base + "/sse/finite-generator") as source,
+    ):
         events = [(e.event, e.data) async for e in source.aiter_sse()]
     assert events == [("message", "plain string"), ("typed", "with type")]
 
@@ -58,7 +70,9 @@ async def test_handler_may_refuse_before_first_event(base: str) -> None:
     """An SSE handler raising HTTPError before sending anything answers that status."""
     async with httpx.AsyncClient() as client:
         refused = await client.get(base + "/sse/private")
-        async with aconnect_sse(client, "GET", base + "/sse/private", headers={"authorization": "Bearer ok"}) as source:
+        async with aconnect_sse(
+            client, "GET", base + "/sse/private", headers={"authorization": "Bearer ok"}
+        ) as source:
             allowed = [e.data async for e in source.aiter_sse()]
     assert refused.status_code == 401
     assert allowed == ["secret"]
@@ -66,7 +80,10 @@ async def test_handler_may_refuse_before_first_event(base: str) -> None:
 
 async def test_client_disconnect_cancels_handler(base: str, probes: Probes) -> None:
     """A client that goes away cancels its SSE handler, and its finally block runs."""
-    async with httpx.AsyncClient() as client, aconnect_sse(client, "GET", base + "/sse/forever") as source:
+    async with (
+        httpx.AsyncClient() as client,
+        aconnect_sse(client, "GET", base + "/sse/forever") as source,
+    ):
         async for event in source.aiter_sse():
             if event.id == "3":
                 break
@@ -77,7 +94,10 @@ async def test_client_disconnect_cancels_handler(base: str, probes: Probes) -> N
 
 async def test_client_disconnect_closes_generator(base: str, probes: Probes) -> None:
     """A generator handler holding a resource is closed (aclosing) when the client leaves."""
-    async with httpx.AsyncClient() as client, aconnect_sse(client, "GET", base + "/sse/generator") as source:
+    async with (
+        httpx.AsyncClient() as client,
+        aconnect_sse(client, "GET", base + "/sse/generator") as source,
+    ):
         async for event in source.aiter_sse():
             if event.id == "2":
                 break

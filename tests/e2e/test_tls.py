@@ -31,7 +31,9 @@ async def test_https_sse(start_server, tls) -> None:
     server = await start_server(build_app(Probes()), ssl_context=server_context)
     async with httpx.AsyncClient(verify=client_context) as client:
         health = await client.get(f"https://127.0.0.1:{server.port}/healthz")
-        async with aconnect_sse(client, "GET", f"https://127.0.0.1:{server.port}/sse/count?n=3") as source:
+        async with aconnect_sse(
+            client, "GET", f"https://127.0.0.1:{server.port}/sse/count?n=3"
+        ) as source:
             ids = [e.id async for e in source.aiter_sse()]
     assert health.json() == {"status": "ok"}
     assert ids == ["1", "2", "3"]
@@ -41,7 +43,9 @@ async def test_wss_echo(start_server, tls) -> None:
     """A WebSocket echo over wss."""
     server_context, client_context = tls
     server = await start_server(build_app(Probes()), ssl_context=server_context)
-    async with open_websocket_url(f"wss://127.0.0.1:{server.port}/ws/echo", ssl_context=client_context) as ws:
+    async with open_websocket_url(
+        f"wss://127.0.0.1:{server.port}/ws/echo", ssl_context=client_context
+    ) as ws:
         await ws.send_message("secure")
         assert await ws.get_message() == "secure"
 

@@ -25,7 +25,9 @@ def connect(
     return client, conn
 
 
-async def read_until(stream: trio.abc.ReceiveStream, marker: bytes, buffer: bytearray | None = None) -> bytes:
+async def read_until(
+    stream: trio.abc.ReceiveStream, marker: bytes, buffer: bytearray | None = None
+) -> bytes:
     """Read until ``marker`` has arrived; return everything read."""
     data = buffer if buffer is not None else bytearray()
     while marker not in data:

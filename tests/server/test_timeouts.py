@@ -28,7 +28,9 @@ def make_app() -> App:
     return app
 
 
-async def test_slow_head_gets_408(nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+async def test_slow_head_gets_408(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
     """A head that does not finish within header_timeout gets 408 and the connection ends."""
     client, _ = connect(nursery, make_app(), header_timeout=10)
     start = trio.current_time()
@@ -75,7 +77,9 @@ async def test_keepalive_request_gets_header_timeout_once_started(
     assert 10 <= trio.current_time() - start < 11
 
 
-async def test_stalled_body_gets_408(nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+async def test_stalled_body_gets_408(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
     """A body that stops arriving for header_timeout gets 408."""
     client, _ = connect(nursery, make_app(), header_timeout=3)
     await client.send_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
@@ -83,7 +87,9 @@ async def test_stalled_body_gets_408(nursery: trio.Nursery, autojump_clock: trio
     assert response.startswith(b"HTTP/1.1 408 ")
 
 
-async def test_websocket_close_timeout(nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+async def test_websocket_close_timeout(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
     """A client that never answers our close frame is dropped after ws_close_timeout."""
     client, _ = connect(nursery, make_app(), ws_close_timeout=4)
     await client.send_all(

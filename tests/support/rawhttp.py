@@ -5,7 +5,9 @@ from __future__ import annotations
 import trio
 
 
-async def exchange(port: int, data: bytes, *, read_until_close: bool = True, limit: float = 5.0) -> bytes:
+async def exchange(
+    port: int, data: bytes, *, read_until_close: bool = True, limit: float = 5.0
+) -> bytes:
     """Send ``data`` to 127.0.0.1:``port`` and return everything read until the server closes."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:

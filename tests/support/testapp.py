@@ -44,7 +44,9 @@ def build_app(probes: Probes) -> App:
     @app.post("/echo")
     async def echo_body(request: Request) -> Response:
         body = await request.body()
-        return Response(body, content_type=request.headers.get("content-type", "application/octet-stream"))
+        return Response(
+            body, content_type=request.headers.get("content-type", "application/octet-stream")
+        )
 
     @app.get("/info")
     async def info(request: Request) -> Response:

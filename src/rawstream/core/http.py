@@ -48,14 +48,31 @@ __all__ = [
 Headers = tuple[tuple[bytes, bytes], ...]
 
 _REASONS: Final = {
-    100: b"Continue", 101: b"Switching Protocols", 200: b"OK", 201: b"Created",
-    202: b"Accepted", 204: b"No Content", 301: b"Moved Permanently", 302: b"Found",
-    304: b"Not Modified", 400: b"Bad Request", 401: b"Unauthorized", 403: b"Forbidden",
-    404: b"Not Found", 405: b"Method Not Allowed", 408: b"Request Timeout",
-    409: b"Conflict", 413: b"Content Too Large", 415: b"Unsupported Media Type",
-    426: b"Upgrade Required", 429: b"Too Many Requests",
-    431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
-    501: b"Not Implemented", 503: b"Service Unavailable", 505: b"HTTP Version Not Supported",
+    100: b"Continue",
+    101: b"Switching Protocols",
+    200: b"OK",
+    201: b"Created",
+    202: b"Accepted",
+    204: b"No Content",
+    301: b"Moved Permanently",
+    302: b"Found",
+    304: b"Not Modified",
+    400: b"Bad Request",
+    401: b"Unauthorized",
+    403: b"Forbidden",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    409: b"Conflict",
+    413: b"Content Too Large",
+    415: b"Unsupported Media Type",
+    426: b"Upgrade Required",
+    429: b"Too Many Requests",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+    501: b"Not Implemented",
+    503: b"Service Unavailable",
+    505: b"HTTP Version Not Supported",
 }
 
 
@@ -227,7 +244,7 @@ class HTTPConnection:
     @property
     def request_complete(self) -> bool:
         """The whole current request, body included, has been received."""
-        return self._h11.their_state in (h11.DONE, h11.MIGHT_SWITCH_PROTOCOL, h11.SWITCHED_PROTOCOL)
+        return self._h11.their_state not in (h11.IDLE, h11.SEND_BODY)
 
     @property
     def waiting_for_continue(self) -> bool:
@@ -245,7 +262,7 @@ class HTTPConnection:
         """Send ``100 Continue`` if (and only if) the client is waiting for it."""
         if self._h11.they_are_waiting_for_100_continue:
             self._send(
-                h11.InformationalResponse(status_code=100, headers=(), reason=reason_phrase(100))
+                h11.InformationalResponse(status_code=100, headers=[], reason=reason_phrase(100))
             )
 
     def send_response(self, status: int, headers: Headers | list[tuple[bytes, bytes]]) -> None:
@@ -256,7 +273,9 @@ class HTTPConnection:
         """
         if self._must_close:
             headers = [*headers, (b"connection", b"close")]
-        self._send(h11.Response(status_code=status, headers=headers, reason=reason_phrase(status)))
+        self._send(
+            h11.Response(status_code=status, headers=list(headers), reason=reason_phrase(status))
+        )
         self._response_started = True
 
     def send_body(self, data: bytes) -> None:

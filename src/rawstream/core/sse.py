@@ -93,7 +93,7 @@ class Event:
         if self.id is not None:
             parts.append("id: " + self.id + "\n")
         if self.retry is not None:
-            parts.append("retry: %d\n" % self.retry)
+            parts.append(f"retry: {self.retry}\n")
         if self.data is not None:
             parts.append(_field_lines("data", self.data))
         parts.append("\n")

@@ -24,6 +24,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
+from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -143,7 +144,9 @@ class Connection:
         if self.server.draining:
             return None
         config = self.config
-        deadline = trio.current_time() + (config.header_timeout if first else config.keepalive_timeout)
+        deadline = trio.current_time() + (
+            config.header_timeout if first else config.keepalive_timeout
+        )
         bytes_seen = first or self.http.buffered_bytes > 0
         with trio.CancelScope() as self._idle_scope:
             while True:
@@ -212,7 +215,9 @@ class Connection:
             await self.send_error(exc.status, exc.message, close=exc.status in (400, 408, 413))
             return
         except Exception:
-            log.exception("conn %d: handler for %s %s failed", self.id, request.method, request.path)
+            log.exception(
+                "conn %d: handler for %s %s failed", self.id, request.method, request.path
+            )
             await self.send_error(500, "internal server error")
             return
         if not isinstance(response, Response):
@@ -274,10 +279,10 @@ class Connection:
             if hasattr(body, "aclose"):
                 async with aclosing(body) as chunks:  # type: ignore[type-var]
                     async for chunk in chunks:
-                        await self._emit(lambda c=chunk: self.http.send_body(c))
+                        await self._emit(partial(self.http.send_body, chunk))
             else:
                 async for chunk in body:
-                    await self._emit(lambda c=chunk: self.http.send_body(c))
+                    await self._emit(partial(self.http.send_body, chunk))
 
         end = await self.run_stream(stream_body, watch_disconnect=True)
         await self.finish_stream(end)

@@ -81,7 +81,9 @@ class Server:
         task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen on ``host:port`` and serve until :meth:`shutdown`, then drain and return."""
-        listeners: list[trio.abc.Listener[Any]] = list(await trio.open_tcp_listeners(port, host=host))
+        listeners: list[trio.abc.Listener[Any]] = list(
+            await trio.open_tcp_listeners(port, host=host)
+        )
         self.ports = [listener.socket.getsockname()[1] for listener in listeners]  # type: ignore[attr-defined]
         if self.ssl_context is not None:
             listeners = [
@@ -167,6 +169,7 @@ class Server:
                 else:
                     log.info("received %s again: stopping now", name)
                     self._drain_scope.cancel()
+
 
 async def serve(
     app: App,

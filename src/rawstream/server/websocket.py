@@ -226,7 +226,12 @@ class WebSocket:
                     elif isinstance(event, Closed):
                         self._flush_core()
                         if not event.by_peer:  # the client broke the protocol: drop it
-                            log.info("conn %d: WebSocket closed %d: %s", conn.id, event.code, event.reason)
+                            log.info(
+                                "conn %d: WebSocket closed %d: %s",
+                                conn.id,
+                                event.code,
+                                event.reason,
+                            )
                             conn.client_gone()
                         return
                 self._flush_core()
