@@ -106,8 +106,9 @@ def _start_demo() -> tuple[subprocess.Popen[str], int]:
     raise AssertionError("the demo did not report its port")
 
 
-async def test_sigterm_drains_and_exits_zero() -> None:
-    """The demo process ends an open SSE stream with retry: on SIGTERM and exits 0."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_signal_drains_and_exits_zero(signum: int) -> None:
+    """The demo process ends an open SSE stream with retry: on SIGTERM or SIGINT and exits 0."""
     process, port = await trio.to_thread.run_sync(_start_demo)
     try:
         lines: list[str] = []
@@ -120,7 +121,7 @@ async def test_sigterm_drains_and_exits_zero() -> None:
                 lines.append(line)
                 if line == "event: tick" and not signalled:
                     signalled = True
-                    process.send_signal(signal.SIGTERM)
+                    process.send_signal(signum)
         # The loop ended because the server ended the stream cleanly (a reset would raise).
         assert any(line.startswith("retry:") for line in lines)
         code = await trio.to_thread.run_sync(lambda: process.wait(10))
