@@ -13,7 +13,10 @@ def test_core_bench_runs() -> None:
     """benchmarks/core_bench.py runs briefly and reports every measurement."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "core_bench.py"), "--seconds", "0.01"],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert names == ["sse_encode", "sse_chunk", "ws_frame", "ws_parse", "http_request"]

@@ -61,13 +61,18 @@ class Client:
         http_version: bytes = b"1.1",
         end: bool = True,
     ) -> bytes:
-        """The bytes of a request (with ``Host`` added unless given), ended unless ``end`` is false."""
+        """The bytes of a request (``Host`` added unless given), ended unless ``end`` is false."""
         headers = list(headers or [])
         if not any(name.lower() == b"host" for name, _ in headers):
             headers.insert(0, (b"host", b"example.com"))
-        data = self.conn.send(
-            h11.Request(method=method, target=target, headers=headers, http_version=http_version)
-        ) or b""
+        data = (
+            self.conn.send(
+                h11.Request(
+                    method=method, target=target, headers=headers, http_version=http_version
+                )
+            )
+            or b""
+        )
         if body:
             data += self.conn.send(h11.Data(data=body)) or b""
         if end:

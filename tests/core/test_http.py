@@ -18,11 +18,9 @@ from rawstream.core import (
     RequestHead,
 )
 
-from helpers import Client, body_of, header_values, response_head, server_events
+from .helpers import Client, body_of, header_values, response_head, server_events
 
-HYPOTHESIS = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+HYPOTHESIS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def raw(*lines: str) -> bytes:
@@ -45,7 +43,9 @@ def request_error(server: HTTPConnection, data: bytes) -> RemoteProtocolError:
 
 
 def respond(
-    server: HTTPConnection, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None,
+    server: HTTPConnection,
+    status: int = 200,
+    headers: list[tuple[bytes, bytes]] | None = None,
     chunks: tuple[bytes, ...] = (b"ok",),
 ) -> bytes:
     """Send a whole response and return its bytes."""
@@ -56,7 +56,7 @@ def respond(
     return server.data_to_send()
 
 
-# -- request parsing ---------------------------------------------------------------------------
+# -- request parsing ------------------------------------------------------------------------------
 
 
 def test_request_head_is_parsed() -> None:
@@ -76,7 +76,9 @@ def test_request_head_is_parsed() -> None:
     assert head.query() == [("a", "1"), ("b", ""), ("a", "2")]
     assert head.http_version == "1.1"
     assert head.headers == (
-        (b"host", b"example.com"), (b"x-trace", b"abc"), (b"accept", b"*/*"),
+        (b"host", b"example.com"),
+        (b"x-trace", b"abc"),
+        (b"accept", b"*/*"),
     )
     assert head.header(b"x-trace") == b"abc"
     assert head.header(b"missing") is None
@@ -127,6 +129,7 @@ def test_oversized_head_in_pieces_is_431() -> None:
             server.receive_data(b"X-Filler: " + b"x" * 50 + b"\r\n")
             assert server.next_event() is NEED_DATA
     assert info.value.status_hint == 431
+    assert isinstance(info.value.__cause__, h11.RemoteProtocolError)  # h11's own limit
 
 
 def test_oversized_head_in_one_piece_is_431() -> None:
@@ -134,6 +137,7 @@ def test_oversized_head_in_one_piece_is_431() -> None:
     server = HTTPConnection(max_head_bytes=1024)
     error = request_error(server, Client().request(headers=[(b"x-big", b"x" * 2000)]))
     assert error.status_hint == 431
+    assert error.__cause__ is None  # our check on the parsed head, not h11's
     assert not server.keep_alive
 
 
@@ -165,8 +169,10 @@ def test_content_length_and_transfer_encoding_is_400_and_closes() -> None:
 
 def test_http_2_request_line_is_505() -> None:
     """An HTTP/2.0 request line is answered with 505."""
-    error = request_error(HTTPConnection(), raw("GET / HTTP/2.0", "Host: a"))
+    server = HTTPConnection()
+    error = request_error(server, raw("GET / HTTP/2.0", "Host: a"))
     assert error.status_hint == 505
+    assert not server.keep_alive
 
 
 def test_receive_eof_between_requests_is_client_closed() -> None:
@@ -174,6 +180,15 @@ def test_receive_eof_between_requests_is_client_closed() -> None:
     server = HTTPConnection()
     server.receive_eof()
     assert server.next_event() == ClientClosed()
+
+
+def test_empty_receive_data_is_not_eof() -> None:
+    """receive_data(b"") is ignored: EOF is receive_eof's job, and bytes may still follow."""
+    server = HTTPConnection()
+    server.receive_data(b"")
+    assert server.next_event() is NEED_DATA
+    events = receive(server, Client().request())
+    assert isinstance(events[0], RequestHead)
 
 
 def test_receive_eof_mid_request_is_remote_protocol_error() -> None:
@@ -185,7 +200,7 @@ def test_receive_eof_mid_request_is_remote_protocol_error() -> None:
         server.next_event()
 
 
-# -- responses ---------------------------------------------------------------------------------
+# -- responses ------------------------------------------------------------------------------------
 
 
 def test_fixed_length_response_is_parsed_by_h11() -> None:
@@ -242,7 +257,7 @@ def test_pipelined_requests_are_answered_in_order() -> None:
     first = client.request(target=b"/1")
     second = Client().request(target=b"/2")
     server.receive_data(first + second)
-    head, end = server_events(server)
+    head, _end = server_events(server)
     assert isinstance(head, RequestHead)
     assert head.path == "/1"
     assert server.next_event() is NEED_DATA
@@ -252,7 +267,7 @@ def test_pipelined_requests_are_answered_in_order() -> None:
     server.start_next_cycle()
     client.conn.start_next_cycle()
     client.request(target=b"/2")  # the client's own state follows what it pipelined
-    head, end = server_events(server)
+    head, _end = server_events(server)
     assert isinstance(head, RequestHead)
     assert head.path == "/2"
     assert body_of(client.receive(respond(server, chunks=(b"two",)))) == b"two"
@@ -347,14 +362,20 @@ def test_send_error_after_unparseable_request() -> None:
 
 def test_http_10_response_without_length_is_close_delimited() -> None:
     """An HTTP/1.0 client gets a streamed response delimited by closing, not chunked."""
-    server, client = HTTPConnection(), Client()
-    receive(server, client.request(http_version=b"1.0"))
+    server = HTTPConnection()
+    (head, _end) = receive(server, b"GET / HTTP/1.0\r\n\r\n")  # h11's client only sends 1.1
+    assert isinstance(head, RequestHead)
+    assert head.http_version == "1.0"
     data = respond(server, 200, [], (b"abc", b"def"))
     assert b"transfer-encoding" not in data.lower()
+    assert b"content-length" not in data.lower()
     assert data.endswith(b"\r\n\r\nabcdef")
+    client = Client()
+    client.request()  # a client whose response has no length reads it up to EOF
     events = client.receive(data, eof=True)
-    assert response_head(events).http_version == b"1.1"
+    assert header_values(response_head(events), b"connection") == [b"close"]
     assert body_of(events) == b"abcdef"
+    assert isinstance(events[-1], h11.ConnectionClosed)
     assert not server.keep_alive
 
 
@@ -385,12 +406,25 @@ def test_wants_upgrade_to(headers: list[tuple[bytes, bytes]], expected: str | No
     assert head.wants_upgrade_to == expected
 
 
-# -- properties ---------------------------------------------------------------------------------
+# -- properties -----------------------------------------------------------------------------------
 
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-header_names = st.text(TOKEN_CHARS, min_size=1, max_size=20).map(str.encode).filter(
-    lambda name: name.lower() not in {b"host", b"content-length", b"transfer-encoding",
-                                      b"connection", b"expect", b"upgrade"}
+header_names = (
+    st.text(TOKEN_CHARS, min_size=1, max_size=20)
+    .map(str.encode)
+    .filter(
+        lambda name: (
+            name.lower()
+            not in {
+                b"host",
+                b"content-length",
+                b"transfer-encoding",
+                b"connection",
+                b"expect",
+                b"upgrade",
+            }
+        )
+    )
 )
 # field-vchar and inner spaces/tabs; no leading or trailing whitespace (h11 strips it)
 header_values_st = st.builds(
@@ -442,11 +476,25 @@ def _split(data: bytes, cuts: list[int]) -> list[bytes]:
 interesting_bytes = st.lists(
     st.sampled_from(
         [
-            b"GET / HTTP/1.1\r\n", b"POST /x HTTP/1.0\r\n", b"GET / HTTP/2.0\r\n",
-            b"Host: a\r\n", b"Content-Length: 5\r\n", b"Content-Length: 99999999\r\n",
-            b"Transfer-Encoding: chunked\r\n", b"Expect: 100-continue\r\n",
-            b"Connection: close\r\n", b"\r\n", b"\r\n\r\n", b"5\r\nhello\r\n", b"0\r\n\r\n",
-            b"hello", b"\x00", b"\xff", b" ", b":", b"\n",
+            b"GET / HTTP/1.1\r\n",
+            b"POST /x HTTP/1.0\r\n",
+            b"GET / HTTP/2.0\r\n",
+            b"Host: a\r\n",
+            b"Content-Length: 5\r\n",
+            b"Content-Length: 99999999\r\n",
+            b"Transfer-Encoding: chunked\r\n",
+            b"Expect: 100-continue\r\n",
+            b"Connection: close\r\n",
+            b"\r\n",
+            b"\r\n\r\n",
+            b"5\r\nhello\r\n",
+            b"0\r\n\r\n",
+            b"hello",
+            b"\x00",
+            b"\xff",
+            b" ",
+            b":",
+            b"\n",
         ]
     )
     | st.binary(max_size=16),

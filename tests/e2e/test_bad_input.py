@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 import pytest
 import trio
-
 from support.rawhttp import exchange, status_of
 from support.testapp import Probes, build_app
 
@@ -34,7 +33,8 @@ async def still_serving(port: int) -> bool:
         (b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505),
         (b"GET /healthz HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 without Host
         (
-            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
             b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
             400,
         ),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from support.rawhttp import exchange, status_of
 from support.testapp import Probes, build_app
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import trio
 from httpx_sse import aconnect_sse
-
-from rawstream import Server
 from support.rawhttp import exchange, status_of
 from support.testapp import Probes, build_app
+
+from rawstream import Server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,18 +24,19 @@ async def test_connections_beyond_the_limit_get_503(start_server) -> None:
     """With max_connections=2 and two streams open, the next request gets 503 + Retry-After."""
     server: Server = await start_server(build_app(Probes()), max_connections=2)
     base = f"http://127.0.0.1:{server.port}"
-    async with httpx.AsyncClient() as first, httpx.AsyncClient() as second:
-        async with (
-            aconnect_sse(first, "GET", base + "/sse/forever") as a,
-            aconnect_sse(second, "GET", base + "/sse/forever") as b,
-        ):
-            await a.aiter_sse().__anext__()
-            await b.aiter_sse().__anext__()
-            raw = await exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert status_of(raw) == 503
-            assert b"retry-after: 1" in raw.lower()
+    async with (
+        httpx.AsyncClient() as first,
+        httpx.AsyncClient() as second,
+        aconnect_sse(first, "GET", base + "/sse/forever") as a,
+        aconnect_sse(second, "GET", base + "/sse/forever") as b,
+    ):
+        await a.aiter_sse().__anext__()
+        await b.aiter_sse().__anext__()
+        raw = await exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status_of(raw) == 503
+        assert b"retry-after: 1" in raw.lower()
     with trio.fail_after(5):
-        while len(server.connections) > 0:
+        while server.connections:  # noqa: ASYNC110 (polls server state; no event to wait on)
             await trio.sleep(0.01)
     async with httpx.AsyncClient() as client:
         assert (await client.get(base + "/healthz")).status_code == 200

@@ -11,10 +11,10 @@ import sys
 import httpx
 import pytest
 import trio
+from support.testapp import Probes, build_app
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from rawstream import Server
-from support.testapp import Probes, build_app
 
 
 async def read_sse_until_end(
@@ -27,7 +27,7 @@ async def read_sse_until_end(
 
 
 async def test_shutdown_ends_streams_gracefully(start_server) -> None:
-    """On shutdown: SSE gets retry: in the configured range then a clean end; WebSocket gets 1001."""
+    """On shutdown, SSE gets retry: in range then a clean end, and a WebSocket gets 1001."""
     probes = Probes()
     server: Server = await start_server(
         build_app(probes), shutdown_retry_ms=(3000, 4000), drain_timeout=5

@@ -6,7 +6,6 @@ import httpx
 import pytest
 import trio
 from httpx_sse import aconnect_sse
-
 from support.testapp import Probes, build_app
 
 

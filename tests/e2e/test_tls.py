@@ -7,11 +7,10 @@ import ssl
 import httpx
 import pytest
 import trio
-from httpx_sse import aconnect_sse
-from trio_websocket import open_websocket_url
-
-from support.testapp import Probes, build_app
 from conftest import require
+from httpx_sse import aconnect_sse
+from support.testapp import Probes, build_app
+from trio_websocket import open_websocket_url
 
 
 @pytest.fixture

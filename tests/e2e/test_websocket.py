@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import trio
+from support.testapp import Probes, build_app
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
-
-from support.testapp import Probes, build_app
 
 
 @pytest.fixture

@@ -24,9 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+import h11
 import wsproto
 import wsproto.events as ws
-from wsproto.extensions import PerMessageDeflate
+from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.utilities import LocalProtocolError as WSLocalProtocolError
 from wsproto.utilities import RemoteProtocolError as WSRemoteProtocolError
 
@@ -122,6 +123,10 @@ class WebSocketConnection:
             status = getattr(hint, "status_code", 400)
             headers = tuple((bytes(k), bytes(v)) for k, v in getattr(hint, "headers", ()))
             raise RemoteProtocolError(str(exc), status_hint=status, headers=headers) from exc
+        except h11.ProtocolError as exc:
+            # wsproto re-sends the head as an HTTP/1.1 request through an h11 client, which
+            # refuses what our parser accepted, e.g. an HTTP/1.0 request without Host.
+            raise RemoteProtocolError(f"invalid upgrade request: {exc}", status_hint=400) from exc
         request = next(e for e in events if isinstance(e, ws.Request))
         self._offered_subprotocols = list(request.subprotocols)
 
@@ -131,7 +136,7 @@ class WebSocketConnection:
             raise LocalProtocolError(f"cannot accept a WebSocket in state {self._state.value}")
         if subprotocol is not None and subprotocol not in self._offered_subprotocols:
             raise LocalProtocolError(f"the client did not offer subprotocol {subprotocol!r}")
-        extensions = [PerMessageDeflate()] if self._permessage_deflate else []
+        extensions: list[Extension] = [PerMessageDeflate()] if self._permessage_deflate else []
         self._send(ws.AcceptConnection(subprotocol=subprotocol, extensions=extensions))
         self._state = WebSocketState.OPEN
 
@@ -162,7 +167,7 @@ class WebSocketConnection:
         """The events produced by the bytes fed so far (replies are already buffered)."""
         out: list[WebSocketEvent] = []
         for event in self._ws.events():
-            if isinstance(event, ws.Message):
+            if isinstance(event, ws.TextMessage | ws.BytesMessage):
                 message = self._assemble(event)
                 if isinstance(message, Closed):
                     out.append(message)
@@ -170,17 +175,20 @@ class WebSocketConnection:
                 if message is not None:
                     out.append(message)
             elif isinstance(event, ws.Ping):
-                self._send(event.response())
+                if self._ws.state is wsproto.connection.ConnectionState.OPEN:
+                    self._send(event.response())  # no pong once our close is out
                 out.append(Ping(bytes(event.payload)))
             elif isinstance(event, ws.CloseConnection):
                 out.append(self._on_close(event))
                 break
         return out
 
-    def _assemble(self, event: ws.Message[str] | ws.Message[bytes]) -> Message | Closed | None:
+    def _assemble(self, event: ws.TextMessage | ws.BytesMessage) -> Message | Closed | None:
         data = event.data
-        size = len(data) if isinstance(data, bytes | bytearray) or data.isascii() else len(
-            data.encode()
+        size = (
+            len(data)
+            if isinstance(data, bytes | bytearray) or data.isascii()
+            else len(data.encode())
         )
         self._fragment_bytes += size
         if self._fragment_bytes > self._max_message_bytes:
@@ -197,9 +205,14 @@ class WebSocketConnection:
         return Message(b"".join(pieces))  # type: ignore[arg-type]
 
     def _on_close(self, event: ws.CloseConnection) -> Closed:
-        if self._ws.state is wsproto.connection.ConnectionState.OPEN:
-            # wsproto reports a frame it could not parse as a close it "received" while the
-            # connection stays open: it is ours to send, with wsproto's code.
+        if self._ws.state in (
+            wsproto.connection.ConnectionState.OPEN,
+            wsproto.connection.ConnectionState.LOCAL_CLOSING,
+        ):
+            # wsproto reports a frame it could not parse as a close it "received" while its
+            # state stays as it was (a real close moves OPEN on to REMOTE_CLOSING and
+            # LOCAL_CLOSING on to CLOSED): it is ours to send, with wsproto's code, unless
+            # our close is already out.
             return self._fail(event.code, event.reason or "protocol error")
         if self._state is WebSocketState.OPEN:  # the peer starts the closing handshake
             self._send(event.response())
@@ -249,4 +262,3 @@ class WebSocketConnection:
             self._out += self._ws.send(event)
         except WSLocalProtocolError as exc:
             raise LocalProtocolError(str(exc)) from exc
-
