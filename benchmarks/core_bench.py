@@ -65,7 +65,9 @@ def open_websocket() -> tuple[WebSocketConnection, wsproto.WSConnection]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
     seconds = parser.parse_args().seconds
 
