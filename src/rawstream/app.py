@@ -111,11 +111,11 @@ class App:
         methods: Iterable[str] = ("GET",),
         subprotocols: Iterable[str] = (),
     ) -> Route:
-        """Register ``handler`` for ``path`` (GET routes answer HEAD too)."""
+        """Register ``handler`` for ``path`` (GET routes other than WebSocket answer HEAD too)."""
         if not path.startswith("/"):
             raise ValueError(f"route paths start with '/': {path!r}")
         method_set = {m.upper() for m in methods}
-        if "GET" in method_set:
+        if "GET" in method_set and kind != "websocket":  # RFC 6455 4.1: the upgrade is a GET
             method_set.add("HEAD")
         route = Route(
             path, kind, frozenset(method_set), handler, tuple(subprotocols), _compile(path)

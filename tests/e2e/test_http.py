@@ -176,3 +176,34 @@ async def test_http_1_0_client(base: str) -> None:
     raw = await exchange(port, b"GET /chunks?n=2 HTTP/1.0\r\n\r\n")
     assert b"transfer-encoding" not in raw.lower()
     assert raw.endswith(b"chunk 0\nchunk 1\n")
+
+
+async def test_http_error_204_has_no_body(base: str) -> None:
+    """HTTPError(204) is answered without a body (h11 forbids one), keeping the server healthy."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(base + "/nocontent")
+        after = await client.get(base + "/healthz")
+    assert response.status_code == 204
+    assert response.content == b""
+    assert after.status_code == 200
+
+
+async def test_head_on_streamed_body_does_not_stream(base: str) -> None:
+    """HEAD on a route with a streamed body gets the head alone, and the connection goes on."""
+    port = int(base.rsplit(":", 1)[1])
+    raw = await exchange(
+        port,
+        b"HEAD /chunks HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert raw.count(b"HTTP/1.1 200 OK") == 2
+    assert b"chunk 0" not in raw
+    assert raw.endswith(b'{"status":"ok"}')
+
+
+async def test_head_is_not_allowed_on_websocket_routes(base: str) -> None:
+    """A WebSocket route answers only GET (RFC 6455 section 4.1): HEAD gets 405."""
+    port = int(base.rsplit(":", 1)[1])
+    raw = await exchange(port, b"HEAD /ws/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status_of(raw) == 405
+    assert b"allow: GET" in raw

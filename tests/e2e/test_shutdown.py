@@ -76,7 +76,7 @@ async def test_new_connections_refused_after_shutdown(start_server) -> None:
 async def test_drain_deadline_cancels_the_rest(start_server) -> None:
     """A WebSocket handler that ignores the close is cancelled at the drain deadline."""
     probes = Probes()
-    server: Server = await start_server(build_app(probes), drain_timeout=0.5, ws_close_timeout=30)
+    server: Server = await start_server(build_app(probes), drain_timeout=0.5, close_timeout=30)
     stream = await trio.open_tcp_stream("127.0.0.1", server.port)
     await stream.send_all(
         b"GET /ws/hold HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -130,3 +130,23 @@ async def test_signal_drains_and_exits_zero(signum: int) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+async def test_streamed_download_in_progress_finishes(start_server) -> None:
+    """Shutdown lets a plain streamed response finish whole (only SSE streams are ended)."""
+    probes = Probes()
+    server: Server = await start_server(build_app(probes), drain_timeout=5)
+    body = bytearray()
+    async with (
+        httpx.AsyncClient() as client,
+        client.stream("GET", f"http://127.0.0.1:{server.port}/slow-download") as response,
+    ):
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if not probes.gate.is_set():  # after part one: shut down mid-response
+                with trio.fail_after(5):
+                    await probes.started.wait()
+                server.shutdown()
+                await trio.sleep(0.1)
+                probes.gate.set()
+    assert bytes(body) == b"part one;part two"

@@ -113,3 +113,24 @@ async def test_other_clients_unaffected_by_disconnect(base: str, probes: Probes)
         async with aconnect_sse(client, "GET", base + "/sse/count?n=50") as source:
             ids = [e.id async for e in source.aiter_sse()]
     assert ids == [str(i) for i in range(1, 51)]
+
+
+async def test_refusing_with_204(base: str) -> None:
+    """An SSE handler may answer 204 (EventSource stops reconnecting)."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(base + "/sse/stop")
+    assert response.status_code == 204
+    assert response.content == b""
+
+
+async def test_head_on_sse_route(base: str) -> None:
+    """HEAD on an SSE route gets the SSE head at once; the handler does not run."""
+    from support.rawhttp import exchange
+
+    port = int(base.rsplit(":", 1)[1])
+    raw = await exchange(
+        port, b"HEAD /sse/forever HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert b"content-type: text/event-stream; charset=utf-8" in raw
+    assert raw.endswith(b"\r\n\r\n")

@@ -90,8 +90,8 @@ async def test_stalled_body_gets_408(
 async def test_websocket_close_timeout(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """A client that never answers our close frame is dropped after ws_close_timeout."""
-    client, _ = connect(nursery, make_app(), ws_close_timeout=4)
+    """A client that never answers our close frame is dropped after close_timeout."""
+    client, _ = connect(nursery, make_app(), close_timeout=4)
     await client.send_all(
         b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"

@@ -20,6 +20,7 @@ class Probes:
     started: trio.Event = field(default_factory=trio.Event)
     cleaned_up: trio.Event = field(default_factory=trio.Event)
     resource_released: trio.Event = field(default_factory=trio.Event)
+    gate: trio.Event = field(default_factory=trio.Event)
     handler_cancelled: bool = False
     ws_close_code: int | None = None
     seen: list[object] = field(default_factory=list)
@@ -128,6 +129,24 @@ def build_app(probes: Probes) -> App:
         if request.headers.get("authorization") != "Bearer ok":
             raise HTTPError(401, "no token")
         await stream.send("secret")
+
+    @app.sse("/sse/stop")
+    async def stop(request: Request, stream: SSEStream) -> None:
+        raise HTTPError(204)  # EventSource: stop reconnecting
+
+    @app.get("/nocontent")
+    async def nocontent(request: Request) -> Response:
+        raise HTTPError(204)
+
+    @app.get("/slow-download")
+    async def slow_download(request: Request) -> Response:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"part one;"
+            probes.started.set()
+            await probes.gate.wait()
+            yield b"part two"
+
+        return Response(body(), content_type="text/plain")
 
     @app.websocket("/ws/echo")
     async def ws_echo(ws: WebSocket) -> None:

@@ -280,7 +280,7 @@ class HTTPConnection:
 
     def send_body(self, data: bytes) -> None:
         """Send a piece of the response body (dropped for HEAD, as the head alone answers)."""
-        if data and not self._is_head_request:
+        if data and not self.is_head_request:
             self._send(h11.Data(data=data))
 
     def end_response(self) -> None:
@@ -295,8 +295,12 @@ class HTTPConnection:
         Usable when nothing of a response has been sent yet, including after a protocol
         error that left h11 unable to parse a request.
         """
-        body = (message or reason_phrase(status).decode()).encode() + b"\n"
         self._must_close = self._must_close or close
+        if status < 200 or status in (204, 304):  # statuses that never carry a body
+            self.send_response(status, list(headers))
+            self.end_response()
+            return
+        body = (message or reason_phrase(status).decode()).encode() + b"\n"
         self.send_response(
             status,
             [
@@ -323,7 +327,8 @@ class HTTPConnection:
             self._out += data
 
     @property
-    def _is_head_request(self) -> bool:
+    def is_head_request(self) -> bool:
+        """The current request is a HEAD: its response carries no body."""
         return self._head is not None and self._head.method == "HEAD"
 
     # -- connection lifetime -----------------------------------------------------------------

@@ -34,7 +34,15 @@ from wsproto.utilities import RemoteProtocolError as WSRemoteProtocolError
 from .errors import LocalProtocolError, RemoteProtocolError
 from .http import RequestHead
 
-__all__ = ["Closed", "Message", "Ping", "WebSocketConnection", "WebSocketEvent", "WebSocketState"]
+__all__ = [
+    "Closed",
+    "Message",
+    "Ping",
+    "WebSocketConnection",
+    "WebSocketEvent",
+    "WebSocketState",
+    "payload_size",
+]
 
 
 class WebSocketState(Enum):
@@ -74,6 +82,13 @@ class Closed:
 
 
 WebSocketEvent = Message | Ping | Closed
+
+
+def payload_size(data: str | bytes | bytearray) -> int:
+    """A message's size in bytes as sent (UTF-8 for text), without encoding ASCII text."""
+    if isinstance(data, bytes | bytearray) or data.isascii():
+        return len(data)
+    return len(data.encode())
 
 
 class WebSocketConnection:
@@ -185,12 +200,7 @@ class WebSocketConnection:
 
     def _assemble(self, event: ws.TextMessage | ws.BytesMessage) -> Message | Closed | None:
         data = event.data
-        size = (
-            len(data)
-            if isinstance(data, bytes | bytearray) or data.isascii()
-            else len(data.encode())
-        )
-        self._fragment_bytes += size
+        self._fragment_bytes += payload_size(data)
         if self._fragment_bytes > self._max_message_bytes:
             self._fragments.clear()
             return self._fail(1009, "message too big")

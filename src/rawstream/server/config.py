@@ -24,7 +24,8 @@ class Config:
         ws_max_message_bytes: largest WebSocket message after reassembly; close 1009 beyond.
         ws_queue_bytes: received WebSocket messages waiting for the handler; above it the
             server stops reading from that client.
-        ws_close_timeout: how long to wait for the client's close frame after ours.
+        close_timeout: how long a closing connection gets: to receive the client's close frame
+            after ours (WebSocket), and to write its last queued bytes (every connection).
         permessage_deflate: accept WebSocket compression when a client offers it.
         outbox_bytes: bytes waiting to be written to one connection before senders wait.
         read_buffer_bytes: bytes read ahead from one client before the server stops reading.
@@ -40,7 +41,7 @@ class Config:
     max_body_bytes: int = 1 * MiB
     ws_max_message_bytes: int = 1 * MiB
     ws_queue_bytes: int = 1 * MiB
-    ws_close_timeout: float = 5.0
+    close_timeout: float = 5.0
     permessage_deflate: bool = True
     outbox_bytes: int = 256 * KiB
     read_buffer_bytes: int = 64 * KiB

@@ -105,6 +105,7 @@ class Connection:
         self._stream_nursery: trio.Nursery | None = None
         self._stream_end: StreamEnd | None = None
         self._on_shutdown: Callable[[], None] | None = None
+        self._end_on_shutdown = False
 
     # -- the connection's task tree ----------------------------------------------------------
 
@@ -115,7 +116,7 @@ class Connection:
                 nursery.start_soon(self.outbox.run_writer, nursery.cancel_scope)
                 nursery.start_soon(self.receiver.run)
                 await self._serve_requests()
-                with trio.move_on_after(self.config.ws_close_timeout):
+                with trio.move_on_after(self.config.close_timeout):
                     await self.outbox.flush()
                 nursery.cancel_scope.cancel()
         finally:
@@ -144,10 +145,10 @@ class Connection:
         if self.server.draining:
             return None
         config = self.config
+        bytes_seen = first or self.http.buffered_bytes > 0  # pipelined bytes start the head
         deadline = trio.current_time() + (
-            config.header_timeout if first else config.keepalive_timeout
+            config.header_timeout if bytes_seen else config.keepalive_timeout
         )
-        bytes_seen = first or self.http.buffered_bytes > 0
         with trio.CancelScope() as self._idle_scope:
             while True:
                 try:
@@ -274,6 +275,13 @@ class Connection:
             await self._emit(produce)
             return
 
+        if self.http.is_head_request:  # the head answers HEAD: never start the stream
+            if hasattr(body, "aclose"):
+                await body.aclose()
+            await self._emit(partial(self.http.send_response, response.status, headers))
+            await self._emit(self.http.end_response)
+            return
+
         async def stream_body() -> None:
             await self._emit(lambda: self.http.send_response(response.status, headers))
             if hasattr(body, "aclose"):
@@ -329,14 +337,26 @@ class Connection:
     # -- streaming handlers ------------------------------------------------------------------
 
     async def run_stream(
-        self, body: Callable[[], Awaitable[None]], *, watch_disconnect: bool
+        self,
+        body: Callable[[], Awaitable[None]],
+        *,
+        watch_disconnect: bool,
+        end_on_shutdown: bool = False,
     ) -> StreamEnd:
-        """Run a streaming handler in a scope the client's departure or shutdown cancels."""
+        """Run a streaming handler in a scope the client's departure cancels.
+
+        With ``end_on_shutdown`` (SSE: streams that never end by themselves) shutdown cancels
+        it too; other streams are responses in progress, left to finish until the drain
+        deadline.
+        """
         self.phase = Phase.STREAM
         self._stream_end = None
+        self._end_on_shutdown = end_on_shutdown
         failure: HTTPError | None = None
         async with trio.open_nursery() as nursery:
             self._stream_nursery = nursery
+            if end_on_shutdown and self.server.draining:
+                self._end_stream(StreamEnd.SHUTDOWN)
             if watch_disconnect:
                 nursery.start_soon(self._cancel_when_client_leaves)
             try:
@@ -409,11 +429,11 @@ class Connection:
         self.closing = True
         if self.phase is Phase.IDLE and self._idle_scope is not None:
             self._idle_scope.cancel()
-        elif self.phase is Phase.STREAM:
+        elif self.phase is Phase.STREAM and self._end_on_shutdown:
             self._end_stream(StreamEnd.SHUTDOWN)
         elif self.phase is Phase.WEBSOCKET and self._on_shutdown is not None:
             self._on_shutdown()
-        # Phase.HTTP: the response in progress finishes; the connection then closes.
+        # Otherwise a response in progress finishes; the connection then closes.
 
     def shutdown_retry_hint(self) -> bytes:
         """A ``retry:`` field with a random delay in ``shutdown_retry_ms``."""

@@ -34,7 +34,6 @@ class Outbox:
         self._limit = limit
         self._chunks: list[bytes] = []
         self._buffered = 0
-        self._closing = False
         self._broken: BaseException | None = None
         self._writer_wakeup = ParkingLot()
         self._space = ParkingLot()
@@ -54,8 +53,6 @@ class Outbox:
     def _raise_if_broken(self) -> None:
         if self._broken is not None:
             raise trio.BrokenResourceError("the client connection is gone") from self._broken
-        if self._closing:
-            raise trio.ClosedResourceError("the outbox is closed")
 
     async def wait_writable(self) -> None:
         """Wait until the outbox is below its limit (always a checkpoint).
@@ -89,13 +86,8 @@ class Outbox:
         while self._buffered and self._broken is None:
             await self._flushed.park()
 
-    def close(self) -> None:
-        """Refuse further bytes; the writer finishes what is queued, then returns."""
-        self._closing = True
-        self._writer_wakeup.unpark_all()
-
     async def run_writer(self, on_broken: trio.CancelScope) -> None:
-        """The connection's one writer: drain the outbox in single writes until closed.
+        """The connection's one writer: drain the outbox in single writes until cancelled.
 
         A failed write marks the outbox broken, wakes every waiting sender (they raise
         ``BrokenResourceError``) and cancels ``on_broken``, the connection's scope.
@@ -103,8 +95,6 @@ class Outbox:
         try:
             while True:
                 while not self._chunks:
-                    if self._closing:
-                        return
                     await self._writer_wakeup.park()
                 chunks, self._chunks = self._chunks, []
                 data = chunks[0] if len(chunks) == 1 else b"".join(chunks)

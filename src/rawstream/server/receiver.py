@@ -17,7 +17,7 @@ RECEIVE_SIZE = 64 * 1024
 
 
 class Receiver:
-    """Bytes read from ``stream`` and not yet consumed, at most about ``limit``."""
+    """Bytes read from ``stream`` and not yet consumed: below ``limit`` plus one read."""
 
     def __init__(self, stream: trio.abc.ReceiveStream, *, limit: int) -> None:
         self._stream = stream

@@ -80,6 +80,10 @@ class SSEStream:
 async def run_sse(conn: Connection, request: Request, route: Route) -> None:
     """Run an SSE route's handler, in either form, and end its response."""
     stream = SSEStream(conn, request)
+    if conn.http.is_head_request:  # the SSE head answers HEAD; the handler does not run
+        await stream.open()
+        await conn.finish_stream(StreamEnd.DONE)
+        return
 
     async def body() -> None:
         if route.is_generator:
@@ -89,7 +93,7 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
         else:
             await route.handler(request, stream)
 
-    end = await conn.run_stream(body, watch_disconnect=True)
+    end = await conn.run_stream(body, watch_disconnect=True, end_on_shutdown=True)
     if end in (StreamEnd.DONE, StreamEnd.SHUTDOWN) and not conn.outbox.broken:
         await stream.open()
     await conn.finish_stream(end, retry_hint=conn.shutdown_retry_hint())

@@ -33,7 +33,13 @@ from trio.lowlevel import ParkingLot, checkpoint
 
 from ..app import Route
 from ..core.errors import RemoteProtocolError
-from ..core.websocket import Closed, Message, WebSocketConnection, WebSocketState
+from ..core.websocket import (
+    Closed,
+    Message,
+    WebSocketConnection,
+    WebSocketState,
+    payload_size,
+)
 from ..request import HTTPError, Request
 from .connection import Phase, StreamEnd
 
@@ -148,6 +154,8 @@ class WebSocket:
         conn.phase = Phase.WEBSOCKET
         conn.set_shutdown_action(lambda: self._close_now(1001, "server shutting down"))
         conn.start_stream_task(self._read_frames)
+        if conn.server.draining:  # accepted while the server drains: say so at once
+            self._close_now(1001, "server shutting down")
 
     async def reject(self, status: int = 403, message: str = "") -> None:
         """Refuse the handshake with an HTTP ``status`` (before accepting only)."""
@@ -197,7 +205,7 @@ class WebSocket:
         conn.outbox.put_nowait(self._core.data_to_send())
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the WebSocket and wait (up to ``ws_close_timeout``) for the client's reply."""
+        """Close the WebSocket and wait (up to ``close_timeout``) for the client's reply."""
         if not self.accepted:
             await self.reject(403, reason)
             return
@@ -205,7 +213,7 @@ class WebSocket:
             await checkpoint()
             return
         self._close_now(code, reason)
-        with trio.move_on_after(self._conn.config.ws_close_timeout):
+        with trio.move_on_after(self._conn.config.close_timeout):
             await self._peer_closed.wait()
 
     def _close_now(self, code: int, reason: str) -> None:
@@ -222,7 +230,7 @@ class WebSocket:
                 # Events first: bytes that followed the handshake are already in the core.
                 for event in core.events():
                     if isinstance(event, Message):
-                        await self._queue.put(event.data, len(event.data))
+                        await self._queue.put(event.data, payload_size(event.data))
                     elif isinstance(event, Closed):
                         self._flush_core()
                         if not event.by_peer:  # the client broke the protocol: drop it
