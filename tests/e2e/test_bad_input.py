@@ -5,13 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 import trio
-from support.rawhttp import exchange, status_of
+from support.rawhttp import exchange, status_of, websocket_upgrade
 from support.testapp import Probes, build_app
 
-UPGRADE = (
-    b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
+UPGRADE = websocket_upgrade("/ws/echo")
 
 
 @pytest.fixture

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import re
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import trio
 from httpx_sse import aconnect_sse
+from support.cli import ROOT, start_cli
 from support.rawhttp import exchange, status_of
 from support.testapp import Probes, build_app
 
 from rawstream import Server
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_connections_beyond_the_limit_get_503(start_server) -> None:
@@ -55,25 +51,9 @@ async def test_tcp_nodelay_on_accepted_sockets(start_server) -> None:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
-def _run_cli(*args: str) -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rawstream", *args, "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if found:
-            return process, int(found.group(1))
-    raise AssertionError(f"rawstream {' '.join(args)} did not start")
-
-
 async def test_cli_runs_an_app_from_a_file() -> None:
     """`rawstream run examples/hello.py:app` serves that file's App."""
-    process, port = await trio.to_thread.run_sync(_run_cli, "run", "examples/hello.py:app")
+    process, port = await trio.to_thread.run_sync(start_cli, "run", "examples/hello.py:app")
     try:
         async with httpx.AsyncClient() as client:
             response = await client.get(f"http://127.0.0.1:{port}/")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
 
 import httpx
 import pytest
 import trio
+from support.cli import start_cli
+from support.rawhttp import websocket_upgrade
 from support.testapp import Probes, build_app
 from trio_websocket import ConnectionClosed, open_websocket_url
 
@@ -78,10 +76,7 @@ async def test_drain_deadline_cancels_the_rest(start_server) -> None:
     probes = Probes()
     server: Server = await start_server(build_app(probes), drain_timeout=0.5, close_timeout=30)
     stream = await trio.open_tcp_stream("127.0.0.1", server.port)
-    await stream.send_all(
-        b"GET /ws/hold HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
+    await stream.send_all(websocket_upgrade("/ws/hold"))
     with trio.fail_after(5):
         await probes.started.wait()
     server.shutdown()  # our raw client never answers the 1001 close frame
@@ -91,25 +86,10 @@ async def test_drain_deadline_cancels_the_rest(start_server) -> None:
     await stream.aclose()
 
 
-def _start_demo() -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rawstream", "demo", "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if found:
-            return process, int(found.group(1))
-    raise AssertionError("the demo did not report its port")
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_signal_drains_and_exits_zero(signum: int) -> None:
     """The demo process ends an open SSE stream with retry: on SIGTERM or SIGINT and exits 0."""
-    process, port = await trio.to_thread.run_sync(_start_demo)
+    process, port = await trio.to_thread.run_sync(start_cli, "demo")
     try:
         lines: list[str] = []
         signalled = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+from support.rawhttp import websocket_upgrade
 from support.testapp import Probes, build_app
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 from websockets.exceptions import ConnectionClosed as WSConnectionClosed
@@ -152,10 +153,7 @@ async def test_websockets_client_sees_rejection(port: int) -> None:
 async def test_client_vanishing_cancels_handler(port: int, probes: Probes) -> None:
     """A client that drops TCP without a close frame cancels its handler promptly."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
-    await stream.send_all(
-        b"GET /ws/hold HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
+    await stream.send_all(websocket_upgrade("/ws/hold"))
     with trio.fail_after(5):
         await probes.started.wait()
     await stream.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import trio
 import trio.testing
+from support.rawhttp import websocket_upgrade
 
 from rawstream import App, Event, Request, SSEStream, WebSocket
 from rawstream.server.outbox import Outbox
@@ -64,10 +65,7 @@ async def test_websocket_sender_blocks_too(nursery: trio.Nursery) -> None:
             sent.append(i)
 
     client, _ = connect(nursery, app, lockstep=True, outbox_bytes=1000, permessage_deflate=False)
-    await client.send_all(
-        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
+    await client.send_all(websocket_upgrade("/ws"))
     await trio.testing.wait_all_tasks_blocked()
     assert 0 < len(sent) <= 1000 // 102 + 2
 

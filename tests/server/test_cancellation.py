@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import trio
 import trio.testing
+from support.rawhttp import websocket_upgrade
 
 from rawstream import App, Event, Request, SSEStream, WebSocket
 
@@ -68,10 +69,7 @@ async def test_websocket_handler_cancelled_on_eof(nursery: trio.Nursery) -> None
             cleaned.set()
 
     client, _ = connect(nursery, app)
-    await client.send_all(
-        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
+    await client.send_all(websocket_upgrade("/ws"))
     await read_until(client, b"\r\n\r\n")
     await client.aclose()
     with trio.fail_after(1):

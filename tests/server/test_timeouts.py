@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import trio
+from support.rawhttp import websocket_upgrade
 
 from rawstream import App, Request, Response, WebSocket
 
@@ -92,10 +93,7 @@ async def test_websocket_close_timeout(
 ) -> None:
     """A client that never answers our close frame is dropped after close_timeout."""
     client, _ = connect(nursery, make_app(), close_timeout=4)
-    await client.send_all(
-        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
+    await client.send_all(websocket_upgrade("/ws"))
     start = trio.current_time()
     data = await read_all(client)
     assert b"101 Switching Protocols" in data

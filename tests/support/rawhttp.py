@@ -27,3 +27,11 @@ async def exchange(
 def status_of(response: bytes) -> int:
     """The status code of the first response in ``response``."""
     return int(response.split(b" ", 2)[1])
+
+
+def websocket_upgrade(path: str) -> bytes:
+    """A valid WebSocket upgrade request for ``path``, as raw bytes (no compression offered)."""
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
