@@ -207,3 +207,16 @@ async def test_head_is_not_allowed_on_websocket_routes(base: str) -> None:
     raw = await exchange(port, b"HEAD /ws/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert status_of(raw) == 405
     assert b"allow: GET" in raw
+
+
+async def test_204_response_has_no_content_length(base: str) -> None:
+    """A 204 Response goes out without Content-Length or body (RFC 9110 section 8.6)."""
+    port = int(base.rsplit(":", 1)[1])
+    raw = await exchange(
+        port,
+        b"POST /accepted-quietly HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    assert status_of(raw) == 204
+    assert b"content-length" not in raw.lower()
+    assert raw.endswith(b"\r\n\r\n")

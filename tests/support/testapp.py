@@ -134,6 +134,10 @@ def build_app(probes: Probes) -> App:
     async def stop(request: Request, stream: SSEStream) -> None:
         raise HTTPError(204)  # EventSource: stop reconnecting
 
+    @app.post("/accepted-quietly")
+    async def accepted_quietly(request: Request) -> Response:
+        return Response(status=204)
+
     @app.get("/nocontent")
     async def nocontent(request: Request) -> Response:
         raise HTTPError(204)

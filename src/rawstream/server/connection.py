@@ -265,7 +265,9 @@ class Connection:
         headers = response.encoded_headers()
         body = response.body
         if isinstance(body, bytes):
-            headers.append((b"content-length", str(len(body)).encode()))
+            if response.status >= 200 and response.status not in (204, 304):
+                # RFC 9110 8.6: never on 1xx or 204; a 304's would describe the cached body.
+                headers.append((b"content-length", str(len(body)).encode()))
 
             def produce() -> None:
                 self.http.send_response(response.status, headers)
