@@ -61,3 +61,31 @@ async def test_plain_http_to_tls_port_does_not_hurt(start_server, tls) -> None:
                 pass
     async with httpx.AsyncClient(verify=client_context) as client:
         assert (await client.get(f"https://127.0.0.1:{server.port}/healthz")).status_code == 200
+
+
+async def test_cli_serves_tls_with_certfile_and_keyfile(tmp_path) -> None:
+    """`rawstream demo --certfile --keyfile` serves https."""
+    trustme = require("trustme", "TLS test certificates")
+    from support.cli import start_cli
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    process, port = await trio.to_thread.run_sync(
+        start_cli,
+        "demo",
+        "--certfile",
+        str(tmp_path / "cert.pem"),
+        "--keyfile",
+        str(tmp_path / "key.pem"),
+    )
+    try:
+        async with httpx.AsyncClient(verify=client_context) as client:
+            response = await client.get(f"https://127.0.0.1:{port}/healthz")
+        assert response.json() == {"status": "ok"}
+    finally:
+        process.terminate()
+        assert await trio.to_thread.run_sync(lambda: process.wait(10)) == 0

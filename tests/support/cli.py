@@ -22,7 +22,7 @@ def start_cli(*args: str) -> tuple[subprocess.Popen[str], int]:
     )
     assert process.stderr is not None
     for line in process.stderr:
-        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        found = re.search(r"listening on https?://127\.0\.0\.1:(\d+)", line)
         if found:
             return process, int(found.group(1))
     raise AssertionError(f"rawstream {' '.join(args)} did not report its port")
