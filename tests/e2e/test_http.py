@@ -220,3 +220,27 @@ async def test_204_response_has_no_content_length(base: str) -> None:
     assert status_of(raw) == 204
     assert b"content-length" not in raw.lower()
     assert raw.endswith(b"\r\n\r\n")
+
+
+async def test_unanswered_expect_100_continue_closes(base: str) -> None:
+    """A handler that ignores a 100-continue body: the response says close, and it closes.
+
+    (Otherwise a body the client might still send would be read as the next request.)"""
+    port = int(base.rsplit(":", 1)[1])
+    raw = await exchange(
+        port,
+        b"POST /accepted-quietly HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\n"
+        b"Expect: 100-continue\r\n\r\n",
+    )
+    assert status_of(raw) == 204
+    assert b"connection: close" in raw.lower()
+
+
+async def test_invalid_response_header_gets_500(base: str) -> None:
+    """A handler's header value with CR/LF is refused: 500, no header injection."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(base + "/bad-header")
+        after = await client.get(base + "/healthz")
+    assert response.status_code == 500
+    assert "x-injected" not in response.headers
+    assert after.status_code == 200

@@ -130,3 +130,21 @@ async def test_streamed_download_in_progress_finishes(start_server) -> None:
                 await trio.sleep(0.1)
                 probes.gate.set()
     assert bytes(body) == b"part one;part two"
+
+
+async def test_websocket_not_yet_accepted_gets_503(start_server) -> None:
+    """Shutdown cancels a WebSocket handler that has not accepted; the client gets 503."""
+    from support.rawhttp import status_of
+
+    probes = Probes()
+    server: Server = await start_server(build_app(probes), drain_timeout=5)
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    async with stream:
+        await stream.send_all(websocket_upgrade("/ws/slow-accept"))
+        with trio.fail_after(5):
+            await probes.started.wait()
+        server.shutdown()
+        with trio.fail_after(5):
+            response = await stream.receive_some(1000)
+            await probes.cleaned_up.wait()
+    assert status_of(response) == 503

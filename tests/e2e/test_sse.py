@@ -134,3 +134,13 @@ async def test_head_on_sse_route(base: str) -> None:
     assert raw.startswith(b"HTTP/1.1 200 ")
     assert b"content-type: text/event-stream; charset=utf-8" in raw
     assert raw.endswith(b"\r\n\r\n")
+
+
+async def test_concurrent_first_sends_open_once(base: str) -> None:
+    """Two tasks sending the first events at once: one response head, both events."""
+    async with (
+        httpx.AsyncClient() as client,
+        aconnect_sse(client, "GET", base + "/sse/two-senders") as source,
+    ):
+        ids = sorted([e.id async for e in source.aiter_sse()])
+    assert ids == ["a", "b"]

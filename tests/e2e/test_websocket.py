@@ -185,3 +185,19 @@ async def test_closed_connection_raises_in_websockets_client(port: int) -> None:
         return None
 
     assert await trio.to_thread.run_sync(talk) == 4000
+
+
+async def test_concurrent_first_sends_accept_once(port: int) -> None:
+    """Two tasks sending first (each accepting implicitly): one accept, both messages."""
+    async with open_websocket_url(f"ws://127.0.0.1:{port}/ws/two-senders") as ws:
+        received = sorted([await ws.get_message(), await ws.get_message()])
+    assert received == ["a", "b"]
+
+
+async def test_receive_after_reject_ends(port: int, probes: Probes) -> None:
+    """After reject(), iterating the WebSocket ends at once instead of hanging."""
+    with pytest.raises(ConnectionRejected):
+        async with open_websocket_url(f"ws://127.0.0.1:{port}/ws/reject-then-receive"):
+            pass
+    with trio.fail_after(5):
+        await probes.cleaned_up.wait()

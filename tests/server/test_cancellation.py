@@ -74,3 +74,49 @@ async def test_websocket_handler_cancelled_on_eof(nursery: trio.Nursery) -> None
     await client.aclose()
     with trio.fail_after(1):
         await cleaned.wait()
+
+
+async def test_client_filling_the_read_buffer_during_a_stream_is_dropped(
+    nursery: trio.Nursery,
+) -> None:
+    """Bytes flooding in during an SSE stream fill the read buffer: the stream is ended."""
+    app = App()
+    cleaned = trio.Event()
+
+    @app.sse("/wait")
+    async def wait(request: Request, stream: SSEStream) -> None:
+        await stream.open()
+        try:
+            await trio.sleep_forever()
+        finally:
+            cleaned.set()
+
+    client, _ = connect(nursery, app, read_buffer_bytes=1000)
+    await client.send_all(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+    await read_until(client, b"\r\n\r\n")
+    await client.send_all(b"x" * 200_000)
+    with trio.fail_after(1):
+        await cleaned.wait()
+
+
+async def test_client_reset_while_websocket_push_is_blocked(nursery: trio.Nursery) -> None:
+    """A client vanishing while the server's outbox is full ends the connection quietly."""
+    app = App()
+    cleaned = trio.Event()
+
+    @app.websocket("/ws")
+    async def push(ws: WebSocket) -> None:
+        try:
+            while True:
+                await ws.send(b"z" * 500)
+        finally:
+            cleaned.set()
+
+    client, _ = connect(nursery, app, lockstep=True, outbox_bytes=1000, permessage_deflate=False)
+    await client.send_all(websocket_upgrade("/ws"))
+    await client.receive_some(100)
+    await trio.testing.wait_all_tasks_blocked()
+    await client.aclose()  # the writer's send_all now fails: the outbox breaks
+    with trio.fail_after(1):
+        await cleaned.wait()
+    # conn.run runs in this test's nursery: an exception escaping it would fail the test.

@@ -99,3 +99,44 @@ async def test_websocket_close_timeout(
     assert b"101 Switching Protocols" in data
     assert data.endswith(b"\x88\x02\x03\xe8")  # close frame, code 1000
     assert 4 <= trio.current_time() - start < 5
+
+
+async def test_close_is_not_stalled_by_a_full_message_queue(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Our close completes as soon as the client replies, even with the queue full."""
+    import wsproto
+    import wsproto.events as ws_events
+
+    elapsed: list[float] = []
+    closed = trio.Event()
+    app = App()
+
+    @app.websocket("/ws")
+    async def slow_reader(ws: WebSocket) -> None:
+        await ws.accept()
+        await trio.sleep(1)  # meanwhile the client fills the queue; we never read it
+        start = trio.current_time()
+        await ws.close(1000)
+        elapsed.append(trio.current_time() - start)
+        closed.set()
+
+    client_stream, _ = connect(nursery, app, ws_queue_bytes=1000, close_timeout=30)
+    peer = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    await client_stream.send_all(peer.send(ws_events.Request(host="x", target="/ws")))
+    accepted = False
+    while not accepted:
+        peer.receive_data(await client_stream.receive_some(65536))
+        accepted = any(isinstance(e, ws_events.AcceptConnection) for e in peer.events())
+    for _ in range(20):
+        await client_stream.send_all(peer.send(ws_events.BytesMessage(data=b"m" * 1000)))
+    replied = False
+    while not replied:
+        peer.receive_data(await client_stream.receive_some(65536))
+        for event in peer.events():
+            if isinstance(event, ws_events.CloseConnection):
+                await client_stream.send_all(peer.send(event.response()))
+                replied = True
+    with trio.fail_after(60):
+        await closed.wait()
+    assert elapsed[0] < 1

@@ -152,6 +152,41 @@ def build_app(probes: Probes) -> App:
 
         return Response(body(), content_type="text/plain")
 
+    @app.get("/bad-header")
+    async def bad_header(request: Request) -> Response:
+        return Response("x", headers={"x-injected": "a\r\nb"})
+
+    @app.sse("/sse/two-senders")
+    async def sse_two_senders(request: Request, stream: SSEStream) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stream.send, Event("a", id="a"))
+            nursery.start_soon(stream.send, Event("b", id="b"))
+
+    @app.websocket("/ws/two-senders")
+    async def ws_two_senders(ws: WebSocket) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ws.send, "a")
+            nursery.start_soon(ws.send, "b")
+        async for _ in ws:
+            pass
+
+    @app.websocket("/ws/reject-then-receive")
+    async def ws_reject_then_receive(ws: WebSocket) -> None:
+        await ws.reject(403)
+        try:
+            async for _ in ws:
+                pass
+        finally:
+            probes.cleaned_up.set()
+
+    @app.websocket("/ws/slow-accept")
+    async def ws_slow_accept(ws: WebSocket) -> None:
+        probes.started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            probes.cleaned_up.set()
+
     @app.websocket("/ws/echo")
     async def ws_echo(ws: WebSocket) -> None:
         async for message in ws:

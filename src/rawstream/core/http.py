@@ -271,11 +271,19 @@ class HTTPConnection:
         With a ``content-length`` header the body is fixed-length; without one it is chunked
         (or, for an HTTP/1.0 client, delimited by closing the connection).
         """
+        if self._h11.they_are_waiting_for_100_continue:
+            # The client never got 100 Continue, so its body may or may not follow: the only
+            # safe way to find the next request's first byte is a new connection.
+            self._must_close = True
         if self._must_close:
             headers = [*headers, (b"connection", b"close")]
-        self._send(
-            h11.Response(status_code=status, headers=list(headers), reason=reason_phrase(status))
-        )
+        try:
+            response = h11.Response(
+                status_code=status, headers=list(headers), reason=reason_phrase(status)
+            )
+        except h11.LocalProtocolError as exc:  # e.g. a header value containing a newline
+            raise LocalProtocolError(str(exc)) from exc
+        self._send(response)
         self._response_started = True
 
     def send_body(self, data: bytes) -> None:
@@ -332,6 +340,11 @@ class HTTPConnection:
         return self._head is not None and self._head.method == "HEAD"
 
     # -- connection lifetime -----------------------------------------------------------------
+
+    @property
+    def will_close(self) -> bool:
+        """The connection will close after the current response."""
+        return self._must_close
 
     @property
     def keep_alive(self) -> bool:

@@ -172,11 +172,10 @@ class WebSocketConnection:
 
     def receive_eof(self) -> None:
         """The client closed TCP; without a close frame that is abnormal closure (1006)."""
-        if self._state is not WebSocketState.CLOSED:
+        if self._state is not WebSocketState.CLOSED:  # no close frame was received
             self._ws.receive_data(None)
             self._state = WebSocketState.CLOSED
-            if self.close_code is None:
-                self.close_code = 1006
+            self.close_code, self.close_reason = 1006, ""
 
     def events(self) -> list[WebSocketEvent]:
         """The events produced by the bytes fed so far (replies are already buffered)."""

@@ -31,7 +31,7 @@ from urllib.parse import unquote
 import trio
 
 from ..app import App, Route
-from ..core.errors import RemoteProtocolError
+from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.http import (
     BodyData,
     ClientClosed,
@@ -212,20 +212,16 @@ class Connection:
     async def _run_http(self, route: Route, request: Request) -> None:
         try:
             response = await route.handler(request)
+            if not isinstance(response, Response):
+                raise TypeError(f"the handler returned {response!r}, not a Response")
+            await self.send_response(response)
         except HTTPError as exc:
             await self.send_error(exc.status, exc.message, close=exc.status in (400, 408, 413))
-            return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.closing = True  # the client is gone
         except Exception:
-            log.exception(
-                "conn %d: handler for %s %s failed", self.id, request.method, request.path
-            )
+            log.exception("conn %d: %s %s failed", self.id, request.method, request.path)
             await self.send_error(500, "internal server error")
-            return
-        if not isinstance(response, Response):
-            log.error("conn %d: handler returned %r, not a Response", self.id, response)
-            await self.send_error(500, "internal server error")
-            return
-        await self.send_response(response)
 
     # -- request bodies ----------------------------------------------------------------------
 
@@ -238,11 +234,8 @@ class Connection:
 
     async def _finish_request_body(self) -> None:
         """Consume an unread request body so the connection can be reused, or close."""
-        if self.closing or self.http.request_complete:
-            return
-        if self.http.waiting_for_continue:  # the client never got 100: its body will not come
-            self.closing = True
-            return
+        if self.closing or self.http.will_close or self.http.request_complete:
+            return  # (after an unanswered 100-continue the core has chosen to close)
         try:
             await self.read_body()
         except HTTPError:
@@ -322,15 +315,25 @@ class Connection:
         close: bool = True,
     ) -> None:
         """Answer with an error status; unless ``close`` is false the connection then ends."""
-        if self.http.response_started:
-            self.closing = True
-            return
         self.closing = self.closing or close
-        await self._emit(lambda: self.http.send_error(status, message, headers, close=close))
+
+        def produce() -> None:
+            if self.http.response_started:  # too late for a status: the connection just ends
+                self.closing = True
+                self.http.send_failed()
+            else:
+                self.http.send_error(status, message, headers, close=close)
+
+        await self._emit(produce)
 
     async def start_response(self, status: int, headers: tuple[tuple[bytes, bytes], ...]) -> None:
-        """Send a response head whose body will be streamed."""
-        await self._emit(lambda: self.http.send_response(status, headers))
+        """Send a response head whose body will be streamed (once, if tasks race to do it)."""
+
+        def produce() -> None:
+            if not self.http.response_started:
+                self.http.send_response(status, headers)
+
+        await self._emit(produce)
 
     async def send_body(self, data: bytes) -> None:
         """Send a piece of a streamed body, waiting while the outbox is full."""
@@ -400,7 +403,11 @@ class Connection:
         self._end_stream(StreamEnd.CLIENT_GONE)
 
     async def _cancel_when_client_leaves(self) -> None:
-        await self.receiver.closed.wait()
+        await self.receiver.wait_closed_or_full()
+        if not self.receiver.closed.is_set():
+            # A client has nothing to send during a stream but a pipelined request or two; a
+            # full read buffer is abuse, and would also hide its EOF from us.
+            log.info("conn %d: client filled the read buffer during a stream", self.id)
         self.client_gone()
 
     async def finish_stream(self, end: StreamEnd, *, retry_hint: bytes | None = None) -> None:
@@ -412,7 +419,13 @@ class Connection:
             and self.http.response_started
             and not self.outbox.broken
         ):
-            await self._emit(self.http.end_response)
+            try:
+                await self._emit(self.http.end_response)
+            except LocalProtocolError as exc:  # e.g. fewer bytes than a declared Content-Length
+                log.error("conn %d: cannot end the response: %s", self.id, exc)
+                self.closing = True
+                self.http.send_failed()
+                return
             if end is StreamEnd.SHUTDOWN:
                 self.closing = True
         else:

@@ -75,11 +75,6 @@ class Outbox:
             self._buffered += len(data)
             self._writer_wakeup.unpark_all()
 
-    async def send(self, data: bytes) -> None:
-        """Wait for room, then queue ``data``."""
-        await self.wait_writable()
-        self.put_nowait(data)
-
     async def flush(self) -> None:
         """Wait until everything queued so far has been written."""
         await checkpoint()

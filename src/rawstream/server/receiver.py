@@ -25,6 +25,7 @@ class Receiver:
         self._buffer = bytearray()
         self._data_ready = ParkingLot()
         self._space = ParkingLot()
+        self._state_changed = ParkingLot()
         #: Set once the client closed its side or the connection failed.
         self.closed = trio.Event()
         self.bytes_received = 0
@@ -39,6 +40,7 @@ class Receiver:
         try:
             while True:
                 while len(self._buffer) >= self._limit:
+                    self._state_changed.unpark_all()
                     await self._space.park()
                 data = await self._stream.receive_some(RECEIVE_SIZE)
                 if not data:
@@ -51,6 +53,13 @@ class Receiver:
         finally:
             self.closed.set()
             self._data_ready.unpark_all()
+            self._state_changed.unpark_all()
+
+    async def wait_closed_or_full(self) -> None:
+        """Wait until the client has closed, or the buffer is full and reading has stopped
+        (after which a close could no longer be seen)."""
+        while not (self.closed.is_set() or len(self._buffer) >= self._limit):
+            await self._state_changed.park()
 
     async def receive(self) -> bytes:
         """Everything buffered, waiting for at least one byte; ``b""`` once the client closed."""

@@ -93,14 +93,16 @@ class Server:
         scheme = "https" if self.ssl_context else "http"
         log.info("rawstream listening on %s://%s:%d", scheme, host or "0.0.0.0", self.port)
         async with trio.open_nursery() as connections:
-            async with trio.open_nursery() as acceptors:
+            try:
+                async with trio.open_nursery() as acceptors:
+                    for listener in listeners:
+                        acceptors.start_soon(self._accept_loop, listener, connections)
+                    task_status.started(self)
+                    await self._shutdown_requested.wait()
+                    acceptors.cancel_scope.cancel()
+            finally:
                 for listener in listeners:
-                    acceptors.start_soon(self._accept_loop, listener, connections)
-                task_status.started(self)
-                await self._shutdown_requested.wait()
-                acceptors.cancel_scope.cancel()
-            for listener in listeners:
-                await trio.aclose_forcefully(listener)
+                    await trio.aclose_forcefully(listener)
             await self._drain(connections)
 
     async def _drain(self, connections: trio.Nursery) -> None:
@@ -147,8 +149,16 @@ class Server:
         log.debug("conn %d: open from %s:%d", conn.id, *client)
         try:
             await conn.run()
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            log.debug("conn %d: client connection lost: %s", conn.id, exc)
         except Exception:
             log.exception("conn %d: connection failed", conn.id)
+        except BaseExceptionGroup as group:  # errors beside a cancellation: log, never swallow
+            errors, rest = group.split(Exception)
+            if errors is not None:
+                log.error("conn %d: connection failed", conn.id, exc_info=errors)
+            if rest is not None:
+                raise rest from None
         finally:
             if overloaded:
                 self._rejecting -= 1

@@ -49,7 +49,7 @@ class SSEStream:
     async def open(self) -> None:
         """Send the response head now (``EventSource.onopen`` fires on the client)."""
         if not self.opened:
-            await self._conn.start_response(200, SSE_HEADERS)
+            await self._conn.start_response(200, SSE_HEADERS)  # a no-op if another task won
 
     async def send(self, event: Event | str) -> None:
         """Send one event (a ``str`` is sent as an event's ``data``).

@@ -72,8 +72,11 @@ class _MessageQueue:
         self._writable = ParkingLot()
 
     async def put(self, message: str | bytes, size: int) -> None:
+        """Queue ``message``, waiting while the queue is full; dropped once the queue closed."""
         while self._bytes >= self._limit and not self._closed:
             await self._writable.park()
+        if self._closed:
+            return
         self._items.append((message, size))
         self._bytes += size
         self._readable.unpark_all()
@@ -116,6 +119,7 @@ class WebSocket:
         self.request = request
         self.subprotocol: str | None = None
         self.rejected = False
+        self._close_deadline: float | None = None
 
     @property
     def accepted(self) -> bool:
@@ -147,6 +151,8 @@ class WebSocket:
             subprotocol = next((p for p in self._route.subprotocols if p in offered), None)
         conn = self._conn
         await conn.outbox.wait_writable()
+        if self.accepted or self.rejected:  # another task accepted while we waited
+            return
         self._core.accept(subprotocol)
         self.subprotocol = subprotocol
         conn.outbox.put_nowait(self._core.data_to_send())
@@ -162,6 +168,7 @@ class WebSocket:
         if self.accepted:
             raise RuntimeError("cannot reject a WebSocket that was accepted")
         self.rejected = True
+        self._queue.close()
         await self._conn.send_error(status, message)
 
     async def receive(self) -> str | bytes:
@@ -170,7 +177,7 @@ class WebSocket:
         Raises:
             WebSocketClosed: the WebSocket closed (normally or not).
         """
-        await self.accept()
+        await self.accept()  # after a reject: returns, and the closed queue ends receive
         message = await self._queue.get()
         if message is None:
             raise WebSocketClosed(self._core.close_code or 1006, self._core.close_reason)
@@ -205,22 +212,29 @@ class WebSocket:
         conn.outbox.put_nowait(self._core.data_to_send())
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the WebSocket and wait (up to ``close_timeout``) for the client's reply."""
+        """Close the WebSocket and wait (up to ``close_timeout`` from our close frame) for the
+        client's reply.  Messages still queued can be received; later ones are dropped."""
         if not self.accepted:
             await self.reject(403, reason)
             return
-        if self._core.state is not WebSocketState.OPEN:  # closing or closed already
+        self._close_now(code, reason)
+        if self._close_deadline is None:  # closed without our close frame (peer or failure)
             await checkpoint()
             return
-        self._close_now(code, reason)
-        with trio.move_on_after(self._conn.config.close_timeout):
+        with trio.move_on_at(self._close_deadline):
             await self._peer_closed.wait()
 
     def _close_now(self, code: int, reason: str) -> None:
-        """Start the closing handshake without waiting (also used on shutdown)."""
+        """Send our close frame without waiting (also used on shutdown); start its deadline.
+
+        The message queue stops taking new messages, so the frame reader never blocks on a
+        handler that stopped reading and always sees the client's reply.
+        """
         if self._core.state is WebSocketState.OPEN and not self._conn.outbox.broken:
             self._core.close(code, reason)
             self._conn.outbox.put_nowait(self._core.data_to_send())
+            self._close_deadline = trio.current_time() + self._conn.config.close_timeout
+            self._queue.close()
 
     async def _read_frames(self) -> None:
         """Feed received bytes to the core; queue messages; end the session on close or EOF."""
@@ -243,8 +257,12 @@ class WebSocket:
                             conn.client_gone()
                         return
                 self._flush_core()
-                await conn.outbox.wait_writable()
-                data = await conn.receiver.receive()
+                try:
+                    await conn.outbox.wait_writable()
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""  # the client is gone: the write side saw it first
+                else:
+                    data = await conn.receiver.receive()
                 if not data:
                     core.receive_eof()
                     conn.client_gone()
@@ -298,7 +316,7 @@ async def run_websocket(conn: Connection, request: Request, route: Route) -> Non
         elif ws.accepted:
             await ws.close(1000)
 
-    end = await conn.run_stream(session, watch_disconnect=False)
+    end = await conn.run_stream(session, watch_disconnect=False, end_on_shutdown=True)
     conn.set_shutdown_action(None)
     if end is StreamEnd.SHUTDOWN:
         if ws.accepted:
