@@ -13,10 +13,9 @@ from rawstream import App, Event, Request, SSEStream, WebSocket
 from .helpers import connect, read_until
 
 
-async def test_sse_handler_waiting_on_something_else_is_cancelled(nursery: trio.Nursery) -> None:
-    """EOF cancels an SSE handler blocked on an event that never comes; finally runs."""
+def waiting_sse_app(cleaned: trio.Event) -> App:
+    """``GET /wait``: an SSE stream that opens, then waits forever; ``cleaned`` marks its end."""
     app = App()
-    cleaned = trio.Event()
 
     @app.sse("/wait")
     async def wait(request: Request, stream: SSEStream) -> None:
@@ -25,6 +24,14 @@ async def test_sse_handler_waiting_on_something_else_is_cancelled(nursery: trio.
             await trio.sleep_forever()
         finally:
             cleaned.set()
+
+    return app
+
+
+async def test_sse_handler_waiting_on_something_else_is_cancelled(nursery: trio.Nursery) -> None:
+    """EOF cancels an SSE handler blocked on an event that never comes; finally runs."""
+    cleaned = trio.Event()
+    app = waiting_sse_app(cleaned)
 
     client, _ = connect(nursery, app)
     await client.send_all(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -80,16 +87,8 @@ async def test_client_filling_the_read_buffer_during_a_stream_is_dropped(
     nursery: trio.Nursery,
 ) -> None:
     """Bytes flooding in during an SSE stream fill the read buffer: the stream is ended."""
-    app = App()
     cleaned = trio.Event()
-
-    @app.sse("/wait")
-    async def wait(request: Request, stream: SSEStream) -> None:
-        await stream.open()
-        try:
-            await trio.sleep_forever()
-        finally:
-            cleaned.set()
+    app = waiting_sse_app(cleaned)
 
     client, _ = connect(nursery, app, read_buffer_bytes=1000)
     await client.send_all(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
