@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .core.sse import Event
+from .policy import SlowConsumer
 from .request import Request
 from .response import Response
 
@@ -44,6 +45,7 @@ class Route:
     handler: Callable[..., Any]
     subprotocols: tuple[str, ...] = ()
     pattern: re.Pattern[str] | None = field(default=None, compare=False)
+    slow_consumer: SlowConsumer | None = None  # None: the server's default
 
     @property
     def is_generator(self) -> bool:
@@ -110,6 +112,7 @@ class App:
         kind: RouteKind = "http",
         methods: Iterable[str] = ("GET",),
         subprotocols: Iterable[str] = (),
+        slow_consumer: SlowConsumer | None = None,
     ) -> Route:
         """Register ``handler`` for ``path`` (GET routes other than WebSocket answer HEAD too)."""
         if not path.startswith("/"):
@@ -118,7 +121,13 @@ class App:
         if "GET" in method_set and kind != "websocket":  # RFC 6455 4.1: the upgrade is a GET
             method_set.add("HEAD")
         route = Route(
-            path, kind, frozenset(method_set), handler, tuple(subprotocols), _compile(path)
+            path,
+            kind,
+            frozenset(method_set),
+            handler,
+            tuple(subprotocols),
+            _compile(path),
+            slow_consumer,
         )
         self.routes.append(route)
         return route
@@ -140,30 +149,47 @@ class App:
         """Shorthand for ``route(path, methods=["POST"])``."""
         return self.route(path, methods=("POST",))
 
-    def sse(self, path: str) -> Callable[[F], F]:
+    def sse(self, path: str, *, slow_consumer: SlowConsumer | None = None) -> Callable[[F], F]:
         """Decorate an SSE handler for ``GET path``, in either of two forms.
 
         * ``async def handler(request, stream)``: call ``await stream.send(Event(...))``;
           the stream ends when the handler returns.
         * ``async def handler(request)`` written as an async generator yielding ``Event``
           (or ``str`` data); the server closes it with ``aclose()`` when the client goes away.
+
+        ``slow_consumer`` chooses what happens when a client cannot keep up (default: the
+        server's ``Config.slow_consumer``).
         """
 
         def register(handler: F) -> F:
-            self.add_route(path, handler, kind="sse")
+            self.add_route(path, handler, kind="sse", slow_consumer=slow_consumer)
             return handler
 
         return register
 
-    def websocket(self, path: str, *, subprotocols: Iterable[str] = ()) -> Callable[[F], F]:
+    def websocket(
+        self,
+        path: str,
+        *,
+        subprotocols: Iterable[str] = (),
+        slow_consumer: SlowConsumer | None = None,
+    ) -> Callable[[F], F]:
         """Decorate ``async def handler(ws)`` for WebSocket upgrades of ``GET path``.
 
         ``subprotocols`` lists those the route speaks, in preference order; the first one the
-        client also offers is selected when the handshake is accepted.
+        client also offers is selected when the handshake is accepted.  ``slow_consumer`` is
+        the policy for the handler's sends (``DROP_OLDEST`` compresses each message on its
+        own, so a dropped one leaves the others decodable).
         """
 
         def register(handler: F) -> F:
-            self.add_route(path, handler, kind="websocket", subprotocols=subprotocols)
+            self.add_route(
+                path,
+                handler,
+                kind="websocket",
+                subprotocols=subprotocols,
+                slow_consumer=slow_consumer,
+            )
             return handler
 
         return register

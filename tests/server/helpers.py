@@ -44,3 +44,24 @@ async def read_all(stream: trio.abc.ReceiveStream) -> bytes:
     while chunk := await stream.receive_some(65536):
         data += chunk
     return bytes(data)
+
+
+async def websocket_client(
+    stream: trio.abc.Stream, path: str, *, deflate: bool = False
+) -> tuple[object, list[object]]:
+    """Open a WebSocket over ``stream`` with a real wsproto client; return it and the
+    handshake's events."""
+    import wsproto
+    import wsproto.events as ws_events
+    from wsproto.extensions import PerMessageDeflate
+
+    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    extensions = [PerMessageDeflate()] if deflate else []
+    await stream.send_all(
+        client.send(ws_events.Request(host="x", target=path, extensions=extensions))
+    )
+    events: list[object] = []
+    while not any(isinstance(e, ws_events.AcceptConnection) for e in events):
+        client.receive_data(await stream.receive_some(65536))
+        events.extend(client.events())
+    return client, events

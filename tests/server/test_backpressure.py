@@ -29,7 +29,7 @@ def counting_app(sent: list[int]) -> App:
 async def test_sse_producer_blocks_on_a_client_that_does_not_read(nursery: trio.Nursery) -> None:
     """With a 1000-byte outbox, the handler stops after about 1000 bytes of events."""
     sent: list[int] = []
-    client, _ = connect(nursery, counting_app(sent), lockstep=True, outbox_bytes=1000)
+    client, _ = connect(nursery, counting_app(sent), lockstep=True, outbox_high_bytes=1000)
     await client.send_all(b"GET /flood HTTP/1.1\r\nHost: x\r\n\r\n")
     await trio.testing.wait_all_tasks_blocked()
     stalled_at = len(sent)
@@ -42,7 +42,7 @@ async def test_sse_producer_blocks_on_a_client_that_does_not_read(nursery: trio.
 async def test_sse_producer_resumes_when_the_client_reads(nursery: trio.Nursery) -> None:
     """Reading from the client side lets the blocked handler produce more."""
     sent: list[int] = []
-    client, _ = connect(nursery, counting_app(sent), lockstep=True, outbox_bytes=1000)
+    client, _ = connect(nursery, counting_app(sent), lockstep=True, outbox_high_bytes=1000)
     await client.send_all(b"GET /flood HTTP/1.1\r\nHost: x\r\n\r\n")
     await trio.testing.wait_all_tasks_blocked()
     stalled_at = len(sent)
@@ -64,7 +64,9 @@ async def test_websocket_sender_blocks_too(nursery: trio.Nursery) -> None:
             await ws.send(b"y" * 100)
             sent.append(i)
 
-    client, _ = connect(nursery, app, lockstep=True, outbox_bytes=1000, permessage_deflate=False)
+    client, _ = connect(
+        nursery, app, lockstep=True, outbox_high_bytes=1000, permessage_deflate=False
+    )
     await client.send_all(websocket_upgrade("/ws"))
     await trio.testing.wait_all_tasks_blocked()
     assert 0 < len(sent) <= 1000 // 102 + 2
@@ -73,7 +75,7 @@ async def test_websocket_sender_blocks_too(nursery: trio.Nursery) -> None:
 async def test_outbox_coalesces_queued_writes() -> None:
     """Bytes queued while a write is in flight go out together in the next single write."""
     sender, receiver = trio.testing.lockstep_stream_pair()
-    outbox = Outbox(sender, limit=1 << 20)
+    outbox = Outbox(sender, high_water=1 << 20)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(outbox.run_writer, nursery.cancel_scope)
         outbox.put_nowait(b"first;")
@@ -88,7 +90,7 @@ async def test_outbox_coalesces_queued_writes() -> None:
 async def test_outbox_wait_writable_blocks_at_its_limit() -> None:
     """wait_writable blocks once the queued bytes reach the limit, and wakes when drained."""
     sender, receiver = trio.testing.lockstep_stream_pair()
-    outbox = Outbox(sender, limit=10)
+    outbox = Outbox(sender, high_water=10, low_water=10)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(outbox.run_writer, nursery.cancel_scope)
         outbox.put_nowait(b"0123456789")

@@ -111,7 +111,9 @@ async def test_client_reset_while_websocket_push_is_blocked(nursery: trio.Nurser
         finally:
             cleaned.set()
 
-    client, _ = connect(nursery, app, lockstep=True, outbox_bytes=1000, permessage_deflate=False)
+    client, _ = connect(
+        nursery, app, lockstep=True, outbox_high_bytes=1000, permessage_deflate=False
+    )
     await client.send_all(websocket_upgrade("/ws"))
     await client.receive_some(100)
     await trio.testing.wait_all_tasks_blocked()

@@ -97,12 +97,22 @@ class WebSocketConnection:
     Args:
         max_message_bytes: largest message accepted after reassembly; close 1009 beyond.
         permessage_deflate: accept the permessage-deflate extension when offered.
+        context_takeover: let the compressor refer back to earlier messages (better ratio).
+            Without it every message is compressed on its own, so a queued message can be
+            dropped without breaking the ones after it.
     """
 
-    def __init__(self, *, max_message_bytes: int = 1024 * 1024, permessage_deflate: bool = True):
+    def __init__(
+        self,
+        *,
+        max_message_bytes: int = 1024 * 1024,
+        permessage_deflate: bool = True,
+        context_takeover: bool = True,
+    ):
         self._ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
         self._max_message_bytes = max_message_bytes
         self._permessage_deflate = permessage_deflate
+        self._context_takeover = context_takeover
         self._out = bytearray()
         self._fragments: list[str | bytes] = []
         self._fragment_bytes = 0
@@ -151,7 +161,11 @@ class WebSocketConnection:
             raise LocalProtocolError(f"cannot accept a WebSocket in state {self._state.value}")
         if subprotocol is not None and subprotocol not in self._offered_subprotocols:
             raise LocalProtocolError(f"the client did not offer subprotocol {subprotocol!r}")
-        extensions: list[Extension] = [PerMessageDeflate()] if self._permessage_deflate else []
+        extensions: list[Extension] = []
+        if self._permessage_deflate:
+            extensions.append(
+                PerMessageDeflate(server_no_context_takeover=not self._context_takeover)
+            )
         self._send(ws.AcceptConnection(subprotocol=subprotocol, extensions=extensions))
         self._state = WebSocketState.OPEN
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..policy import SlowConsumer
+
 __all__ = ["Config"]
 
 KiB = 1024
@@ -27,7 +29,15 @@ class Config:
         close_timeout: how long a closing connection gets: to receive the client's close frame
             after ours (WebSocket), and to write its last queued bytes (every connection).
         permessage_deflate: accept WebSocket compression when a client offers it.
-        outbox_bytes: bytes waiting to be written to one connection before senders wait.
+        outbox_high_bytes: bytes queued for one connection at which senders start to wait
+            (or the slow-consumer policy acts).
+        outbox_low_bytes: bytes the outbox must drain down to before waiting senders resume.
+        max_write_bytes: the most one ``send_all`` writes (coalesced events beyond it wait
+            for the next write).
+        slow_consumer: the default policy for a stream whose outbox is full (routes and
+            streams may choose their own).
+        send_timeout: how long a ``BLOCK`` sender may wait for room before its consumer is
+            disconnected.
         read_buffer_bytes: bytes read ahead from one client before the server stops reading.
         drain_timeout: on shutdown, how long open streams get to finish before cancellation.
         shutdown_retry_ms: range of the ``retry:`` hint sent to SSE clients on shutdown;
@@ -43,7 +53,11 @@ class Config:
     ws_queue_bytes: int = 1 * MiB
     close_timeout: float = 5.0
     permessage_deflate: bool = True
-    outbox_bytes: int = 256 * KiB
+    outbox_high_bytes: int = 256 * KiB
+    outbox_low_bytes: int = 64 * KiB
+    max_write_bytes: int = 256 * KiB
+    slow_consumer: SlowConsumer = SlowConsumer.BLOCK
+    send_timeout: float = 30.0
     read_buffer_bytes: int = 64 * KiB
     drain_timeout: float = 10.0
     shutdown_retry_ms: tuple[int, int] = (1000, 5000)

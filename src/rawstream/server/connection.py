@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import trio
+from trio.lowlevel import checkpoint
 
 from ..app import App, Route
 from ..core.errors import LocalProtocolError, RemoteProtocolError
@@ -41,6 +42,7 @@ from ..core.http import (
     reason_phrase,
 )
 from ..core.sse import encode_retry
+from ..policy import SlowConsumer
 from ..request import HTTPError, Request
 from ..response import Response
 from .config import Config
@@ -71,6 +73,7 @@ class StreamEnd(enum.Enum):
     DONE = "done"  # it returned
     CLIENT_GONE = "client_gone"  # EOF or reset from the client
     SHUTDOWN = "shutdown"  # the server is draining
+    SLOW_CONSUMER = "slow_consumer"  # the client could not keep up (policy DISCONNECT/BLOCK)
     FAILED = "failed"  # it raised
 
 
@@ -96,7 +99,12 @@ class Connection:
         self.http = HTTPConnection(
             max_head_bytes=config.max_head_bytes, max_body_bytes=config.max_body_bytes
         )
-        self.outbox = Outbox(stream, limit=config.outbox_bytes)
+        self.outbox = Outbox(
+            stream,
+            high_water=config.outbox_high_bytes,
+            low_water=config.outbox_low_bytes,
+            max_write=config.max_write_bytes,
+        )
         self.receiver = Receiver(stream, limit=config.read_buffer_bytes)
         self.phase = Phase.IDLE
         self.closing = False
@@ -411,27 +419,90 @@ class Connection:
         self.client_gone()
 
     async def finish_stream(self, end: StreamEnd, *, retry_hint: bytes | None = None) -> None:
-        """End a streamed response after :meth:`run_stream`: cleanly, or by closing."""
-        if end is StreamEnd.SHUTDOWN and retry_hint is not None and self.http.response_started:
-            await self.send_body(retry_hint)
-        if (
-            end in (StreamEnd.DONE, StreamEnd.SHUTDOWN)
-            and self.http.response_started
-            and not self.outbox.broken
-        ):
-            try:
-                await self._emit(self.http.end_response)
-            except LocalProtocolError as exc:  # e.g. fewer bytes than a declared Content-Length
-                log.error("conn %d: cannot end the response: %s", self.id, exc)
-                self.closing = True
-                self.http.send_failed()
-                return
-            if end is StreamEnd.SHUTDOWN:
-                self.closing = True
-        else:
+        """End a streamed response after :meth:`run_stream`: cleanly, or by closing.
+
+        The last bytes (a ``retry:`` hint, the terminating chunk) are queued without waiting
+        for room: they are few, and the final flush is bounded by ``close_timeout``.
+        """
+        ends_cleanly = end in (StreamEnd.DONE, StreamEnd.SHUTDOWN, StreamEnd.SLOW_CONSUMER)
+        if not (ends_cleanly and self.http.response_started and not self.outbox.broken):
             self.closing = True
             if self.http.response_started:
                 self.http.send_failed()
+            return
+        try:
+            if end is not StreamEnd.DONE and retry_hint is not None:
+                self.http.send_body(retry_hint)
+            self.http.end_response()
+        except LocalProtocolError as exc:  # e.g. fewer bytes than a declared Content-Length
+            log.error("conn %d: cannot end the response: %s", self.id, exc)
+            self.closing = True
+            self.http.send_failed()
+        self.outbox.put_nowait(self.http.data_to_send())
+        if end is not StreamEnd.DONE:
+            self.closing = True
+
+    # -- slow consumers ----------------------------------------------------------------------
+
+    async def send_stream_item(
+        self, frame: Callable[[], bytes], policy: SlowConsumer, gap: Callable[[int], bytes]
+    ) -> None:
+        """Queue one event of a stream, applying ``policy`` when the outbox is full.
+
+        ``frame`` runs the core and returns the event's bytes; ``gap`` frames a gap marker
+        for a number of dropped events (``DROP_OLDEST``).  Nothing awaits between framing and
+        queueing, so bytes keep the core's order.
+        """
+        outbox = self.outbox
+        if not outbox.full:
+            await checkpoint()
+        elif policy is SlowConsumer.BLOCK:
+            with trio.move_on_after(self.config.send_timeout) as timer:
+                await outbox.wait_writable()
+            if timer.cancelled_caught:
+                await self._disconnect_slow_consumer("blocked longer than send_timeout")
+        elif policy is SlowConsumer.DISCONNECT:
+            await self._disconnect_slow_consumer("outbox full")
+        else:
+            await checkpoint()
+            self._drop_pending(gap)
+        outbox.put_nowait(frame(), droppable=policy is SlowConsumer.DROP_OLDEST)
+
+    def send_stream_item_nowait(
+        self, frame: Callable[[], bytes], policy: SlowConsumer, gap: Callable[[int], bytes]
+    ) -> None:
+        """:meth:`send_stream_item` without waiting, for fan-out from another task.
+
+        Raises:
+            trio.WouldBlock: the outbox is full and the policy is ``BLOCK``.
+            trio.BrokenResourceError: the consumer is gone, or was just disconnected
+                (``DISCONNECT``).
+        """
+        outbox = self.outbox
+        if outbox.full:
+            if policy is SlowConsumer.BLOCK:
+                raise trio.WouldBlock
+            if policy is SlowConsumer.DISCONNECT:
+                self._mark_slow_consumer("outbox full")
+                raise trio.BrokenResourceError("slow consumer disconnected")
+            self._drop_pending(gap)
+        outbox.put_nowait(frame(), droppable=policy is SlowConsumer.DROP_OLDEST)
+
+    def _drop_pending(self, gap: Callable[[int], bytes]) -> None:
+        dropped = self.outbox.drop_pending(gap)
+        if dropped:
+            log.debug("conn %d: slow consumer: dropped %d queued events", self.id, dropped)
+
+    def _mark_slow_consumer(self, reason: str) -> None:
+        log.info("conn %d: disconnecting a slow consumer: %s", self.id, reason)
+        self.server.slow_consumers_disconnected += 1
+        self._end_stream(StreamEnd.SLOW_CONSUMER)
+
+    async def _disconnect_slow_consumer(self, reason: str) -> None:
+        """End the stream; the calling handler is cancelled at this checkpoint."""
+        self._mark_slow_consumer(reason)
+        await checkpoint()
+        raise trio.BrokenResourceError("slow consumer disconnected")  # if Cancelled was caught
 
     # -- graceful shutdown -------------------------------------------------------------------
 

@@ -1,44 +1,80 @@
 """The write side of a connection: a byte-bounded outbox drained by one writer task.
 
 Every byte a connection sends (response heads, chunks, SSE events, WebSocket frames, pongs)
-goes through :class:`Outbox`.  Senders queue bytes; one writer task takes *everything* queued
-and writes it with a single ``send_all``.  So:
+goes through :class:`Outbox`.  Senders queue bytes; one writer task takes what is queued (up
+to ``max_write`` bytes) and writes it with a single ``send_all``.  So:
 
 * there is exactly one writer per connection, and bytes go out in the order they were queued;
 * events queued while a write is in flight leave together in the next write (coalescing:
   one syscall and one scheduler round trip for many events, which is what decides throughput);
 * a lone event on an idle connection is written at once, with no added latency;
-* the outbox is bounded: :meth:`Outbox.wait_writable` blocks while the queued bytes (including
-  the write in flight) are at or above ``limit``, which is how a slow client's backpressure
-  reaches the code producing for it.
+* the outbox is bounded, with hysteresis: once the queued bytes (including the write in
+  flight) reach ``high_water``, :meth:`Outbox.wait_writable` blocks until they are back down
+  to ``low_water``.  That is how a slow client's backpressure reaches the code producing for
+  it, without waking the producer for every few bytes the client takes.
 
 Producers that frame bytes through a sans-IO core call ``await wait_writable()`` *first* and
 then frame and :meth:`Outbox.put_nowait` with no await between: bytes enter the outbox in the
 order the core produced them, which stateful framing (permessage-deflate) requires.  The bound
-is therefore ``limit`` plus at most one item per concurrent sender.
+is therefore ``high_water`` plus at most one item per concurrent sender.
+
+Items queued as *droppable* (self-contained events: one SSE chunk, one uncompressed or
+context-free WebSocket frame) may be removed again before they are written, by
+:meth:`Outbox.drop_pending`: that is the ``drop_oldest`` slow-consumer policy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import trio
 from trio.lowlevel import ParkingLot, checkpoint
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "OutboxStatistics"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatistics:
+    """A snapshot of one outbox (see :meth:`Outbox.statistics`)."""
+
+    bytes_buffered: int
+    bytes_sent: int
+    writes: int
+    items_dropped: int
+    time_blocked: float
 
 
 class Outbox:
-    """Bytes waiting to be written to ``stream``, at most ``limit`` (see the module doc)."""
+    """Bytes waiting to be written to ``stream`` (see the module doc)."""
 
-    def __init__(self, stream: trio.abc.SendStream, *, limit: int) -> None:
+    def __init__(
+        self,
+        stream: trio.abc.SendStream,
+        *,
+        high_water: int,
+        low_water: int | None = None,
+        max_write: int | None = None,
+    ) -> None:
         self._stream = stream
-        self._limit = limit
+        self._high = high_water
+        # Waiting senders resume at or below low water, which is below high water.
+        self._low = high_water // 2 if low_water is None else min(low_water, high_water - 1)
+        self._max_write = max(max_write or 4 * high_water, 1)
         self._chunks: list[bytes] = []
-        self._buffered = 0
+        self._droppable: list[bool] = []
+        self._pending = 0  # bytes in _chunks
+        self._buffered = 0  # pending + the write in flight
         self._broken: BaseException | None = None
         self._writer_wakeup = ParkingLot()
         self._space = ParkingLot()
         self._flushed = ParkingLot()
         self.bytes_sent = 0
+        self.writes = 0
+        self.items_dropped = 0
+        self.time_blocked = 0.0
+        #: ``trio.current_time()`` of the last queued item (keepalives use it to see idleness).
+        self.last_put = trio.current_time()
 
     @property
     def buffered(self) -> int:
@@ -46,40 +82,100 @@ class Outbox:
         return self._buffered
 
     @property
+    def full(self) -> bool:
+        """At or above the high-water mark: a blocking sender would wait now."""
+        return self._buffered >= self._high
+
+    @property
     def broken(self) -> bool:
         """The stream failed; nothing more will be written."""
         return self._broken is not None
+
+    def statistics(self) -> OutboxStatistics:
+        """Bytes buffered and sent, writes made, items dropped, time senders spent blocked."""
+        return OutboxStatistics(
+            self._buffered, self.bytes_sent, self.writes, self.items_dropped, self.time_blocked
+        )
 
     def _raise_if_broken(self) -> None:
         if self._broken is not None:
             raise trio.BrokenResourceError("the client connection is gone") from self._broken
 
     async def wait_writable(self) -> None:
-        """Wait until the outbox is below its limit (always a checkpoint).
+        """Return at once below the high-water mark; at or above it, wait until the outbox
+        has drained to the low-water mark.  Always a checkpoint.
 
         Raises:
             trio.BrokenResourceError: the connection failed.
         """
         await checkpoint()
-        while True:
-            self._raise_if_broken()
-            if self._buffered < self._limit:
-                return
-            await self._space.park()
+        self._raise_if_broken()
+        if self._buffered < self._high:
+            return
+        start = trio.current_time()
+        try:
+            while self._buffered > self._low:
+                await self._space.park()
+                self._raise_if_broken()
+        finally:
+            self.time_blocked += trio.current_time() - start
 
-    def put_nowait(self, data: bytes) -> None:
-        """Queue ``data`` without waiting (callers bound themselves with :meth:`wait_writable`)."""
+    def put_nowait(self, data: bytes, *, droppable: bool = False) -> None:
+        """Queue ``data`` without waiting (callers bound themselves with :meth:`wait_writable`
+        or a slow-consumer policy)."""
         self._raise_if_broken()
         if data:
             self._chunks.append(data)
+            self._droppable.append(droppable)
+            self._pending += len(data)
             self._buffered += len(data)
+            self.last_put = trio.current_time()
             self._writer_wakeup.unpark_all()
+
+    def drop_pending(self, make_marker: Callable[[int], bytes]) -> int:
+        """Remove every droppable item not yet being written, and put a gap notice,
+        ``make_marker(count)``, where the first of them was.  Returns the count (0: nothing
+        was droppable, and nothing changed)."""
+        dropped = self._droppable.count(True)
+        if not dropped:
+            return 0
+        marker = make_marker(dropped)
+        in_flight = self._buffered - self._pending
+        chunks: list[bytes] = []
+        for chunk, droppable in zip(self._chunks, self._droppable, strict=True):
+            if not droppable:
+                chunks.append(chunk)
+            elif marker:
+                chunks.append(marker)
+                marker = b""
+        self._pending = sum(map(len, chunks))
+        self._buffered = in_flight + self._pending
+        self._chunks, self._droppable = chunks, [False] * len(chunks)
+        self.items_dropped += dropped
+        self._space.unpark_all()
+        return dropped
 
     async def flush(self) -> None:
         """Wait until everything queued so far has been written."""
         await checkpoint()
         while self._buffered and self._broken is None:
             await self._flushed.park()
+
+    def _take_batch(self) -> bytes:
+        if self._pending <= self._max_write:
+            chunks, self._chunks, self._droppable = self._chunks, [], []
+        else:  # cap one write; the rest goes in the next
+            size = count = 0
+            for chunk in self._chunks:
+                if count and size + len(chunk) > self._max_write:
+                    break
+                size += len(chunk)
+                count += 1
+            chunks = self._chunks[:count]
+            del self._chunks[:count], self._droppable[:count]
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._pending -= len(data)
+        return data
 
     async def run_writer(self, on_broken: trio.CancelScope) -> None:
         """The connection's one writer: drain the outbox in single writes until cancelled.
@@ -91,18 +187,20 @@ class Outbox:
             while True:
                 while not self._chunks:
                     await self._writer_wakeup.park()
-                chunks, self._chunks = self._chunks, []
-                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                data = self._take_batch()
                 await self._stream.send_all(data)
                 self.bytes_sent += len(data)
+                self.writes += 1
                 self._buffered -= len(data)
-                self._space.unpark_all()
+                if self._buffered <= self._low:
+                    self._space.unpark_all()
                 if not self._buffered:
                     self._flushed.unpark_all()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._broken = exc
             self._chunks.clear()
-            self._buffered = 0
+            self._droppable.clear()
+            self._pending = self._buffered = 0
             for lot in (self._space, self._flushed):
                 lot.unpark_all()
             on_broken.cancel()

@@ -60,6 +60,8 @@ class Server:
         self.draining = False
         self.ports: list[int] = []
         self._rejecting = 0
+        #: Streams ended because their client could not keep up (for metrics).
+        self.slow_consumers_disconnected = 0
         self._shutdown_requested = trio.Event()
         self._all_closed = trio.Event()
         self._drain_scope = trio.CancelScope()

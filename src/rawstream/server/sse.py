@@ -13,11 +13,14 @@ reconnect spread out in time (to the next instance, if one is up).
 
 from __future__ import annotations
 
+import json
 from contextlib import aclosing
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ..app import Route
 from ..core.sse import SSE_HEADERS, Event, encode_comment, encode_retry
+from ..policy import SlowConsumer
 from ..request import Request
 from .connection import StreamEnd
 
@@ -34,12 +37,15 @@ class SSEStream:
         request: the request that opened the stream.
         last_event_id: where the client asks to resume (``Last-Event-ID`` header or
             ``last_event_id`` query parameter), or None.
+        slow_consumer: the policy applied when the client cannot keep up (the route's, or
+            the server's default); a handler may change it for its own stream.
     """
 
-    def __init__(self, conn: Connection, request: Request) -> None:
+    def __init__(self, conn: Connection, request: Request, slow_consumer: SlowConsumer) -> None:
         self._conn = conn
         self.request = request
         self.last_event_id = request.last_event_id
+        self.slow_consumer = slow_consumer
 
     @property
     def opened(self) -> bool:
@@ -54,10 +60,10 @@ class SSEStream:
     async def send(self, event: Event | str) -> None:
         """Send one event (a ``str`` is sent as an event's ``data``).
 
-        Waits while the connection's outbox is full.
-
-        Raises:
-            trio.BrokenResourceError: the client is gone (the handler is being cancelled).
+        When the outbox is full, the stream's ``slow_consumer`` policy applies: ``BLOCK``
+        waits (up to ``send_timeout``), ``DISCONNECT`` ends the stream, ``DROP_OLDEST``
+        replaces the queued events with a ``gap`` event.  A disconnected stream's handler is
+        cancelled.
         """
         if isinstance(event, str):
             event = Event(event)
@@ -66,7 +72,23 @@ class SSEStream:
     async def send_encoded(self, data: bytes) -> None:
         """Send bytes already encoded as SSE (e.g. one :meth:`Event.encode` shared by many)."""
         await self.open()
-        await self._conn.send_body(data)
+        await self._conn.send_stream_item(partial(self._frame, data), self.slow_consumer, self._gap)
+
+    def send_nowait(self, event: Event | str | bytes) -> None:
+        """Queue an event (or encoded bytes) without waiting: for fan-out from another task.
+
+        Raises:
+            trio.WouldBlock: the outbox is full and the policy is ``BLOCK``.
+            trio.BrokenResourceError: the client is gone or was just disconnected.
+        """
+        if isinstance(event, str):
+            event = Event(event)
+        data = event if isinstance(event, bytes) else event.encode()
+        if not self.opened:
+            self._conn.outbox.put_nowait(self._frame_head())
+        self._conn.send_stream_item_nowait(
+            partial(self._frame, data), self.slow_consumer, self._gap
+        )
 
     async def send_comment(self, text: str = "") -> None:
         """Send a comment line (clients ignore it; proxies see traffic)."""
@@ -76,10 +98,21 @@ class SSEStream:
         """Tell the client how long to wait before reconnecting."""
         await self.send_encoded(encode_retry(milliseconds))
 
+    def _frame_head(self) -> bytes:
+        self._conn.http.send_response(200, SSE_HEADERS)
+        return self._conn.http.data_to_send()
+
+    def _frame(self, data: bytes) -> bytes:
+        self._conn.http.send_body(data)
+        return self._conn.http.data_to_send()
+
+    def _gap(self, dropped: int) -> bytes:
+        return self._frame(Event(json.dumps({"dropped": dropped}), event="gap").encode())
+
 
 async def run_sse(conn: Connection, request: Request, route: Route) -> None:
     """Run an SSE route's handler, in either form, and end its response."""
-    stream = SSEStream(conn, request)
+    stream = SSEStream(conn, request, route.slow_consumer or conn.config.slow_consumer)
     if conn.http.is_head_request:  # the SSE head answers HEAD; the handler does not run
         await stream.open()
         await conn.finish_stream(StreamEnd.DONE)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
@@ -40,6 +41,7 @@ from ..core.websocket import (
     WebSocketState,
     payload_size,
 )
+from ..policy import SLOW_CONSUMER_CLOSE_CODE, SlowConsumer
 from ..request import HTTPError, Request
 from .connection import Phase, StreamEnd
 
@@ -109,7 +111,12 @@ class WebSocket:
     """
 
     def __init__(
-        self, conn: Connection, request: Request, core: WebSocketConnection, route: Route
+        self,
+        conn: Connection,
+        request: Request,
+        core: WebSocketConnection,
+        route: Route,
+        slow_consumer: SlowConsumer,
     ) -> None:
         self._conn = conn
         self._core = core
@@ -119,6 +126,7 @@ class WebSocket:
         self.request = request
         self.subprotocol: str | None = None
         self.rejected = False
+        self.slow_consumer = slow_consumer
         self._close_deadline: float | None = None
 
     @property
@@ -195,21 +203,47 @@ class WebSocket:
     async def send(self, message: str | bytes) -> None:
         """Send a text (``str``) or binary (``bytes``) message.
 
-        Waits while the connection's outbox is full.
+        When the outbox is full, the ``slow_consumer`` policy applies (``BLOCK`` waits up to
+        ``send_timeout``; ``DISCONNECT`` closes with 1013; ``DROP_OLDEST`` replaces queued
+        messages with ``{"type":"gap","dropped":N}``).
 
         Raises:
             WebSocketClosed: the WebSocket is closing or closed.
         """
         await self.accept()
-        conn = self._conn
         try:
-            await conn.outbox.wait_writable()
+            await self._conn.send_stream_item(
+                partial(self._frame, message), self.slow_consumer, self._gap
+            )
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise WebSocketClosed(self._core.close_code or 1006, self._core.close_reason) from None
+            raise self._closed_error() from None
+
+    def send_nowait(self, message: str | bytes) -> None:
+        """Queue a message without waiting (fan-out from another task); the WebSocket must
+        be accepted.
+
+        Raises:
+            trio.WouldBlock: the outbox is full and the policy is ``BLOCK``.
+            WebSocketClosed: the WebSocket is closed, or was just closed as too slow.
+        """
+        try:
+            self._conn.send_stream_item_nowait(
+                partial(self._frame, message), self.slow_consumer, self._gap
+            )
+        except trio.BrokenResourceError:
+            raise self._closed_error() from None
+
+    def _frame(self, message: str | bytes) -> bytes:
         if self._core.state is not WebSocketState.OPEN:
-            raise WebSocketClosed(self._core.close_code or 1006, self._core.close_reason)
+            raise self._closed_error()
         self._core.send_message(message)
-        conn.outbox.put_nowait(self._core.data_to_send())
+        return self._core.data_to_send()
+
+    def _gap(self, dropped: int) -> bytes:
+        return self._frame(f'{{"type":"gap","dropped":{dropped}}}')
+
+    def _closed_error(self) -> WebSocketClosed:
+        return WebSocketClosed(self._core.close_code or 1006, self._core.close_reason)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the WebSocket and wait (up to ``close_timeout`` from our close frame) for the
@@ -281,9 +315,11 @@ class WebSocket:
 async def run_websocket(conn: Connection, request: Request, route: Route) -> None:
     """Validate the handshake, run the handler, and close the WebSocket properly."""
     config = conn.config
+    slow_consumer = route.slow_consumer or config.slow_consumer
     core = WebSocketConnection(
         max_message_bytes=config.ws_max_message_bytes,
         permessage_deflate=config.permessage_deflate,
+        context_takeover=slow_consumer is not SlowConsumer.DROP_OLDEST,
     )
     try:
         core.start(request.head)
@@ -291,7 +327,7 @@ async def run_websocket(conn: Connection, request: Request, route: Route) -> Non
         log.info("conn %d: bad WebSocket handshake: %s", conn.id, exc)
         await conn.send_error(exc.status_hint, str(exc), exc.headers)
         return
-    ws = WebSocket(conn, request, core, route)
+    ws = WebSocket(conn, request, core, route, slow_consumer)
 
     async def session() -> None:
         try:
@@ -318,6 +354,8 @@ async def run_websocket(conn: Connection, request: Request, route: Route) -> Non
 
     end = await conn.run_stream(session, watch_disconnect=False, end_on_shutdown=True)
     conn.set_shutdown_action(None)
+    if end is StreamEnd.SLOW_CONSUMER:
+        ws._close_now(SLOW_CONSUMER_CLOSE_CODE, "too slow: reconnect")
     if end is StreamEnd.SHUTDOWN:
         if ws.accepted:
             ws._close_now(1001, "server shutting down")
