@@ -17,6 +17,7 @@ from rawstream.core import (
     LocalProtocolError,
     Message,
     Ping,
+    Pong,
     RemoteProtocolError,
     RequestHead,
     WebSocketConnection,
@@ -494,12 +495,12 @@ def test_arbitrary_bytes_yield_events_or_core_errors(
         for piece in _split(data, cuts):
             server.receive_data(piece)
             for event in server.events():
-                assert isinstance(event, Message | Ping | Closed)
+                assert isinstance(event, Message | Ping | Pong | Closed)
             server.data_to_send()
         if eof:
             server.receive_eof()
             for event in server.events():
-                assert isinstance(event, Message | Ping | Closed)
+                assert isinstance(event, Message | Ping | Pong | Closed)
     except (LocalProtocolError, RemoteProtocolError):
         pass
 
@@ -529,3 +530,9 @@ def test_peer_bytes_never_raise(data: bytes, cuts: list[int], close_first: bool,
     if closed or eof:
         assert server.state is WebSocketState.CLOSED
         assert server.close_code is not None
+
+
+def test_pong_is_reported() -> None:
+    """A pong from the client is reported as a Pong event (keepalive liveness)."""
+    client, server, _ = handshake()
+    assert send(client, server, we.Pong(b"alive")) == [Pong(b"alive")]

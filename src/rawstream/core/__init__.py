@@ -19,7 +19,15 @@ from .http import (
     reason_phrase,
 )
 from .sse import SSE_HEADERS, Event, encode_comment, encode_retry
-from .websocket import Closed, Message, Ping, WebSocketConnection, WebSocketEvent, WebSocketState
+from .websocket import (
+    Closed,
+    Message,
+    Ping,
+    Pong,
+    WebSocketConnection,
+    WebSocketEvent,
+    WebSocketState,
+)
 
 __all__ = [
     "NEED_DATA",
@@ -36,6 +44,7 @@ __all__ = [
     "Message",
     "NeedData",
     "Ping",
+    "Pong",
     "ProtocolError",
     "RemoteProtocolError",
     "RequestHead",

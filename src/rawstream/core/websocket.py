@@ -38,6 +38,7 @@ __all__ = [
     "Closed",
     "Message",
     "Ping",
+    "Pong",
     "WebSocketConnection",
     "WebSocketEvent",
     "WebSocketState",
@@ -69,6 +70,13 @@ class Ping:
 
 
 @dataclass(frozen=True, slots=True)
+class Pong:
+    """A pong arrived: the peer is alive (the answer to our ping, or unsolicited)."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """The WebSocket is closed or closing, with the code and reason that ended it.
 
@@ -81,7 +89,7 @@ class Closed:
     by_peer: bool
 
 
-WebSocketEvent = Message | Ping | Closed
+WebSocketEvent = Message | Ping | Pong | Closed
 
 
 def payload_size(data: str | bytes | bytearray) -> int:
@@ -206,6 +214,8 @@ class WebSocketConnection:
                 if self._ws.state is wsproto.connection.ConnectionState.OPEN:
                     self._send(event.response())  # no pong once our close is out
                 out.append(Ping(bytes(event.payload)))
+            elif isinstance(event, ws.Pong):
+                out.append(Pong(bytes(event.payload)))
             elif isinstance(event, ws.CloseConnection):
                 out.append(self._on_close(event))
                 break

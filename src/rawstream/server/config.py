@@ -39,6 +39,10 @@ class Config:
         send_timeout: how long a ``BLOCK`` sender may wait for room before its consumer is
             disconnected.
         read_buffer_bytes: bytes read ahead from one client before the server stops reading.
+        sse_keepalive: seconds of silence after which an SSE stream gets a comment line, so
+            proxies keep it open and a vanished client is found; None turns it off.
+        ws_ping_interval: seconds between WebSocket pings; None turns them off.
+        ws_ping_timeout: seconds a pong may take before the connection is closed with 1011.
         drain_timeout: on shutdown, how long open streams get to finish before cancellation.
         shutdown_retry_ms: range of the ``retry:`` hint sent to SSE clients on shutdown;
             each stream gets a random value in it, so clients do not reconnect all at once.
@@ -59,5 +63,8 @@ class Config:
     slow_consumer: SlowConsumer = SlowConsumer.BLOCK
     send_timeout: float = 30.0
     read_buffer_bytes: int = 64 * KiB
+    sse_keepalive: float | None = 15.0
+    ws_ping_interval: float | None = 20.0
+    ws_ping_timeout: float = 20.0
     drain_timeout: float = 10.0
     shutdown_retry_ms: tuple[int, int] = (1000, 5000)

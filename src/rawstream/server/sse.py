@@ -18,6 +18,8 @@ from contextlib import aclosing
 from functools import partial
 from typing import TYPE_CHECKING
 
+import trio
+
 from ..app import Route
 from ..core.sse import SSE_HEADERS, Event, encode_comment, encode_retry
 from ..policy import SlowConsumer
@@ -119,6 +121,8 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
         return
 
     async def body() -> None:
+        if conn.config.sse_keepalive is not None:
+            conn.start_stream_task(partial(_keepalive, conn, stream, conn.config.sse_keepalive))
         if route.is_generator:
             async with aclosing(route.handler(request)) as events:
                 async for event in events:
@@ -130,3 +134,21 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
     if end in (StreamEnd.DONE, StreamEnd.SHUTDOWN) and not conn.outbox.broken:
         await stream.open()
     await conn.finish_stream(end, retry_hint=conn.shutdown_retry_hint())
+
+
+_KEEPALIVE = encode_comment()
+
+
+async def _keepalive(conn: Connection, stream: SSEStream, interval: float) -> None:
+    """Send a comment whenever the stream has been silent for ``interval`` seconds."""
+    while True:
+        silent_for = trio.current_time() - conn.outbox.last_put
+        if silent_for < interval or conn.outbox.buffered:  # not idle: bytes are flowing
+            await trio.sleep(max(interval - silent_for, interval / 10))
+            continue
+        try:
+            stream.send_nowait(_KEEPALIVE)
+        except trio.WouldBlock:
+            pass
+        except trio.BrokenResourceError:
+            return

@@ -37,6 +37,7 @@ from ..core.errors import RemoteProtocolError
 from ..core.websocket import (
     Closed,
     Message,
+    Pong,
     WebSocketConnection,
     WebSocketState,
     payload_size,
@@ -83,6 +84,11 @@ class _MessageQueue:
         self._bytes += size
         self._readable.unpark_all()
 
+    @property
+    def full(self) -> bool:
+        """At its limit: the frame reader waits, and reads nothing more from the socket."""
+        return self._bytes >= self._limit and not self._closed
+
     async def get(self) -> str | bytes | None:
         """The next message, or None once closed and empty."""
         await checkpoint()
@@ -128,6 +134,7 @@ class WebSocket:
         self.rejected = False
         self.slow_consumer = slow_consumer
         self._close_deadline: float | None = None
+        self._pong = trio.Event()
 
     @property
     def accepted(self) -> bool:
@@ -168,6 +175,10 @@ class WebSocket:
         conn.phase = Phase.WEBSOCKET
         conn.set_shutdown_action(lambda: self._close_now(1001, "server shutting down"))
         conn.start_stream_task(self._read_frames)
+        if conn.config.ws_ping_interval is not None:
+            conn.start_stream_task(
+                partial(self._ping_loop, conn.config.ws_ping_interval, conn.config.ws_ping_timeout)
+            )
         if conn.server.draining:  # accepted while the server drains: say so at once
             self._close_now(1001, "server shutting down")
 
@@ -279,6 +290,8 @@ class WebSocket:
                 for event in core.events():
                     if isinstance(event, Message):
                         await self._queue.put(event.data, payload_size(event.data))
+                    elif isinstance(event, Pong):
+                        self._pong.set()
                     elif isinstance(event, Closed):
                         self._flush_core()
                         if not event.by_peer:  # the client broke the protocol: drop it
@@ -305,6 +318,29 @@ class WebSocket:
         finally:
             self._peer_closed.set()
             self._queue.close()
+
+    async def _ping_loop(self, interval: float, pong_deadline: float) -> None:
+        """Ping every ``interval`` seconds; no pong within ``pong_deadline``: close 1011, drop.
+
+        This finds half-open connections (a peer gone without FIN or RST).  A pong cannot be
+        seen while the frame reader waits on a full message queue, so a timeout then proves
+        nothing and is ignored.
+        """
+        conn, core = self._conn, self._core
+        while True:
+            await trio.sleep(interval)
+            if core.state is not WebSocketState.OPEN or conn.outbox.broken:
+                return
+            self._pong = trio.Event()
+            core.send_ping(b"rawstream")
+            conn.outbox.put_nowait(core.data_to_send())
+            with trio.move_on_after(pong_deadline):
+                await self._pong.wait()
+            if not self._pong.is_set() and not self._queue.full:
+                log.info("conn %d: no pong within %g s: closing 1011", conn.id, pong_deadline)
+                self._close_now(1011, "ping timeout")
+                conn.client_gone()
+                return
 
     def _flush_core(self) -> None:
         data = self._core.data_to_send()
