@@ -14,6 +14,8 @@ Routes (a public contract: docs, tests and users rely on these paths):
 * ``GET /events``: SSE, a ``tick`` event every second with increasing ids; a client that
   reconnects with ``Last-Event-ID: N`` continues at ``N + 1``.
 * ``GET /ws/echo``: WebSocket, echoes every text and binary message.
+* ``GET /stream?n=N&size=S``: SSE, N events (id 0 to N-1) of S bytes of data each, as fast as
+  the connection takes them (``n=0``: endless).  Load and slow-client tests use it.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from collections.abc import AsyncIterator
 
 import trio
 
-from rawstream import App, Event, Request, Response, WebSocket
+from rawstream import App, Event, HTTPError, Request, Response, SSEStream, WebSocket
 
 app = App()
 
 #: Seconds between ticker events (tests shorten it).
 TICK_INTERVAL = 1.0
+#: Largest event /stream will make (its memory is the client's to ask for, so bound it).
+MAX_STREAM_EVENT_BYTES = 1024 * 1024
 
 
 @app.get("/healthz")
@@ -54,3 +58,20 @@ async def echo(ws: WebSocket) -> None:
     """Send every message back as it came: text as text, binary as binary."""
     async for message in ws:
         await ws.send(message)
+
+
+@app.sse("/stream")
+async def stream_events(request: Request, stream: SSEStream) -> None:
+    """N events of S bytes as fast as the client takes them (backpressure sets the pace)."""
+    try:
+        count = int(request.query.get("n", "100"))
+        size = int(request.query.get("size", "64"))
+    except ValueError:
+        raise HTTPError(400, "n and size must be integers") from None
+    if count < 0 or not 0 <= size <= MAX_STREAM_EVENT_BYTES:
+        raise HTTPError(400, f"need n >= 0 and 0 <= size <= {MAX_STREAM_EVENT_BYTES}")
+    data = "x" * size
+    i = 0
+    while count == 0 or i < count:
+        await stream.send(Event(data, id=str(i)))
+        i += 1

@@ -91,6 +91,7 @@ async def test_block_policy_disconnects_after_send_timeout(
     await ended.wait()
     assert 7 <= trio.current_time() - start < 8
     assert conn.server.slow_consumers_disconnected == 1
+    assert conn.statistics().time_blocked >= 7
     raw = await read_all(client)
     assert re.search(rb"retry: \d+\n\n\r\n0\r\n\r\n$", raw), raw[-80:]
 
@@ -120,7 +121,7 @@ async def test_drop_oldest_never_blocks_and_marks_the_gap(nursery: trio.Nursery)
     sent: list[int] = []
     ended = trio.Event()
     app = sse_flood_app(SlowConsumer.DROP_OLDEST, sent, ended, count=300)
-    client, _ = connect(nursery, app, lockstep=True, outbox_high_bytes=1000)
+    client, conn = connect(nursery, app, lockstep=True, outbox_high_bytes=1000)
     await client.send_all(b"GET /flood HTTP/1.1\r\nHost: x\r\n\r\n")
     with trio.fail_after(2):
         await ended.wait()  # all 300 sent while the client read nothing
@@ -128,6 +129,7 @@ async def test_drop_oldest_never_blocks_and_marks_the_gap(nursery: trio.Nursery)
     gaps = [json.loads(data)["dropped"] for kind, _, data in events if kind == "gap"]
     delivered = [int(i) for kind, i, _ in events if kind == "message"]
     assert gaps and sum(gaps) + len(delivered) == 300
+    assert conn.statistics().events_dropped == sum(gaps)
     assert delivered == sorted(delivered) and delivered[-1] == 299
 
 

@@ -24,6 +24,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
@@ -52,7 +53,7 @@ from .receiver import Receiver
 if TYPE_CHECKING:
     from .server import Server
 
-__all__ = ["Connection", "Phase", "StreamEnd"]
+__all__ = ["Connection", "ConnectionStatistics", "Phase", "StreamEnd"]
 
 log = logging.getLogger("rawstream.connection")
 _ids = itertools.count(1)
@@ -75,6 +76,19 @@ class StreamEnd(enum.Enum):
     SHUTDOWN = "shutdown"  # the server is draining
     SLOW_CONSUMER = "slow_consumer"  # the client could not keep up (policy DISCONNECT/BLOCK)
     FAILED = "failed"  # it raised
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatistics:
+    """A snapshot of one connection: what it is doing and what it has moved."""
+
+    phase: Phase
+    bytes_buffered: int  # queued for the client, including the write in flight
+    bytes_sent: int
+    bytes_received: int
+    writes: int  # send_all calls: bytes_sent / writes is the coalescing at work
+    events_dropped: int  # by the DROP_OLDEST policy
+    time_blocked: float  # seconds senders spent waiting for room in the outbox
 
 
 class Connection:
@@ -114,6 +128,19 @@ class Connection:
         self._stream_end: StreamEnd | None = None
         self._on_shutdown: Callable[[], None] | None = None
         self._end_on_shutdown = False
+
+    def statistics(self) -> ConnectionStatistics:
+        """What this connection is doing and has moved so far."""
+        out = self.outbox.statistics()
+        return ConnectionStatistics(
+            phase=self.phase,
+            bytes_buffered=out.bytes_buffered,
+            bytes_sent=out.bytes_sent,
+            bytes_received=self.receiver.bytes_received,
+            writes=out.writes,
+            events_dropped=out.items_dropped,
+            time_blocked=out.time_blocked,
+        )
 
     # -- the connection's task tree ----------------------------------------------------------
 

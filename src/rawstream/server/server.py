@@ -18,17 +18,33 @@ import errno
 import logging
 import signal
 import ssl
+from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from ..app import App
 from .config import Config
-from .connection import Connection
+from .connection import Connection, ConnectionStatistics
 
-__all__ = ["Server", "serve"]
+__all__ = ["Server", "ServerStatistics", "serve"]
 
 log = logging.getLogger("rawstream.server")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatistics:
+    """The server's connections and traffic: open ones by phase, totals since start."""
+
+    connections: int
+    connections_by_phase: dict[str, int]
+    bytes_buffered: int  # queued for clients right now
+    bytes_sent: int
+    bytes_received: int
+    events_dropped: int
+    slow_consumers_disconnected: int
+    time_blocked: float
+
 
 _ACCEPT_BACKOFF_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
@@ -39,6 +55,22 @@ def _peer(stream: trio.abc.Stream) -> tuple[str, int]:
         address = inner.socket.getpeername()
         return str(address[0]), int(address[1])
     return ("unknown", 0)
+
+
+@dataclass
+class _Totals:
+    """What closed connections moved (live ones are summed on demand)."""
+
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    events_dropped: int = 0
+    time_blocked: float = 0.0
+
+    def add(self, stats: ConnectionStatistics) -> None:
+        self.bytes_sent += stats.bytes_sent
+        self.bytes_received += stats.bytes_received
+        self.events_dropped += stats.events_dropped
+        self.time_blocked += stats.time_blocked
 
 
 class Server:
@@ -62,9 +94,28 @@ class Server:
         self._rejecting = 0
         #: Streams ended because their client could not keep up (for metrics).
         self.slow_consumers_disconnected = 0
+        self._closed_totals = _Totals()
         self._shutdown_requested = trio.Event()
         self._all_closed = trio.Event()
         self._drain_scope = trio.CancelScope()
+
+    def statistics(self) -> ServerStatistics:
+        """Open connections by phase, plus traffic totals (closed connections included)."""
+        live = [conn.statistics() for conn in self.connections]
+        by_phase: dict[str, int] = {}
+        for stats in live:
+            by_phase[stats.phase.value] = by_phase.get(stats.phase.value, 0) + 1
+        closed = self._closed_totals
+        return ServerStatistics(
+            connections=len(live),
+            connections_by_phase=by_phase,
+            bytes_buffered=sum(s.bytes_buffered for s in live),
+            bytes_sent=closed.bytes_sent + sum(s.bytes_sent for s in live),
+            bytes_received=closed.bytes_received + sum(s.bytes_received for s in live),
+            events_dropped=closed.events_dropped + sum(s.events_dropped for s in live),
+            slow_consumers_disconnected=self.slow_consumers_disconnected,
+            time_blocked=closed.time_blocked + sum(s.time_blocked for s in live),
+        )
 
     @property
     def port(self) -> int:
@@ -166,6 +217,7 @@ class Server:
                 self._rejecting -= 1
             else:
                 self.connections.discard(conn)
+                self._closed_totals.add(conn.statistics())
                 self._all_closed.set()
             log.debug("conn %d: closed", conn.id)
 
