@@ -20,3 +20,22 @@ def test_core_bench_runs() -> None:
     )
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert names == ["sse_encode", "sse_chunk", "ws_frame", "ws_parse", "http_request"]
+
+
+def test_slow_clients_bench_runs() -> None:
+    """benchmarks/slow_clients.py runs briefly: the fast client gets every event in order."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "slow_clients.py"),
+            "--seconds",
+            "2",
+            "--slow",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 gaps or repeats" in result.stdout

@@ -7,6 +7,7 @@ The sans-IO protocol core lives in :mod:`rawstream.core`; the Trio server in
 from .app import App, Route
 from .core.errors import InvalidEventError
 from .core.sse import Event
+from .policy import SlowConsumer
 from .request import Headers, HTTPError, QueryParams, Request
 from .response import Response
 from .server import Config, Server, SSEStream, WebSocket, WebSocketClosed, serve
@@ -26,6 +27,7 @@ __all__ = [
     "Route",
     "SSEStream",
     "Server",
+    "SlowConsumer",
     "WebSocket",
     "WebSocketClosed",
     "serve",
