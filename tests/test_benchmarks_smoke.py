@@ -39,3 +39,15 @@ def test_slow_clients_bench_runs() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 gaps or repeats" in result.stdout
+
+
+def test_compression_bench_runs() -> None:
+    """benchmarks/compression_bench.py runs briefly and reports all 15 rows."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "compression_bench.py"), "--events", "50"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert len([line for line in result.stdout.splitlines() if line.startswith("| ")]) == 16

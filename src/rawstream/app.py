@@ -46,6 +46,7 @@ class Route:
     subprotocols: tuple[str, ...] = ()
     pattern: re.Pattern[str] | None = field(default=None, compare=False)
     slow_consumer: SlowConsumer | None = None  # None: the server's default
+    compress: bool | None = None  # SSE gzip; None: the server's default
 
     @property
     def is_generator(self) -> bool:
@@ -113,6 +114,7 @@ class App:
         methods: Iterable[str] = ("GET",),
         subprotocols: Iterable[str] = (),
         slow_consumer: SlowConsumer | None = None,
+        compress: bool | None = None,
     ) -> Route:
         """Register ``handler`` for ``path`` (GET routes other than WebSocket answer HEAD too)."""
         if not path.startswith("/"):
@@ -128,6 +130,7 @@ class App:
             tuple(subprotocols),
             _compile(path),
             slow_consumer,
+            compress,
         )
         self.routes.append(route)
         return route
@@ -149,7 +152,13 @@ class App:
         """Shorthand for ``route(path, methods=["POST"])``."""
         return self.route(path, methods=("POST",))
 
-    def sse(self, path: str, *, slow_consumer: SlowConsumer | None = None) -> Callable[[F], F]:
+    def sse(
+        self,
+        path: str,
+        *,
+        slow_consumer: SlowConsumer | None = None,
+        compress: bool | None = None,
+    ) -> Callable[[F], F]:
         """Decorate an SSE handler for ``GET path``, in either of two forms.
 
         * ``async def handler(request, stream)``: call ``await stream.send(Event(...))``;
@@ -158,11 +167,14 @@ class App:
           (or ``str`` data); the server closes it with ``aclose()`` when the client goes away.
 
         ``slow_consumer`` chooses what happens when a client cannot keep up (default: the
-        server's ``Config.slow_consumer``).
+        server's ``Config.slow_consumer``); ``compress`` gzips the stream for clients that
+        accept it (default: ``Config.sse_gzip``; never under ``DROP_OLDEST``).
         """
 
         def register(handler: F) -> F:
-            self.add_route(path, handler, kind="sse", slow_consumer=slow_consumer)
+            self.add_route(
+                path, handler, kind="sse", slow_consumer=slow_consumer, compress=compress
+            )
             return handler
 
         return register

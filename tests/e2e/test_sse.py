@@ -8,6 +8,8 @@ import trio
 from httpx_sse import aconnect_sse
 from support.testapp import Probes, build_app
 
+from rawstream import App, Event, Request, SlowConsumer, SSEStream
+
 
 @pytest.fixture
 def probes() -> Probes:
@@ -144,3 +146,67 @@ async def test_concurrent_first_sends_open_once(base: str) -> None:
     ):
         ids = sorted([e.id async for e in source.aiter_sse()])
     assert ids == ["a", "b"]
+
+
+@pytest.fixture
+async def gzip_base(start_server) -> str:
+    app = App()
+
+    @app.sse("/zipped", compress=True)
+    async def zipped(request: Request, stream: SSEStream) -> None:
+        for i in range(int(request.query.get("n", "20"))):
+            await stream.send(Event(f'{{"token":"word{i}","index":{i}}}', id=str(i)))
+        if request.query.get("hold"):
+            await trio.sleep_forever()
+
+    @app.sse("/dropping", compress=True, slow_consumer=SlowConsumer.DROP_OLDEST)
+    async def dropping(request: Request, stream: SSEStream) -> None:
+        await stream.send("x")
+
+    server = await start_server(app)
+    return f"http://127.0.0.1:{server.port}"
+
+
+async def test_gzip_stream_for_clients_that_accept_it(gzip_base: str) -> None:
+    """With Accept-Encoding: gzip the stream is gzip-encoded, and events arrive intact."""
+    async with (
+        httpx.AsyncClient() as client,
+        aconnect_sse(client, "GET", gzip_base + "/zipped") as source,
+    ):
+        assert source.response.headers["content-encoding"] == "gzip"
+        assert source.response.headers["vary"] == "accept-encoding"
+        ids = [e.id async for e in source.aiter_sse()]
+    assert ids == [str(i) for i in range(20)]
+
+
+async def test_gzip_events_decode_before_the_stream_ends(gzip_base: str) -> None:
+    """Each event is flushed: the first decodes while the stream is still open."""
+    import zlib
+
+    port = int(gzip_base.rsplit(":", 1)[1])
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(
+            b"GET /zipped?n=1&hold=1 HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n"
+        )
+        raw = b""
+        with trio.fail_after(5):
+            while b"\r\n\r\n" not in raw or not raw.split(b"\r\n\r\n", 1)[1].endswith(b"\r\n"):
+                raw += await stream.receive_some(65536)
+        head, body = raw.split(b"\r\n\r\n", 1)
+        size, _, rest = body.partition(b"\r\n")
+        chunk = rest[: int(size, 16)]
+        decoded = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(chunk)
+    assert b"content-encoding: gzip" in head
+    assert decoded == b'id: 0\ndata: {"token":"word0","index":0}\n\n'
+
+
+async def test_no_gzip_without_accept_encoding_or_when_dropping(gzip_base: str) -> None:
+    """Identity for clients that do not accept gzip, and for DROP_OLDEST streams."""
+    async with httpx.AsyncClient(headers={"accept-encoding": "identity"}) as client:
+        plain = await client.get(gzip_base + "/zipped?n=2")
+    async with httpx.AsyncClient() as client:
+        dropping = await client.get(gzip_base + "/dropping")
+    assert "content-encoding" not in plain.headers
+    assert plain.text.startswith("id: 0\n")
+    assert "content-encoding" not in dropping.headers

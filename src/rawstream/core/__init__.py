@@ -6,6 +6,7 @@ these classes with byte strings alone.  ``tests/core/test_layering.py`` imports 
 a process where trio cannot be imported.
 """
 
+from .compression import GzipEventEncoder, accepts_gzip
 from .errors import InvalidEventError, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .http import (
     NEED_DATA,
@@ -36,6 +37,7 @@ __all__ = [
     "ClientClosed",
     "Closed",
     "EndOfRequest",
+    "GzipEventEncoder",
     "Event",
     "HTTPConnection",
     "HTTPEvent",
@@ -51,6 +53,7 @@ __all__ = [
     "WebSocketConnection",
     "WebSocketEvent",
     "WebSocketState",
+    "accepts_gzip",
     "encode_comment",
     "encode_retry",
     "reason_phrase",

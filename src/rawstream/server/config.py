@@ -39,6 +39,8 @@ class Config:
         send_timeout: how long a ``BLOCK`` sender may wait for room before its consumer is
             disconnected.
         read_buffer_bytes: bytes read ahead from one client before the server stops reading.
+        sse_gzip: gzip SSE responses for clients that accept it (each event flushed, so it
+            decodes on arrival); routes may choose for themselves.
         sse_keepalive: seconds of silence after which an SSE stream gets a comment line, so
             proxies keep it open and a vanished client is found; None turns it off.
         ws_ping_interval: seconds between WebSocket pings; None turns them off.
@@ -63,6 +65,7 @@ class Config:
     slow_consumer: SlowConsumer = SlowConsumer.BLOCK
     send_timeout: float = 30.0
     read_buffer_bytes: int = 64 * KiB
+    sse_gzip: bool = False
     sse_keepalive: float | None = 15.0
     ws_ping_interval: float | None = 20.0
     ws_ping_timeout: float = 20.0

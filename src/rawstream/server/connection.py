@@ -445,11 +445,12 @@ class Connection:
             log.info("conn %d: client filled the read buffer during a stream", self.id)
         self.client_gone()
 
-    async def finish_stream(self, end: StreamEnd, *, retry_hint: bytes | None = None) -> None:
+    async def finish_stream(self, end: StreamEnd, *, tail: bytes = b"") -> None:
         """End a streamed response after :meth:`run_stream`: cleanly, or by closing.
 
-        The last bytes (a ``retry:`` hint, the terminating chunk) are queued without waiting
-        for room: they are few, and the final flush is bounded by ``close_timeout``.
+        On a clean end, ``tail`` (e.g. a ``retry:`` hint, a gzip trailer) and the terminating
+        chunk are queued without waiting for room: they are few, and the final flush is
+        bounded by ``close_timeout``.
         """
         ends_cleanly = end in (StreamEnd.DONE, StreamEnd.SHUTDOWN, StreamEnd.SLOW_CONSUMER)
         if not (ends_cleanly and self.http.response_started and not self.outbox.broken):
@@ -458,8 +459,7 @@ class Connection:
                 self.http.send_failed()
             return
         try:
-            if end is not StreamEnd.DONE and retry_hint is not None:
-                self.http.send_body(retry_hint)
+            self.http.send_body(tail)
             self.http.end_response()
         except LocalProtocolError as exc:  # e.g. fewer bytes than a declared Content-Length
             log.error("conn %d: cannot end the response: %s", self.id, exc)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..app import Route
+from ..core.compression import GzipEventEncoder, accepts_gzip
 from ..core.sse import SSE_HEADERS, Event, encode_comment, encode_retry
 from ..policy import SlowConsumer
 from ..request import Request
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from .connection import Connection
 
 __all__ = ["SSEStream", "run_sse"]
+
+_GZIP_HEADERS = ((b"content-encoding", b"gzip"), (b"vary", b"accept-encoding"))
 
 
 class SSEStream:
@@ -43,11 +46,36 @@ class SSEStream:
             the server's default); a handler may change it for its own stream.
     """
 
-    def __init__(self, conn: Connection, request: Request, slow_consumer: SlowConsumer) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        request: Request,
+        slow_consumer: SlowConsumer,
+        *,
+        gzip: bool = False,
+    ) -> None:
         self._conn = conn
         self.request = request
         self.last_event_id = request.last_event_id
+        self._gzip = GzipEventEncoder() if gzip else None
+        self._headers = SSE_HEADERS + _GZIP_HEADERS if gzip else SSE_HEADERS
         self.slow_consumer = slow_consumer
+
+    @property
+    def slow_consumer(self) -> SlowConsumer:
+        """What a full outbox means for this stream (see :class:`SlowConsumer`)."""
+        return self._slow_consumer
+
+    @slow_consumer.setter
+    def slow_consumer(self, policy: SlowConsumer) -> None:
+        if policy is SlowConsumer.DROP_OLDEST and self._gzip is not None:
+            raise ValueError("a gzip stream cannot drop events: its bytes depend on each other")
+        self._slow_consumer = policy
+
+    @property
+    def compressed(self) -> bool:
+        """The stream is gzip-encoded (the client accepts it and the route asked for it)."""
+        return self._gzip is not None
 
     @property
     def opened(self) -> bool:
@@ -57,7 +85,7 @@ class SSEStream:
     async def open(self) -> None:
         """Send the response head now (``EventSource.onopen`` fires on the client)."""
         if not self.opened:
-            await self._conn.start_response(200, SSE_HEADERS)  # a no-op if another task won
+            await self._conn.start_response(200, self._headers)  # a no-op if another task won
 
     async def send(self, event: Event | str) -> None:
         """Send one event (a ``str`` is sent as an event's ``data``).
@@ -101,12 +129,19 @@ class SSEStream:
         await self.send_encoded(encode_retry(milliseconds))
 
     def _frame_head(self) -> bytes:
-        self._conn.http.send_response(200, SSE_HEADERS)
+        self._conn.http.send_response(200, self._headers)
         return self._conn.http.data_to_send()
 
     def _frame(self, data: bytes) -> bytes:
+        if self._gzip is not None:
+            data = self._gzip.encode(data)
         self._conn.http.send_body(data)
         return self._conn.http.data_to_send()
+
+    def last_bytes(self, data: bytes = b"") -> bytes:
+        """The body's final bytes: ``data`` (e.g. a ``retry:`` hint), compressed with the gzip
+        trailer if the stream is compressed."""
+        return self._gzip.finish(data) if self._gzip is not None else data
 
     def _gap(self, dropped: int) -> bytes:
         return self._frame(Event(json.dumps({"dropped": dropped}), event="gap").encode())
@@ -114,10 +149,19 @@ class SSEStream:
 
 async def run_sse(conn: Connection, request: Request, route: Route) -> None:
     """Run an SSE route's handler, in either form, and end its response."""
-    stream = SSEStream(conn, request, route.slow_consumer or conn.config.slow_consumer)
+    policy = route.slow_consumer or conn.config.slow_consumer
+    wants_gzip = conn.config.sse_gzip if route.compress is None else route.compress
+    stream = SSEStream(
+        conn,
+        request,
+        policy,
+        gzip=wants_gzip
+        and policy is not SlowConsumer.DROP_OLDEST
+        and accepts_gzip(request.headers.get("accept-encoding")),
+    )
     if conn.http.is_head_request:  # the SSE head answers HEAD; the handler does not run
         await stream.open()
-        await conn.finish_stream(StreamEnd.DONE)
+        await conn.finish_stream(StreamEnd.DONE)  # (no body, so no gzip trailer either)
         return
 
     async def body() -> None:
@@ -133,7 +177,8 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
     end = await conn.run_stream(body, watch_disconnect=True, end_on_shutdown=True)
     if end in (StreamEnd.DONE, StreamEnd.SHUTDOWN) and not conn.outbox.broken:
         await stream.open()
-    await conn.finish_stream(end, retry_hint=conn.shutdown_retry_hint())
+    hint = b"" if end is StreamEnd.DONE else conn.shutdown_retry_hint()
+    await conn.finish_stream(end, tail=stream.last_bytes(hint))
 
 
 _KEEPALIVE = encode_comment()
