@@ -124,3 +124,38 @@ async def test_lone_event_is_written_at_once(nursery: trio.Nursery) -> None:
     data = await read_until(client, b"data: only\n\n")
     assert b"data: only\n\n" in data
     gate.set()
+
+
+async def test_flooding_websocket_client_cannot_grow_server_memory(nursery: trio.Nursery) -> None:
+    """A client sending 8 MiB to a handler that never reads: the server holds only its bounds."""
+    import wsproto
+    import wsproto.events as ws_events
+
+    from .helpers import websocket_client
+
+    app = App()
+    accepted = trio.Event()
+
+    @app.websocket("/ws")
+    async def deaf(ws: WebSocket) -> None:
+        await ws.accept()
+        accepted.set()
+        await trio.sleep_forever()
+
+    client_stream, conn = connect(
+        nursery,
+        app,
+        read_buffer_bytes=32 * 1024,
+        ws_queue_bytes=64 * 1024,
+        permessage_deflate=False,
+    )
+    peer, _ = await websocket_client(client_stream, "/ws")
+    assert isinstance(peer, wsproto.WSConnection)
+    await accepted.wait()
+    message = peer.send(ws_events.BytesMessage(data=b"f" * 16 * 1024))
+    for _ in range(512):  # the in-memory pipe takes it all; the server reads what it wants
+        await client_stream.send_all(message)
+    await trio.testing.wait_all_tasks_blocked()
+    received = conn.statistics().bytes_received
+    assert received < 32 * 1024 + 64 * 1024 + 2 * (16 * 1024 + 14) + 65536  # bounds + one read
+    assert conn.receiver.buffered <= 32 * 1024 + 65536
