@@ -25,6 +25,8 @@ from rawstream.core import Event, GzipEventEncoder, accepts_gzip
         ("*", True),
         ("GZIP", True),
         ("identity", False),
+        ("*;q=0, gzip", True),
+        ("gzip;q=0, *", False),
     ],
 )
 def test_accepts_gzip(header: str | None, expected: bool) -> None:

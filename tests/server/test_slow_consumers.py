@@ -217,3 +217,60 @@ async def test_send_nowait_reports_a_full_outbox(
     assert outcome == ["would block" if policy is SlowConsumer.BLOCK else "disconnected"]
     if policy is SlowConsumer.BLOCK:
         await read_until(client, b"id: 0\n")
+
+
+async def test_gap_markers_merge_so_the_queue_cannot_grow() -> None:
+    """Under constant DROP_OLDEST pressure the queue keeps at most one gap marker."""
+    sender, _receiver = trio.testing.lockstep_stream_pair()
+    outbox = Outbox(sender, high_water=100)  # no writer runs: nothing ever leaves
+    total = 0
+    for _ in range(10_000):
+        outbox.put_nowait(b"e" * 50, droppable=True)
+        total += outbox.drop_pending(lambda n: b"gap:%d;" % n)
+    assert outbox.buffered < 100
+    assert outbox.items_dropped == total == 10_000
+    assert outbox._chunks == [b"gap:10000;"]
+
+
+async def test_websocket_cannot_switch_to_drop_oldest_with_context_takeover(
+    nursery: trio.Nursery,
+) -> None:
+    """A handler may not turn on DROP_OLDEST where frames depend on each other."""
+    app = App()
+    refused: list[str] = []
+
+    @app.websocket("/ws")  # BLOCK route: deflate with context takeover may be negotiated
+    async def switch(ws: WebSocket) -> None:
+        try:
+            ws.slow_consumer = SlowConsumer.DROP_OLDEST
+        except ValueError as exc:
+            refused.append(str(exc))
+        await ws.accept()
+        await ws.send("ok")
+
+    client_stream, _ = connect(nursery, app)
+    await websocket_client(client_stream, "/ws", deflate=True)
+    await trio.testing.wait_all_tasks_blocked()
+    assert refused and "DROP_OLDEST" in refused[0]
+
+
+async def test_a_kept_stream_cannot_write_after_it_ended(nursery: trio.Nursery) -> None:
+    """A fan-out holding an ended SSEStream gets BrokenResourceError; the next request is fine."""
+    app = App()
+    kept: list[SSEStream] = []
+
+    @app.sse("/once")
+    async def once(request: Request, stream: SSEStream) -> None:
+        await stream.send("only")
+        kept.append(stream)
+
+    client, _ = connect(nursery, app)
+    await client.send_all(b"GET /once HTTP/1.1\r\nHost: x\r\n\r\n")
+    await read_until(client, b"0\r\n\r\n")
+    with pytest.raises(trio.BrokenResourceError):
+        kept[0].send_nowait(Event("late"))
+    with pytest.raises(trio.BrokenResourceError):
+        await kept[0].send(Event("late"))
+    await client.send_all(b"GET /once HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    second = await read_all(client)
+    assert second.startswith(b"HTTP/1.1 200 ") and b"late" not in second

@@ -16,20 +16,25 @@ __all__ = ["GzipEventEncoder", "accepts_gzip"]
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
-    """Whether an ``Accept-Encoding`` value allows gzip (RFC 9110 section 12.5.3)."""
+    """Whether an ``Accept-Encoding`` value allows gzip (RFC 9110 section 12.5.3): an explicit
+    ``gzip`` entry decides; otherwise ``*`` does."""
     if not accept_encoding:
         return False
+    weights: dict[str, float] = {}
     for item in accept_encoding.lower().split(","):
         coding, _, params = item.strip().partition(";")
-        if coding.strip() not in ("gzip", "x-gzip", "*"):
-            continue
-        q = params.strip()
-        if q.startswith("q="):
-            try:
-                return float(q[2:]) > 0
-            except ValueError:
-                return False
-        return True
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        weights[coding.strip()] = weight
+    for coding in ("gzip", "x-gzip", "*"):
+        if coding in weights:
+            return weights[coding] > 0
     return False
 
 

@@ -178,6 +178,14 @@ class WebSocketConnection:
         self._state = WebSocketState.OPEN
 
     @property
+    def compresses_across_messages(self) -> bool:
+        """Frames may depend on earlier ones (deflate with context takeover), so a queued
+        frame must never be dropped.  True during the handshake if that could be negotiated."""
+        if not (self._permessage_deflate and self._context_takeover):
+            return False
+        return self._state is WebSocketState.HANDSHAKE or "permessage-deflate" in self.extensions
+
+    @property
     def extensions(self) -> list[str]:
         """Names of the extensions in use (``permessage-deflate`` when negotiated)."""
         connection = self._ws.connection

@@ -88,7 +88,7 @@ class ConnectionStatistics:
     bytes_received: int
     writes: int  # send_all calls: bytes_sent / writes is the coalescing at work
     events_dropped: int  # by the DROP_OLDEST policy
-    time_blocked: float  # seconds senders spent waiting for room in the outbox
+    time_blocked: float  # seconds senders (and a WebSocket's frame reader) waited for room
 
 
 class Connection:
@@ -432,6 +432,11 @@ class Connection:
         if self._stream_nursery is not None:
             self._stream_nursery.cancel_scope.cancel()
 
+    @property
+    def stream_end(self) -> StreamEnd | None:
+        """Why the current stream ended (None while it runs)."""
+        return self._stream_end
+
     def client_gone(self) -> None:
         """The client closed or reset the connection: cancel its handler now."""
         self.closing = True
@@ -510,7 +515,8 @@ class Connection:
             if policy is SlowConsumer.BLOCK:
                 raise trio.WouldBlock
             if policy is SlowConsumer.DISCONNECT:
-                self._mark_slow_consumer("outbox full")
+                if self._stream_end is None:
+                    self._mark_slow_consumer("outbox full")
                 raise trio.BrokenResourceError("slow consumer disconnected")
             self._drop_pending(gap)
         outbox.put_nowait(frame(), droppable=policy is SlowConsumer.DROP_OLDEST)

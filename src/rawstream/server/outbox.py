@@ -33,6 +33,9 @@ from trio.lowlevel import ParkingLot, checkpoint
 
 __all__ = ["Outbox", "OutboxStatistics"]
 
+_KEEP = -1
+_EVENT = 0
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxStatistics:
@@ -62,13 +65,15 @@ class Outbox:
         self._low = high_water // 2 if low_water is None else min(low_water, high_water - 1)
         self._max_write = max(max_write or 4 * high_water, 1)
         self._chunks: list[bytes] = []
-        self._droppable: list[bool] = []
+        # Per chunk: _KEEP, _EVENT (droppable), or N > 0 for a gap marker standing for N events.
+        self._drops: list[int] = []
         self._pending = 0  # bytes in _chunks
         self._buffered = 0  # pending + the write in flight
         self._broken: BaseException | None = None
         self._writer_wakeup = ParkingLot()
         self._space = ParkingLot()
         self._flushed = ParkingLot()
+        self._progress = ParkingLot()
         self.bytes_sent = 0
         self.writes = 0
         self.items_dropped = 0
@@ -126,34 +131,48 @@ class Outbox:
         self._raise_if_broken()
         if data:
             self._chunks.append(data)
-            self._droppable.append(droppable)
+            self._drops.append(_EVENT if droppable else _KEEP)
             self._pending += len(data)
             self._buffered += len(data)
             self.last_put = trio.current_time()
             self._writer_wakeup.unpark_all()
 
     def drop_pending(self, make_marker: Callable[[int], bytes]) -> int:
-        """Remove every droppable item not yet being written, and put a gap notice,
-        ``make_marker(count)``, where the first of them was.  Returns the count (0: nothing
-        was droppable, and nothing changed)."""
-        dropped = self._droppable.count(True)
+        """Remove every droppable item not yet being written, and put one gap notice,
+        ``make_marker(count)``, where the first of them was.
+
+        An earlier gap notice still queued is merged into the new one (its count added), so
+        under constant pressure the queue holds at most one notice: it cannot grow.  Returns
+        how many events were dropped now (0: nothing was droppable, and nothing changed).
+        """
+        dropped = self._drops.count(_EVENT)
         if not dropped:
             return 0
-        marker = make_marker(dropped)
+        covered = dropped + sum(n for n in self._drops if n > 0)
+        marker = make_marker(covered)
         in_flight = self._buffered - self._pending
         chunks: list[bytes] = []
-        for chunk, droppable in zip(self._chunks, self._droppable, strict=True):
-            if not droppable:
+        drops: list[int] = []
+        for chunk, kind in zip(self._chunks, self._drops, strict=True):
+            if kind == _KEEP:
                 chunks.append(chunk)
+                drops.append(_KEEP)
             elif marker:
                 chunks.append(marker)
+                drops.append(covered)
                 marker = b""
+        self._chunks, self._drops = chunks, drops
         self._pending = sum(map(len, chunks))
         self._buffered = in_flight + self._pending
-        self._chunks, self._droppable = chunks, [False] * len(chunks)
         self.items_dropped += dropped
         self._space.unpark_all()
         return dropped
+
+    async def wait_sent(self, total: int) -> None:
+        """Wait until ``bytes_sent`` reaches ``total`` (or the connection fails)."""
+        await checkpoint()
+        while self.bytes_sent < total and self._broken is None:
+            await self._progress.park()
 
     async def flush(self) -> None:
         """Wait until everything queued so far has been written."""
@@ -163,7 +182,7 @@ class Outbox:
 
     def _take_batch(self) -> bytes:
         if self._pending <= self._max_write:
-            chunks, self._chunks, self._droppable = self._chunks, [], []
+            chunks, self._chunks, self._drops = self._chunks, [], []
         else:  # cap one write; the rest goes in the next
             size = count = 0
             for chunk in self._chunks:
@@ -172,7 +191,7 @@ class Outbox:
                 size += len(chunk)
                 count += 1
             chunks = self._chunks[:count]
-            del self._chunks[:count], self._droppable[:count]
+            del self._chunks[:count], self._drops[:count]
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._pending -= len(data)
         return data
@@ -191,6 +210,7 @@ class Outbox:
                 await self._stream.send_all(data)
                 self.bytes_sent += len(data)
                 self.writes += 1
+                self._progress.unpark_all()
                 self._buffered -= len(data)
                 if self._buffered <= self._low:
                     self._space.unpark_all()
@@ -199,8 +219,8 @@ class Outbox:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._broken = exc
             self._chunks.clear()
-            self._droppable.clear()
+            self._drops.clear()
             self._pending = self._buffered = 0
-            for lot in (self._space, self._flushed):
+            for lot in (self._space, self._flushed, self._progress):
                 lot.unpark_all()
             on_broken.cancel()

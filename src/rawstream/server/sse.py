@@ -59,6 +59,7 @@ class SSEStream:
         self.last_event_id = request.last_event_id
         self._gzip = GzipEventEncoder() if gzip else None
         self._headers = SSE_HEADERS + _GZIP_HEADERS if gzip else SSE_HEADERS
+        self._ended = False
         self.slow_consumer = slow_consumer
 
     @property
@@ -101,6 +102,7 @@ class SSEStream:
 
     async def send_encoded(self, data: bytes) -> None:
         """Send bytes already encoded as SSE (e.g. one :meth:`Event.encode` shared by many)."""
+        self._raise_if_ended()
         await self.open()
         await self._conn.send_stream_item(partial(self._frame, data), self.slow_consumer, self._gap)
 
@@ -111,6 +113,7 @@ class SSEStream:
             trio.WouldBlock: the outbox is full and the policy is ``BLOCK``.
             trio.BrokenResourceError: the client is gone or was just disconnected.
         """
+        self._raise_if_ended()
         if isinstance(event, str):
             event = Event(event)
         data = event if isinstance(event, bytes) else event.encode()
@@ -127,6 +130,11 @@ class SSEStream:
     async def send_retry(self, milliseconds: int) -> None:
         """Tell the client how long to wait before reconnecting."""
         await self.send_encoded(encode_retry(milliseconds))
+
+    def _raise_if_ended(self) -> None:
+        # A stream object kept by a fan-out must not write into the connection's next response.
+        if self._ended:
+            raise trio.BrokenResourceError("this SSE stream has ended")
 
     def _frame_head(self) -> bytes:
         self._conn.http.send_response(200, self._headers)
@@ -175,6 +183,7 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
             await route.handler(request, stream)
 
     end = await conn.run_stream(body, watch_disconnect=True, end_on_shutdown=True)
+    stream._ended = True
     if end in (StreamEnd.DONE, StreamEnd.SHUTDOWN) and not conn.outbox.broken:
         await stream.open()
     hint = b"" if end is StreamEnd.DONE else conn.shutdown_retry_hint()
@@ -188,7 +197,8 @@ async def _keepalive(conn: Connection, stream: SSEStream, interval: float) -> No
     """Send a comment whenever the stream has been silent for ``interval`` seconds."""
     while True:
         silent_for = trio.current_time() - conn.outbox.last_put
-        if silent_for < interval or conn.outbox.buffered:  # not idle: bytes are flowing
+        if silent_for < interval or conn.outbox.buffered or not stream.opened:
+            # Not idle (bytes are flowing), or the handler may still refuse the stream.
             await trio.sleep(max(interval - silent_for, interval / 10))
             continue
         try:

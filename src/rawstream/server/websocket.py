@@ -133,8 +133,22 @@ class WebSocket:
         self.subprotocol: str | None = None
         self.rejected = False
         self.slow_consumer = slow_consumer
+
+    @property
+    def slow_consumer(self) -> SlowConsumer:
+        """What a full outbox means for this WebSocket (see :class:`SlowConsumer`)."""
+        return self._slow_consumer
+
+    @slow_consumer.setter
+    def slow_consumer(self, policy: SlowConsumer) -> None:
+        if policy is SlowConsumer.DROP_OLDEST and self._core.compresses_across_messages:
+            raise ValueError(
+                "DROP_OLDEST needs messages compressed on their own: set it on the route"
+            )
+        self._slow_consumer = policy
         self._close_deadline: float | None = None
         self._pong = trio.Event()
+        self._reader_blocked = False  # the frame reader waits for room in the outbox
 
     @property
     def accepted(self) -> bool:
@@ -237,16 +251,21 @@ class WebSocket:
             trio.WouldBlock: the outbox is full and the policy is ``BLOCK``.
             WebSocketClosed: the WebSocket is closed, or was just closed as too slow.
         """
+        if not self.accepted:
+            raise RuntimeError("send_nowait needs an accepted WebSocket: await accept() first")
         try:
             self._conn.send_stream_item_nowait(
                 partial(self._frame, message), self.slow_consumer, self._gap
             )
         except trio.BrokenResourceError:
+            if self._conn.stream_end is StreamEnd.SLOW_CONSUMER:
+                raise WebSocketClosed(SLOW_CONSUMER_CLOSE_CODE, "too slow") from None
             raise self._closed_error() from None
 
     def _frame(self, message: str | bytes) -> bytes:
         if self._core.state is not WebSocketState.OPEN:
             raise self._closed_error()
+        self._flush_core()  # pongs waiting in the core go first, and are never droppable
         self._core.send_message(message)
         return self._core.data_to_send()
 
@@ -304,11 +323,13 @@ class WebSocket:
                             conn.client_gone()
                         return
                 self._flush_core()
+                self._reader_blocked = True
                 try:
                     await conn.outbox.wait_writable()
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     data = b""  # the client is gone: the write side saw it first
                 else:
+                    self._reader_blocked = False
                     data = await conn.receiver.receive()
                 if not data:
                     core.receive_eof()
@@ -320,11 +341,14 @@ class WebSocket:
             self._queue.close()
 
     async def _ping_loop(self, interval: float, pong_deadline: float) -> None:
-        """Ping every ``interval`` seconds; no pong within ``pong_deadline``: close 1011, drop.
+        """Ping every ``interval`` seconds; no pong within ``pong_deadline`` of the ping being
+        written: close 1011 and drop.
 
-        This finds half-open connections (a peer gone without FIN or RST).  A pong cannot be
-        seen while the frame reader waits on a full message queue, so a timeout then proves
-        nothing and is ignored.
+        This finds half-open connections (a peer gone without FIN or RST).  The clock starts
+        when the ping has left the outbox, so a slow but live client is not mistaken for a
+        dead one; a ping that cannot even be written within ``send_timeout`` means the client
+        reads nothing at all.  While the frame reader cannot read (its queue or the outbox is
+        full) a pong cannot be seen, so a timeout then proves nothing and is ignored.
         """
         conn, core = self._conn, self._core
         while True:
@@ -334,10 +358,17 @@ class WebSocket:
             self._pong = trio.Event()
             core.send_ping(b"rawstream")
             conn.outbox.put_nowait(core.data_to_send())
-            with trio.move_on_after(pong_deadline):
-                await self._pong.wait()
-            if not self._pong.is_set() and not self._queue.full:
-                log.info("conn %d: no pong within %g s: closing 1011", conn.id, pong_deadline)
+            written_at = conn.outbox.bytes_sent + conn.outbox.buffered
+            with trio.move_on_after(conn.config.send_timeout) as write_timer:
+                await conn.outbox.wait_sent(written_at)
+            reason = "ping not written in time" if write_timer.cancelled_caught else ""
+            if not reason:
+                with trio.move_on_after(pong_deadline):
+                    await self._pong.wait()
+                if not self._pong.is_set() and not self._queue.full and not self._reader_blocked:
+                    reason = f"no pong within {pong_deadline:g} s"
+            if reason:
+                log.info("conn %d: %s: closing 1011", conn.id, reason)
                 self._close_now(1011, "ping timeout")
                 conn.client_gone()
                 return
