@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["SLOW_CONSUMER_CLOSE_CODE", "SlowConsumer"]
+__all__ = ["SLOW_CONSUMER_CLOSE_CODE", "SlowConsumer", "SlowConsumerPolicy"]
 
 #: The WebSocket close code sent to a consumer disconnected for being too slow: 1013, "Try
 #: Again Later" (IANA WebSocket close-code registry): the condition is temporary, so reconnect.
@@ -25,3 +25,27 @@ class SlowConsumer(enum.Enum):
     BLOCK = "block"
     DISCONNECT = "disconnect"
     DROP_OLDEST = "drop_oldest"
+
+
+class SlowConsumerPolicy:
+    """Holds a stream's policy; refuses ``DROP_OLDEST`` where queued frames depend on each
+    other (gzip, deflate with context takeover): dropping one would corrupt the rest."""
+
+    _slow_consumer: SlowConsumer
+
+    def _frames_depend_on_each_other(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def slow_consumer(self) -> SlowConsumer:
+        """What a full outbox means for this stream (see :class:`SlowConsumer`)."""
+        return self._slow_consumer
+
+    @slow_consumer.setter
+    def slow_consumer(self, policy: SlowConsumer) -> None:
+        if policy is SlowConsumer.DROP_OLDEST and self._frames_depend_on_each_other():
+            raise ValueError(
+                "DROP_OLDEST needs events that stand alone on the wire; this stream's are "
+                "compressed together (choose DROP_OLDEST on the route to avoid that)"
+            )
+        self._slow_consumer = policy

@@ -23,7 +23,7 @@ import trio
 from ..app import Route
 from ..core.compression import GzipEventEncoder, accepts_gzip
 from ..core.sse import SSE_HEADERS, Event, encode_comment, encode_retry
-from ..policy import SlowConsumer
+from ..policy import SlowConsumer, SlowConsumerPolicy
 from ..request import Request
 from .connection import StreamEnd
 
@@ -35,7 +35,7 @@ __all__ = ["SSEStream", "run_sse"]
 _GZIP_HEADERS = ((b"content-encoding", b"gzip"), (b"vary", b"accept-encoding"))
 
 
-class SSEStream:
+class SSEStream(SlowConsumerPolicy):
     """The event stream of one SSE response.
 
     Attributes:
@@ -62,16 +62,8 @@ class SSEStream:
         self._ended = False
         self.slow_consumer = slow_consumer
 
-    @property
-    def slow_consumer(self) -> SlowConsumer:
-        """What a full outbox means for this stream (see :class:`SlowConsumer`)."""
-        return self._slow_consumer
-
-    @slow_consumer.setter
-    def slow_consumer(self, policy: SlowConsumer) -> None:
-        if policy is SlowConsumer.DROP_OLDEST and self._gzip is not None:
-            raise ValueError("a gzip stream cannot drop events: its bytes depend on each other")
-        self._slow_consumer = policy
+    def _frames_depend_on_each_other(self) -> bool:
+        return self._gzip is not None
 
     @property
     def compressed(self) -> bool:

@@ -42,7 +42,7 @@ from ..core.websocket import (
     WebSocketState,
     payload_size,
 )
-from ..policy import SLOW_CONSUMER_CLOSE_CODE, SlowConsumer
+from ..policy import SLOW_CONSUMER_CLOSE_CODE, SlowConsumer, SlowConsumerPolicy
 from ..request import HTTPError, Request
 from .connection import Phase, StreamEnd
 
@@ -107,7 +107,7 @@ class _MessageQueue:
         self._writable.unpark_all()
 
 
-class WebSocket:
+class WebSocket(SlowConsumerPolicy):
     """One WebSocket connection, from the handler's side.
 
     Attributes:
@@ -134,21 +134,11 @@ class WebSocket:
         self.rejected = False
         self.slow_consumer = slow_consumer
 
-    @property
-    def slow_consumer(self) -> SlowConsumer:
-        """What a full outbox means for this WebSocket (see :class:`SlowConsumer`)."""
-        return self._slow_consumer
-
-    @slow_consumer.setter
-    def slow_consumer(self, policy: SlowConsumer) -> None:
-        if policy is SlowConsumer.DROP_OLDEST and self._core.compresses_across_messages:
-            raise ValueError(
-                "DROP_OLDEST needs messages compressed on their own: set it on the route"
-            )
-        self._slow_consumer = policy
+    def _frames_depend_on_each_other(self) -> bool:
+        return self._core.compresses_across_messages
         self._close_deadline: float | None = None
-        self._pong = trio.Event()
-        self._reader_blocked = False  # the frame reader waits for room in the outbox
+        self._pong: trio.Event = trio.Event()
+        self._reader_blocked: bool = False  # the frame reader waits for room in the outbox
 
     @property
     def accepted(self) -> bool:
