@@ -3,12 +3,17 @@
 The response head (200, ``text/event-stream``) is sent with the first event, or earlier by
 ``await stream.open()``.  Until then a handler may still refuse the stream by raising
 :class:`~rawstream.request.HTTPError` (401, 404, or 204, which tells an ``EventSource`` to stop
-reconnecting).  Each ``send`` waits while the connection's outbox is full, so a slow client
-slows its own producer and nobody else.
+reconnecting).  When the connection's outbox is full, the stream's slow-consumer policy
+decides: wait (``BLOCK``, up to ``send_timeout``), end the stream (``DISCONNECT``), or drop
+queued events for a ``gap`` event (``DROP_OLDEST``); a slow client affects nobody else.
 
-When the client goes away the handler is cancelled.  On server shutdown it is cancelled too,
-and the stream then ends cleanly with a ``retry:`` hint whose delay is jittered, so clients
-reconnect spread out in time (to the next instance, if one is up).
+A stream silent for ``sse_keepalive`` seconds gets a comment line.  With ``compress`` and a
+client that accepts gzip, each event is compressed and flushed so it decodes on arrival.
+
+When the client goes away the handler is cancelled.  On server shutdown, or when a slow
+consumer is disconnected, it is cancelled too, and the stream then ends cleanly with a
+``retry:`` hint whose delay is jittered, so clients reconnect spread out in time (resuming
+from ``Last-Event-ID``).
 """
 
 from __future__ import annotations
