@@ -274,3 +274,35 @@ async def test_a_kept_stream_cannot_write_after_it_ended(nursery: trio.Nursery) 
     await client.send_all(b"GET /once HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     second = await read_all(client)
     assert second.startswith(b"HTTP/1.1 200 ") and b"late" not in second
+
+
+async def test_streamed_download_to_a_stuck_client_is_cut_after_send_timeout(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A streamed body waits for a client that never reads only up to send_timeout; the
+    body is then left unterminated, so the client cannot mistake it for complete."""
+    from collections.abc import AsyncIterator
+
+    from rawstream import Response
+
+    app = App()
+    closed = trio.Event()
+
+    @app.get("/download")
+    async def download(request: Request) -> Response:
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    yield b"d" * 1000
+            finally:
+                closed.set()
+
+        return Response(body())
+
+    client, conn = connect(nursery, app, lockstep=True, outbox_high_bytes=4000, send_timeout=9)
+    await client.send_all(b"GET /download HTTP/1.1\r\nHost: x\r\n\r\n")
+    start = trio.current_time()
+    await closed.wait()
+    assert 9 <= trio.current_time() - start < 10
+    assert conn.server.slow_consumers_disconnected == 1
+    assert not (await read_all(client)).endswith(b"0\r\n\r\n")

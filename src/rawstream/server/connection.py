@@ -23,7 +23,7 @@ import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from contextlib import aclosing
+from contextlib import aclosing, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -40,7 +40,6 @@ from ..core.http import (
     EndOfRequest,
     HTTPConnection,
     RequestHead,
-    reason_phrase,
 )
 from ..core.sse import encode_retry
 from ..policy import SlowConsumer
@@ -222,7 +221,7 @@ class Connection:
         match = self.app.match(head.method, unquote(head.path))
         if match.route is None:
             extra = ((b"allow", ", ".join(match.allowed).encode()),) if match.allowed else ()
-            await self.send_simple(match.status, extra)
+            await self.send_error(match.status, "", extra, close=False)
         else:
             request = Request(head, self.client, self.read_body, match.path_params)
             await self._run_route(match.route, request)
@@ -235,7 +234,7 @@ class Connection:
 
         if route.kind == "websocket":
             if request.head.wants_upgrade_to != "websocket":
-                await self.send_simple(426, ((b"upgrade", b"websocket"),))
+                await self.send_error(426, "", ((b"upgrade", b"websocket"),), close=False)
             else:
                 self.closing = True  # after a WebSocket, the TCP connection ends
                 await run_websocket(self, request, route)
@@ -314,32 +313,15 @@ class Connection:
 
         async def stream_body() -> None:
             await self._emit(lambda: self.http.send_response(response.status, headers))
-            if hasattr(body, "aclose"):
-                async with aclosing(body) as chunks:  # type: ignore[type-var]
-                    async for chunk in chunks:
-                        await self._emit(partial(self.http.send_body, chunk))
-            else:
-                async for chunk in body:
-                    await self._emit(partial(self.http.send_body, chunk))
+            # An async generator is closed (its finally runs) however the stream ends.
+            closing = aclosing(body) if hasattr(body, "aclose") else nullcontext(body)  # type: ignore[type-var]
+            async with closing as chunks:
+                async for chunk in chunks:
+                    # A plain download has no gap to report: it waits, up to send_timeout.
+                    await self.send_stream_item(partial(self.frame_body, chunk), SlowConsumer.BLOCK)
 
         end = await self.run_stream(stream_body, watch_disconnect=True)
         await self.finish_stream(end)
-
-    async def send_simple(self, status: int, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-        """A short plain-text response with the status's reason phrase as the body."""
-        body = reason_phrase(status) + b"\n"
-        all_headers = [
-            *headers,
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-
-        def produce() -> None:
-            self.http.send_response(status, all_headers)
-            self.http.send_body(body)
-            self.http.end_response()
-
-        await self._emit(produce)
 
     async def send_error(
         self,
@@ -370,9 +352,10 @@ class Connection:
 
         await self._emit(produce)
 
-    async def send_body(self, data: bytes) -> None:
-        """Send a piece of a streamed body, waiting while the outbox is full."""
-        await self._emit(lambda: self.http.send_body(data))
+    def frame_body(self, data: bytes) -> bytes:
+        """Frame a piece of the streamed response body (a chunk) and return its bytes."""
+        self.http.send_body(data)
+        return self.http.data_to_send()
 
     # -- streaming handlers ------------------------------------------------------------------
 
@@ -450,14 +433,19 @@ class Connection:
             log.info("conn %d: client filled the read buffer during a stream", self.id)
         self.client_gone()
 
-    async def finish_stream(self, end: StreamEnd, *, tail: bytes = b"") -> None:
+    async def finish_stream(
+        self, end: StreamEnd, *, tail: bytes = b"", resumable: bool = False
+    ) -> None:
         """End a streamed response after :meth:`run_stream`: cleanly, or by closing.
 
         On a clean end, ``tail`` (e.g. a ``retry:`` hint, a gzip trailer) and the terminating
         chunk are queued without waiting for room: they are few, and the final flush is
-        bounded by ``close_timeout``.
+        bounded by ``close_timeout``.  A ``resumable`` stream (SSE: the client reconnects and
+        resumes) also ends cleanly when cut by shutdown or for being slow; any other stream
+        cut short is left unterminated, so its client can see the body is incomplete.
         """
-        ends_cleanly = end in (StreamEnd.DONE, StreamEnd.SHUTDOWN, StreamEnd.SLOW_CONSUMER)
+        cut_short = (StreamEnd.SHUTDOWN, StreamEnd.SLOW_CONSUMER)
+        ends_cleanly = end is StreamEnd.DONE or (resumable and end in cut_short)
         if not (ends_cleanly and self.http.response_started and not self.outbox.broken):
             self.closing = True
             if self.http.response_started:
@@ -477,49 +465,68 @@ class Connection:
     # -- slow consumers ----------------------------------------------------------------------
 
     async def send_stream_item(
-        self, frame: Callable[[], bytes], policy: SlowConsumer, gap: Callable[[int], bytes]
+        self,
+        frame: Callable[[], bytes],
+        policy: SlowConsumer,
+        gap: Callable[[int], bytes] | None = None,
     ) -> None:
         """Queue one event of a stream, applying ``policy`` when the outbox is full.
 
         ``frame`` runs the core and returns the event's bytes; ``gap`` frames a gap marker
-        for a number of dropped events (``DROP_OLDEST``).  Nothing awaits between framing and
-        queueing, so bytes keep the core's order.
+        for a number of dropped events (``DROP_OLDEST`` only).  Nothing awaits between
+        framing and queueing, so bytes keep the core's order.  A stream disconnected here
+        cancels the calling handler.
         """
-        outbox = self.outbox
-        if not outbox.full:
-            await checkpoint()
-        elif policy is SlowConsumer.BLOCK:
+        if policy is SlowConsumer.BLOCK and self.outbox.full:
             with trio.move_on_after(self.config.send_timeout) as timer:
-                await outbox.wait_writable()
+                await self.outbox.wait_writable()
             if timer.cancelled_caught:
-                await self._disconnect_slow_consumer("blocked longer than send_timeout")
-        elif policy is SlowConsumer.DISCONNECT:
-            await self._disconnect_slow_consumer("outbox full")
+                self._mark_slow_consumer("blocked longer than send_timeout")
         else:
             await checkpoint()
-            self._drop_pending(gap)
-        outbox.put_nowait(frame(), droppable=policy is SlowConsumer.DROP_OLDEST)
+        try:
+            self._queue_stream_item(frame, policy, gap, waited=True)
+        except trio.BrokenResourceError:
+            await checkpoint()  # the stream's scope was just cancelled: Cancelled raises here
+            raise
 
     def send_stream_item_nowait(
-        self, frame: Callable[[], bytes], policy: SlowConsumer, gap: Callable[[int], bytes]
+        self,
+        frame: Callable[[], bytes],
+        policy: SlowConsumer,
+        gap: Callable[[int], bytes] | None = None,
     ) -> None:
         """:meth:`send_stream_item` without waiting, for fan-out from another task.
 
         Raises:
             trio.WouldBlock: the outbox is full and the policy is ``BLOCK``.
-            trio.BrokenResourceError: the consumer is gone, or was just disconnected
+            trio.BrokenResourceError: the stream has ended, or was just disconnected
                 (``DISCONNECT``).
         """
-        outbox = self.outbox
-        if outbox.full:
-            if policy is SlowConsumer.BLOCK:
-                raise trio.WouldBlock
+        self._queue_stream_item(frame, policy, gap, waited=False)
+
+    def _queue_stream_item(
+        self,
+        frame: Callable[[], bytes],
+        policy: SlowConsumer,
+        gap: Callable[[int], bytes] | None,
+        *,
+        waited: bool,
+    ) -> None:
+        """The slow-consumer decision, shared by both sends (``waited``: a ``BLOCK`` sender
+        already waited its turn, and may overshoot the bound by this one item)."""
+        if self._stream_end is not None:
+            raise trio.BrokenResourceError(f"the stream has ended ({self._stream_end.value})")
+        if self.outbox.full:
             if policy is SlowConsumer.DISCONNECT:
-                if self._stream_end is None:
-                    self._mark_slow_consumer("outbox full")
+                self._mark_slow_consumer("outbox full")
                 raise trio.BrokenResourceError("slow consumer disconnected")
-            self._drop_pending(gap)
-        outbox.put_nowait(frame(), droppable=policy is SlowConsumer.DROP_OLDEST)
+            if policy is SlowConsumer.DROP_OLDEST:
+                assert gap is not None, "DROP_OLDEST needs a gap marker"
+                self._drop_pending(gap)
+            elif not waited:
+                raise trio.WouldBlock
+        self.outbox.put_nowait(frame(), droppable=policy is SlowConsumer.DROP_OLDEST)
 
     def _drop_pending(self, gap: Callable[[int], bytes]) -> None:
         dropped = self.outbox.drop_pending(gap)
@@ -530,12 +537,6 @@ class Connection:
         log.info("conn %d: disconnecting a slow consumer: %s", self.id, reason)
         self.server.slow_consumers_disconnected += 1
         self._end_stream(StreamEnd.SLOW_CONSUMER)
-
-    async def _disconnect_slow_consumer(self, reason: str) -> None:
-        """End the stream; the calling handler is cancelled at this checkpoint."""
-        self._mark_slow_consumer(reason)
-        await checkpoint()
-        raise trio.BrokenResourceError("slow consumer disconnected")  # if Cancelled was caught
 
     # -- graceful shutdown -------------------------------------------------------------------
 

@@ -71,11 +71,6 @@ class SSEStream(SlowConsumerPolicy):
         return self._gzip is not None
 
     @property
-    def compressed(self) -> bool:
-        """The stream is gzip-encoded (the client accepts it and the route asked for it)."""
-        return self._gzip is not None
-
-    @property
     def opened(self) -> bool:
         """The response head has been sent."""
         return self._conn.http.response_started
@@ -140,8 +135,7 @@ class SSEStream(SlowConsumerPolicy):
     def _frame(self, data: bytes) -> bytes:
         if self._gzip is not None:
             data = self._gzip.encode(data)
-        self._conn.http.send_body(data)
-        return self._conn.http.data_to_send()
+        return self._conn.frame_body(data)
 
     def last_bytes(self, data: bytes = b"") -> bytes:
         """The body's final bytes: ``data`` (e.g. a ``retry:`` hint), compressed with the gzip
@@ -184,7 +178,7 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
     if end in (StreamEnd.DONE, StreamEnd.SHUTDOWN) and not conn.outbox.broken:
         await stream.open()
     hint = b"" if end is StreamEnd.DONE else conn.shutdown_retry_hint()
-    await conn.finish_stream(end, tail=stream.last_bytes(hint))
+    await conn.finish_stream(end, tail=stream.last_bytes(hint), resumable=True)
 
 
 _KEEPALIVE = encode_comment()

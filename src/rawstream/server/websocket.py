@@ -203,7 +203,7 @@ class WebSocket(SlowConsumerPolicy):
         await self.accept()  # after a reject: returns, and the closed queue ends receive
         message = await self._queue.get()
         if message is None:
-            raise WebSocketClosed(self._core.close_code or 1006, self._core.close_reason)
+            raise self._closed_error()
         return message
 
     def __aiter__(self) -> WebSocket:
@@ -248,8 +248,6 @@ class WebSocket(SlowConsumerPolicy):
                 partial(self._frame, message), self.slow_consumer, self._gap
             )
         except trio.BrokenResourceError:
-            if self._conn.stream_end is StreamEnd.SLOW_CONSUMER:
-                raise WebSocketClosed(SLOW_CONSUMER_CLOSE_CODE, "too slow") from None
             raise self._closed_error() from None
 
     def _frame(self, message: str | bytes) -> bytes:
@@ -263,6 +261,8 @@ class WebSocket(SlowConsumerPolicy):
         return self._frame(f'{{"type":"gap","dropped":{dropped}}}')
 
     def _closed_error(self) -> WebSocketClosed:
+        if self._conn.stream_end is StreamEnd.SLOW_CONSUMER:  # its 1013 goes out as we end
+            return WebSocketClosed(SLOW_CONSUMER_CLOSE_CODE, "too slow")
         return WebSocketClosed(self._core.close_code or 1006, self._core.close_reason)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
