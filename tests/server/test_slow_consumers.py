@@ -306,3 +306,26 @@ async def test_streamed_download_to_a_stuck_client_is_cut_after_send_timeout(
     assert 9 <= trio.current_time() - start < 10
     assert conn.server.slow_consumers_disconnected == 1
     assert not (await read_all(client)).endswith(b"0\r\n\r\n")
+
+
+async def test_written_notice_fires_when_the_item_is_written_despite_drops() -> None:
+    """A watched item (a ping) is reported written exactly when it leaves, even after the
+    events queued before it were dropped (a byte count target would never be reached)."""
+    sender, receiver = trio.testing.lockstep_stream_pair()
+    outbox = Outbox(sender, high_water=1000)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(outbox.run_writer, nursery.cancel_scope)
+        outbox.put_nowait(b"x" * 50)  # taken by the writer, which now waits for us
+        await trio.testing.wait_all_tasks_blocked()
+        outbox.put_nowait(b"e" * 100, droppable=True)
+        outbox.put_nowait(b"e" * 100, droppable=True)
+        written = trio.Event()
+        outbox.put_nowait(b"PING", written=written)
+        assert outbox.drop_pending(lambda n: b"gap%d;" % n) == 2
+        assert await receiver.receive_some(1000) == b"x" * 50
+        await trio.testing.wait_all_tasks_blocked()
+        assert not written.is_set()
+        assert await receiver.receive_some(1000) == b"gap2;PING"
+        await trio.testing.wait_all_tasks_blocked()
+        assert written.is_set()
+        nursery.cancel_scope.cancel()

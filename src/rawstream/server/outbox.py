@@ -73,7 +73,7 @@ class Outbox:
         self._writer_wakeup = ParkingLot()
         self._space = ParkingLot()
         self._flushed = ParkingLot()
-        self._progress = ParkingLot()
+        self._watched: list[tuple[bytes, trio.Event]] = []  # items someone waits to see written
         self.bytes_sent = 0
         self.writes = 0
         self.items_dropped = 0
@@ -125,10 +125,16 @@ class Outbox:
         finally:
             self.time_blocked += trio.current_time() - start
 
-    def put_nowait(self, data: bytes, *, droppable: bool = False) -> None:
+    def put_nowait(
+        self, data: bytes, *, droppable: bool = False, written: trio.Event | None = None
+    ) -> None:
         """Queue ``data`` without waiting (callers bound themselves with :meth:`wait_writable`
-        or a slow-consumer policy)."""
+        or a slow-consumer policy).  ``written`` is set once these bytes have been written
+        (or the connection failed): a WebSocket ping's deadline starts there."""
         self._raise_if_broken()
+        if written is not None:
+            assert data and not droppable, "only non-empty items that stay can be watched"
+            self._watched.append((data, written))
         if data:
             self._chunks.append(data)
             self._drops.append(_EVENT if droppable else _KEEP)
@@ -168,19 +174,13 @@ class Outbox:
         self._space.unpark_all()
         return dropped
 
-    async def wait_sent(self, total: int) -> None:
-        """Wait until ``bytes_sent`` reaches ``total`` (or the connection fails)."""
-        await checkpoint()
-        while self.bytes_sent < total and self._broken is None:
-            await self._progress.park()
-
     async def flush(self) -> None:
-        """Wait until everything queued so far has been written."""
+        """Wait until the outbox is empty (everything queued has been written)."""
         await checkpoint()
         while self._buffered and self._broken is None:
             await self._flushed.park()
 
-    def _take_batch(self) -> bytes:
+    def _take_batch(self) -> tuple[bytes, list[bytes]]:
         if self._pending <= self._max_write:
             chunks, self._chunks, self._drops = self._chunks, [], []
         else:  # cap one write; the rest goes in the next
@@ -194,7 +194,16 @@ class Outbox:
             del self._chunks[:count], self._drops[:count]
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._pending -= len(data)
-        return data
+        return data, chunks
+
+    def _notify_written(self, chunks: list[bytes]) -> None:
+        waiting = []
+        for item, event in self._watched:
+            if any(chunk is item for chunk in chunks):
+                event.set()
+            else:
+                waiting.append((item, event))
+        self._watched = waiting
 
     async def run_writer(self, on_broken: trio.CancelScope) -> None:
         """The connection's one writer: drain the outbox in single writes until cancelled.
@@ -206,11 +215,12 @@ class Outbox:
             while True:
                 while not self._chunks:
                     await self._writer_wakeup.park()
-                data = self._take_batch()
+                data, chunks = self._take_batch()
                 await self._stream.send_all(data)
                 self.bytes_sent += len(data)
                 self.writes += 1
-                self._progress.unpark_all()
+                if self._watched:
+                    self._notify_written(chunks)
                 self._buffered -= len(data)
                 if self._buffered <= self._low:
                     self._space.unpark_all()
@@ -221,6 +231,9 @@ class Outbox:
             self._chunks.clear()
             self._drops.clear()
             self._pending = self._buffered = 0
-            for lot in (self._space, self._flushed, self._progress):
+            for lot in (self._space, self._flushed):
                 lot.unpark_all()
+            for _, event in self._watched:
+                event.set()
+            self._watched.clear()
             on_broken.cancel()

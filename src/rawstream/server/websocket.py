@@ -347,10 +347,10 @@ class WebSocket(SlowConsumerPolicy):
                 return
             self._pong = trio.Event()
             core.send_ping(b"rawstream")
-            conn.outbox.put_nowait(core.data_to_send())
-            written_at = conn.outbox.bytes_sent + conn.outbox.buffered
+            written = trio.Event()
+            conn.outbox.put_nowait(core.data_to_send(), written=written)
             with trio.move_on_after(conn.config.send_timeout) as write_timer:
-                await conn.outbox.wait_sent(written_at)
+                await written.wait()
             reason = "ping not written in time" if write_timer.cancelled_caught else ""
             if not reason:
                 with trio.move_on_after(pong_deadline):
