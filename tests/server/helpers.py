@@ -21,8 +21,26 @@ def connect(
         client, server_side = trio.testing.memory_stream_pair()
     settings = Config(**config)
     conn = Connection(server_side, ("test-client", 1), app, settings, Server(app, settings))
-    nursery.start_soon(conn.run)
+    nursery.start_soon(_run_recording_errors, conn)
     return client, conn
+
+
+#: Errors that escaped a connection (checked after every test by tests/server/conftest.py:
+#: pytest-trio's nursery fixture does not report a task that fails after the test body).
+ESCAPED: list[BaseException] = []
+
+
+async def _run_recording_errors(conn: Connection) -> None:
+    try:
+        await conn.run()
+    except Exception as exc:
+        ESCAPED.append(exc)
+        raise
+    except BaseExceptionGroup as group:
+        errors, _ = group.split(Exception)
+        if errors is not None:
+            ESCAPED.append(errors)
+        raise
 
 
 async def read_until(

@@ -98,26 +98,33 @@ async def test_client_filling_the_read_buffer_during_a_stream_is_dropped(
         await cleaned.wait()
 
 
-async def test_client_reset_while_websocket_push_is_blocked(nursery: trio.Nursery) -> None:
-    """A client vanishing while the server's outbox is full ends the connection quietly."""
+async def test_client_reset_while_websocket_push_is_blocked() -> None:
+    """A client vanishing while the frame reader waits on a full outbox ends the connection
+    quietly: no error escapes the connection."""
     app = App()
     cleaned = trio.Event()
+    sockets: list[WebSocket] = []
 
     @app.websocket("/ws")
     async def push(ws: WebSocket) -> None:
+        sockets.append(ws)
         try:
             while True:
                 await ws.send(b"z" * 500)
         finally:
             cleaned.set()
 
-    client, _ = connect(
-        nursery, app, lockstep=True, outbox_high_bytes=1000, permessage_deflate=False
-    )
-    await client.send_all(websocket_upgrade("/ws"))
-    await client.receive_some(100)
-    await trio.testing.wait_all_tasks_blocked()
-    await client.aclose()  # the writer's send_all now fails: the outbox breaks
-    with trio.fail_after(1):
-        await cleaned.wait()
-    # conn.run runs in this test's nursery: an exception escaping it would fail the test.
+    # Our own nursery, not the fixture's: an exception escaping conn.run fails this test.
+    async with trio.open_nursery() as nursery:
+        client, _ = connect(
+            nursery, app, lockstep=True, outbox_high_bytes=1000, permessage_deflate=False
+        )
+        await client.send_all(websocket_upgrade("/ws"))
+        await client.receive_some(100)
+        await trio.testing.wait_all_tasks_blocked()  # the handler has filled the outbox
+        await client.send_all(b"\x81\x82\x00\x00\x00\x00hi")  # a frame wakes the reader...
+        await trio.testing.wait_all_tasks_blocked()  # ...which then waits on the full outbox
+        assert sockets[0]._reader_blocked, "the frame reader must be waiting on the outbox"
+        await client.aclose()  # the writer's send_all now fails: the outbox breaks
+        with trio.fail_after(1):
+            await cleaned.wait()
