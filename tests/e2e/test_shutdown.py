@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from functools import partial
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ from support.rawhttp import websocket_upgrade
 from support.testapp import Probes, build_app
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from rawstream import Server
+from rawstream import Server, serve
 
 
 async def read_sse_until_end(
@@ -61,14 +62,13 @@ async def test_shutdown_ends_streams_gracefully(start_server) -> None:
     assert probes.cleaned_up.is_set()
 
 
-async def test_new_connections_refused_after_shutdown(start_server) -> None:
-    """After shutdown the listener is closed."""
-    server: Server = await start_server(build_app(Probes()))
-    port = server.port
-    server.shutdown()
-    await trio.sleep(0.2)
+async def test_new_connections_refused_after_shutdown() -> None:
+    """Once serve() has returned after shutdown, the listener is closed."""
+    async with trio.open_nursery() as nursery:
+        server: Server = await nursery.start(partial(serve, build_app(Probes()), port=0))
+        server.shutdown()  # the nursery waits for serve() to drain and return
     with pytest.raises(OSError):
-        await trio.open_tcp_stream("127.0.0.1", port)
+        await trio.open_tcp_stream("127.0.0.1", server.port)
 
 
 async def test_drain_deadline_cancels_the_rest(start_server) -> None:
