@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl
 import h11
 
 from .errors import LocalProtocolError, RemoteProtocolError
+from .output import OutputBuffer
 
 __all__ = [
     "NEED_DATA",
@@ -155,7 +156,7 @@ class HTTPConnection:
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_bytes)
         self._max_head_bytes = max_head_bytes
         self._max_body_bytes = max_body_bytes
-        self._out = bytearray()
+        self._out = OutputBuffer()
         self._body_received = 0
         self._head: RequestHead | None = None
         self._response_started = False
@@ -322,17 +323,14 @@ class HTTPConnection:
 
     def data_to_send(self) -> bytes:
         """The bytes produced since the last call; the caller must write all of them."""
-        data = bytes(self._out)
-        self._out.clear()
-        return data
+        return self._out.take()
 
     def _send(self, event: h11.Event) -> None:
         try:
             data = self._h11.send(event)
         except h11.LocalProtocolError as exc:
             raise LocalProtocolError(str(exc)) from exc
-        if data:
-            self._out += data
+        self._out.write(data)
 
     @property
     def is_head_request(self) -> bool:

@@ -33,6 +33,7 @@ from wsproto.utilities import RemoteProtocolError as WSRemoteProtocolError
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .http import RequestHead
+from .output import OutputBuffer
 
 __all__ = [
     "Closed",
@@ -121,7 +122,7 @@ class WebSocketConnection:
         self._max_message_bytes = max_message_bytes
         self._permessage_deflate = permessage_deflate
         self._context_takeover = context_takeover
-        self._out = bytearray()
+        self._out = OutputBuffer()
         self._fragments: list[str | bytes] = []
         self._fragment_bytes = 0
         self._state = WebSocketState.HANDSHAKE
@@ -294,12 +295,10 @@ class WebSocketConnection:
 
     def data_to_send(self) -> bytes:
         """The bytes produced since the last call; the caller must write all of them."""
-        data = bytes(self._out)
-        self._out.clear()
-        return data
+        return self._out.take()
 
     def _send(self, event: ws.Event) -> None:
         try:
-            self._out += self._ws.send(event)
+            self._out.write(self._ws.send(event))
         except WSLocalProtocolError as exc:
             raise LocalProtocolError(str(exc)) from exc
