@@ -31,6 +31,8 @@ SSEGenerator = Callable[[Request], AsyncIterator[Event | str]]
 WebSocketHandler = Callable[["WebSocket"], Awaitable[None]]
 RouteKind = Literal["http", "sse", "websocket"]
 F = TypeVar("F", bound=Callable[..., Any])
+Service = Callable[..., Awaitable[None]]
+S = TypeVar("S", bound=Service)
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -104,6 +106,18 @@ class App:
 
     def __init__(self) -> None:
         self.routes: list[Route] = []
+        self.services: list[Service] = []
+
+    def service(self, fn: S) -> S:
+        """Register a background service: ``async def fn(*, task_status)``.
+
+        The server starts each service with ``await nursery.start(fn)`` *before* it listens
+        (so a service that cannot start, say a broker that is unreachable, stops the server
+        with its error), and cancels it after the drain.  A hub, a Redis reader, a ticker that
+        publishes: anything that lives as long as the server.
+        """
+        self.services.append(fn)
+        return fn
 
     def add_route(
         self,

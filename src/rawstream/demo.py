@@ -10,7 +10,7 @@ Try it::
 
 Routes (a public contract: docs, tests and users rely on these paths):
 
-* ``GET /healthz``: 200 with ``{"status": "ok"}``.
+* ``GET /healthz``: 200 with ``{"status": "ok", "pid": PID}``.
 * ``GET /events``: SSE, a ``tick`` event every second with increasing ids; a client that
   reconnects with ``Last-Event-ID: N`` continues at ``N + 1``.
 * ``GET /ws/echo``: WebSocket, echoes every text and binary message.
@@ -20,6 +20,7 @@ Routes (a public contract: docs, tests and users rely on these paths):
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 
@@ -37,8 +38,8 @@ MAX_STREAM_EVENT_BYTES = 1024 * 1024
 
 @app.get("/healthz")
 async def healthz(request: Request) -> Response:
-    """Liveness: the process serves requests."""
-    return Response.json({"status": "ok"})
+    """Liveness: the process serves requests (``pid`` tells workers apart)."""
+    return Response.json({"status": "ok", "pid": os.getpid()})
 
 
 @app.sse("/events")

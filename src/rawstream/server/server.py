@@ -133,7 +133,17 @@ class Server:
         *,
         task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen on ``host:port`` and serve until :meth:`shutdown`, then drain and return."""
+        """Start the app's services, listen on ``host:port`` and serve until :meth:`shutdown`,
+        then drain, stop the services and return."""
+        async with trio.open_nursery() as services:
+            for service in self.app.services:  # before listening: a failure stops us here
+                await services.start(service)
+            await self._listen_and_serve(host, port, task_status)
+            services.cancel_scope.cancel()
+
+    async def _listen_and_serve(
+        self, host: str | None, port: int, task_status: trio.TaskStatus[Server]
+    ) -> None:
         listeners: list[trio.abc.Listener[Any]] = list(
             await trio.open_tcp_listeners(port, host=host)
         )
