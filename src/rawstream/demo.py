@@ -4,15 +4,26 @@ Try it::
 
     rawstream demo --port 8000
     curl -i http://127.0.0.1:8000/healthz
-    curl -N http://127.0.0.1:8000/events            # a ticker event every second
-    curl -N -H 'Last-Event-ID: 41' http://127.0.0.1:8000/events   # resume after id 41
+    curl -N http://127.0.0.1:8000/events                      # the ticker channel, live
+    curl -N 'http://127.0.0.1:8000/events?channel=news&channel=ticker'
+    curl -X POST --data 'hello' 'http://127.0.0.1:8000/publish?channel=news'
+    curl -N -H 'Last-Event-ID: ID' 'http://127.0.0.1:8000/events?channel=news'  # replay
+    python -m websockets 'ws://127.0.0.1:8000/ws/chat?room=lobby&name=ann'
     python -m websockets ws://127.0.0.1:8000/ws/echo  # type a line, get it back
 
 Routes (a public contract: docs, tests and users rely on these paths):
 
-* ``GET /healthz``: 200 with ``{"status": "ok", "pid": PID}``.
-* ``GET /events``: SSE, a ``tick`` event every second with increasing ids; a client that
-  reconnects with ``Last-Event-ID: N`` continues at ``N + 1``.
+* ``GET /healthz``: ``{"status": "ok" | "degraded", "pid": PID, "broker": ...}``, always 200
+  while the process serves (``degraded``: the broker is unreachable; streams and publishes
+  wait for it, everything else works).
+* ``GET /events?channel=NAME[&channel=NAME...]``: SSE from the hub (default channel
+  ``ticker``, which gets a ``tick`` event every second), resumable from ``Last-Event-ID``
+  (header) or ``last_event_id`` (query); see :mod:`rawstream.hub.sse`.
+* ``POST /publish?channel=NAME[&event=TYPE]``: publish the body (UTF-8 text) on a channel;
+  answers ``{"id": ID, "channel": NAME}``.
+* ``GET /ws/chat?room=NAME[&name=WHO][&last_event_id=ID]``: WebSocket chat room; each text
+  message a member sends is broadcast as ``{"user": WHO, "text": TEXT}`` (see
+  :mod:`rawstream.hub.rooms` for what members receive).
 * ``GET /ws/echo``: WebSocket, echoes every text and binary message.
 * ``GET /stream?n=N&size=S``: SSE, N events (id 0 to N-1) of S bytes of data each, as fast as
   the connection takes them (``n=0``: endless).  Load and slow-client tests use it.
@@ -20,48 +31,102 @@ Routes (a public contract: docs, tests and users rely on these paths):
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import time
-from collections.abc import AsyncIterator
 
 import trio
 
 from rawstream import App, Event, HTTPError, Request, Response, SSEStream, WebSocket
-
-app = App()
+from rawstream.app import Service
+from rawstream.hub import Broker, BrokerUnavailable, Rooms, open_broker, sse_channels
 
 #: Seconds between ticker events (tests shorten it).
 TICK_INTERVAL = 1.0
 #: Largest event /stream will make (its memory is the client's to ask for, so bound it).
 MAX_STREAM_EVENT_BYTES = 1024 * 1024
+#: The channel the ticker publishes to, and the one /events streams by default.
+TICKER = "ticker"
 
 
-@app.get("/healthz")
-async def healthz(request: Request) -> Response:
-    """Liveness: the process serves requests (``pid`` tells workers apart)."""
-    return Response.json({"status": "ok", "pid": os.getpid()})
+def build_demo(hub: Broker | None = None) -> App:
+    """The demo app over ``hub`` (default: :func:`~rawstream.hub.open_broker`, in memory
+    unless ``$RAWSTREAM_BROKER`` names Redis)."""
+    hub = hub or open_broker()
+    app = App()
+    app.service(hub.run)
+    app.service(_ticker(hub))
+    rooms = Rooms(hub)
+    sse_channels(app, "/events", hub, default_channels=[TICKER])
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> Response:
+        """Liveness: the process serves requests (``pid`` tells workers apart)."""
+        health = hub.health()
+        answer = {"status": health.status, "pid": os.getpid(), "broker": type(hub).__name__}
+        if health.detail:
+            answer["detail"] = health.detail
+        return Response.json(answer)
+
+    @app.post("/publish")
+    async def publish(request: Request) -> Response:
+        """Publish the body on ``?channel=``; answer with the message's id."""
+        channel = request.query.get("channel")
+        if not channel:
+            raise HTTPError(400, "name the channel: /publish?channel=NAME")
+        try:
+            data = (await request.body()).decode()
+        except UnicodeDecodeError:
+            raise HTTPError(400, "the body must be UTF-8 text") from None
+        try:
+            message_id = await hub.publish(channel, data, request.query.get("event"))
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
+        except BrokerUnavailable as exc:
+            raise HTTPError(503, str(exc)) from None
+        return Response.json({"id": message_id, "channel": channel})
+
+    @app.websocket("/ws/chat")
+    async def chat(ws: WebSocket) -> None:
+        """A chat room: every text message is broadcast to the room's members."""
+        room = ws.request.query.get("room", "lobby")
+        user = ws.request.query.get("name", "anonymous")[:64]
+        try:
+            rooms.channel(room)
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
+        async with rooms.join(ws, room, ws.request.last_event_id) as member:
+            async for text in ws:
+                if isinstance(text, str):
+                    await member.broadcast(json.dumps({"user": user, "text": text}))
+
+    app.add_route("/ws/echo", echo, kind="websocket")
+    app.add_route("/stream", stream_events, kind="sse")
+    return app
 
 
-@app.sse("/events")
-async def events(request: Request) -> AsyncIterator[Event]:
-    """A ticker: one event a second, ids counting up, resumable from ``Last-Event-ID``."""
-    last = request.last_event_id
-    tick = int(last) + 1 if last is not None and last.isdigit() else 1
-    yield Event(retry=2000, comment="ticker")
-    while True:
-        yield Event(data=f'{{"tick":{tick},"time":{time.time():.3f}}}', event="tick", id=str(tick))
-        tick += 1
-        await trio.sleep(TICK_INTERVAL)
+def _ticker(hub: Broker) -> Service:
+    async def ticker(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Publish a ``tick`` to the ticker channel every ``TICK_INTERVAL`` seconds."""
+        task_status.started()
+        tick = 0
+        while True:
+            await trio.sleep(TICK_INTERVAL)
+            tick += 1
+            data = json.dumps({"tick": tick, "time": round(time.time(), 3)})
+            with contextlib.suppress(BrokerUnavailable):  # /healthz says so; ticks resume
+                await hub.publish(TICKER, data, "tick")
+
+    return ticker
 
 
-@app.websocket("/ws/echo")
 async def echo(ws: WebSocket) -> None:
     """Send every message back as it came: text as text, binary as binary."""
     async for message in ws:
         await ws.send(message)
 
 
-@app.sse("/stream")
 async def stream_events(request: Request, stream: SSEStream) -> None:
     """N events of S bytes as fast as the client takes them (backpressure sets the pace)."""
     try:
@@ -76,3 +141,7 @@ async def stream_events(request: Request, stream: SSEStream) -> None:
     while count == 0 or i < count:
         await stream.send(Event(data, id=str(i)))
         i += 1
+
+
+#: The demo as ``rawstream run rawstream.demo:app`` serves it.
+app = build_demo()

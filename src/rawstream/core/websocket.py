@@ -28,6 +28,7 @@ import h11
 import wsproto
 import wsproto.events as ws
 from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.frame_protocol import FrameProtocol
 from wsproto.utilities import LocalProtocolError as WSLocalProtocolError
 from wsproto.utilities import RemoteProtocolError as WSRemoteProtocolError
 
@@ -43,6 +44,7 @@ __all__ = [
     "WebSocketConnection",
     "WebSocketEvent",
     "WebSocketState",
+    "encode_message_frame",
     "payload_size",
 ]
 
@@ -98,6 +100,17 @@ def payload_size(data: str | bytes | bytearray) -> int:
     if isinstance(data, bytes | bytearray) or data.isascii():
         return len(data)
     return len(data.encode())
+
+
+def encode_message_frame(data: str | bytes) -> bytes:
+    """One whole server-to-client message as frame bytes: unmasked, unfragmented, uncompressed.
+
+    wsproto frames it (a fresh frame protocol with no extensions holds no state between
+    whole messages), so a message broadcast to many WebSockets is framed once and the same
+    bytes are written to each connection that negotiated no extension
+    (:attr:`WebSocketConnection.sends_plain_frames`).
+    """
+    return bytes(FrameProtocol(client=False, extensions=[]).send_data(data, fin=True))
 
 
 class WebSocketConnection:
@@ -185,6 +198,12 @@ class WebSocketConnection:
         if not (self._permessage_deflate and self._context_takeover):
             return False
         return self._state is WebSocketState.HANDSHAKE or "permessage-deflate" in self.extensions
+
+    @property
+    def sends_plain_frames(self) -> bool:
+        """Open with no extension negotiated: a message's frame is the same bytes on every
+        such connection, so :func:`encode_message_frame` output may be written directly."""
+        return self._state is WebSocketState.OPEN and not self.extensions
 
     @property
     def extensions(self) -> list[str]:

@@ -250,6 +250,29 @@ class WebSocket(SlowConsumerPolicy):
         except trio.BrokenResourceError:
             raise self._closed_error() from None
 
+    def send_prepared_nowait(self, message: str | bytes, frame: bytes) -> None:
+        """:meth:`send_nowait` for a broadcast: ``frame`` is ``message`` already framed by
+        :func:`~rawstream.core.websocket.encode_message_frame`, once for every recipient.
+        Written as is when this WebSocket negotiated no extension; compressed here otherwise.
+        """
+        if not self.accepted:
+            raise RuntimeError("send_prepared_nowait needs an accepted WebSocket")
+        produce = (
+            partial(self._prepared, frame)
+            if self._core.sends_plain_frames
+            else partial(self._frame, message)
+        )
+        try:
+            self._conn.send_stream_item_nowait(produce, self.slow_consumer, self._gap)
+        except trio.BrokenResourceError:
+            raise self._closed_error() from None
+
+    def _prepared(self, frame: bytes) -> bytes:
+        if self._core.state is not WebSocketState.OPEN:
+            raise self._closed_error()
+        self._flush_core()
+        return frame
+
     def _frame(self, message: str | bytes) -> bytes:
         if self._core.state is not WebSocketState.OPEN:
             raise self._closed_error()

@@ -1,0 +1,32 @@
+"""Channels with replay: publish/subscribe, Last-Event-ID resume, SSE routes, WebSocket rooms.
+
+* :class:`Hub` keeps channels in this process (the default);
+  :class:`~rawstream.hub.redis.RedisHub` (``rawstream[redis]``) shares them between workers
+  and nodes through Redis streams.  Both are :class:`Broker` and behave the same.
+* :func:`sse_channels` serves channels as an SSE route; :class:`Rooms` as WebSocket rooms.
+"""
+
+from .broker import Broker, BrokerUnavailable, Health, Subscription
+from .memory import Hub
+from .message import HistoryLimits, Message, Reset
+from .open import BROKER_ENV, open_broker
+from .rooms import Member, Rooms
+from .sse import channel_names, sse_channels, stream_subscription
+
+__all__ = [
+    "BROKER_ENV",
+    "Broker",
+    "BrokerUnavailable",
+    "Health",
+    "HistoryLimits",
+    "Hub",
+    "Member",
+    "Message",
+    "Reset",
+    "Rooms",
+    "Subscription",
+    "channel_names",
+    "open_broker",
+    "sse_channels",
+    "stream_subscription",
+]

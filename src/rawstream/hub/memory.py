@@ -1,0 +1,90 @@
+"""The in-memory hub: channels, history and fan-out inside one process (the default).
+
+Ids look like ``3f9a1c-42``: a token drawn when the hub is created, then the channel's
+sequence number.  The token makes an id from another process, or from before a restart,
+*unknown* (a :class:`~rawstream.hub.message.Reset`) instead of silently pointing at a
+different message that happens to have the same number.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import trio
+
+from .broker import Broker, HistoryLost, LocalChannel
+from .message import HistoryLimits, Message, Position, check_channel
+
+__all__ = ["Hub"]
+
+
+class Hub(Broker):
+    """Publish/subscribe with replay, in this process.
+
+    Args:
+        history: what each channel keeps for replay (count, bytes, age).
+        max_channels: channels kept at most; past it, the one published to least recently
+            that has no subscriber is forgotten, history and all.
+
+    Example::
+
+        hub = Hub()
+        app.service(hub.run)
+        hub.sse_route(app, "/events")     # GET /events?channel=news (see sse_route)
+        await hub.publish("news", "hello")
+    """
+
+    def __init__(self, history: HistoryLimits | None = None, *, max_channels: int = 10_000) -> None:
+        super().__init__(history)
+        self.max_channels = max_channels
+        self.epoch = secrets.token_hex(3)
+        self._prefix = self.epoch + "-"
+
+    async def publish(self, channel: str, data: str | bytes, event: str | None = None) -> str:
+        """Publish ``data`` on ``channel``: stored in its history and handed to every live
+        subscriber's outbox or queue before this returns; never waits for a subscriber."""
+        local = self._channel(check_channel(channel))
+        position = (local.window.head[0] + 1, 0)
+        message = Message(channel, self._prefix + str(position[0]), position, data, event)
+        local.window.append(message, message.published_at)
+        local.fan_out(message)
+        await trio.lowlevel.checkpoint()
+        return message.id
+
+    def _channel(self, name: str) -> LocalChannel:
+        channels = self.channels
+        local = channels.pop(name, None)  # re-inserted last: the dict is in order of use
+        if local is None:
+            local = LocalChannel(name, self.history)
+            if len(channels) >= self.max_channels:
+                self._forget_one()
+        channels[name] = local
+        return local
+
+    def _forget_one(self) -> None:
+        for name, local in self.channels.items():
+            if local.refs == 0:
+                del self.channels[name]
+                return
+        raise RuntimeError(f"every one of {self.max_channels} channels has subscribers")
+
+    async def _open_channel(self, name: str) -> LocalChannel:
+        await trio.lowlevel.checkpoint()
+        local = self._channel(name)
+        local.window.trim(time.time())
+        return local
+
+    def format_id(self, position: Position) -> str:
+        return self._prefix + str(position[0])
+
+    def parse_id(self, channel: LocalChannel, id: str) -> Position:
+        epoch, sep, number = id.partition("-")
+        if not (sep and number.isdigit() and number.isascii()):
+            raise HistoryLost("malformed", channel.window.base)
+        if epoch != self.epoch or int(number) > channel.window.head[0]:
+            raise HistoryLost("unknown", channel.window.base)
+        position = (int(number), 0)
+        if position < channel.window.base:
+            raise HistoryLost("expired", channel.window.base)
+        return position
