@@ -201,3 +201,20 @@ async def test_receive_after_reject_ends(port: int, probes: Probes) -> None:
             pass
     with trio.fail_after(5):
         await probes.cleaned_up.wait()
+
+
+async def test_unsolicited_pong_and_client_close_leave_no_error(
+    port: int, probes: Probes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: a pong before any ping of ours, and a handler that returns after the
+    client closed, used to hit attributes the WebSocket never initialised (the reader
+    crashed; close() raised AttributeError and the session was logged as failed)."""
+    async with open_websocket_url(f"ws://127.0.0.1:{port}/ws/echo") as ws:
+        await ws.pong(b"unasked")
+        await ws.send_message("still here")
+        assert await ws.get_message() == "still here"
+    with trio.fail_after(5):
+        while probes.ws_close_code is None:
+            await trio.sleep(0.01)
+    assert probes.ws_close_code == 1000
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text

@@ -132,13 +132,13 @@ class WebSocket(SlowConsumerPolicy):
         self.request = request
         self.subprotocol: str | None = None
         self.rejected = False
+        self._close_deadline: float | None = None
+        self._pong: trio.Event = trio.Event()
+        self._reader_blocked: bool = False  # the frame reader waits for room in the outbox
         self.slow_consumer = slow_consumer
 
     def _frames_depend_on_each_other(self) -> bool:
         return self._core.compresses_across_messages
-        self._close_deadline: float | None = None
-        self._pong: trio.Event = trio.Event()
-        self._reader_blocked: bool = False  # the frame reader waits for room in the outbox
 
     @property
     def accepted(self) -> bool:
