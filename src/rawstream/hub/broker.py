@@ -259,6 +259,11 @@ class Subscription:
                 self.positions[channel.name] = self._taken[channel.name] = position
             except HistoryLost as lost:
                 self._reset(channel.name, lost)
+        if self._sink is None and not self._queue:
+            # Nothing to replay: go live now, so what is published before the first
+            # iteration waits in the queue.  (With a sink, its owner goes live by iterating,
+            # after it has sent whatever must come first.)
+            self._attach_if_caught_up()
         return self
 
     async def __aexit__(
@@ -408,6 +413,13 @@ class Subscription:
                 self.positions[name] = self._taken[name] = channel.window.base
             return
         # Every channel is caught up, and nothing awaited since the windows were read.
+        self._attach()
+
+    def _attach_if_caught_up(self) -> None:
+        for channel in self._locals:
+            position = self._taken[channel.name]
+            if not channel.window.covers(position) or channel.window.after(position, 1):
+                return
         self._attach()
 
     def _take(self, name: str, messages: list[Message]) -> None:
