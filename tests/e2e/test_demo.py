@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
-from rawstream.demo import app
+from rawstream.demo import build_demo
 
 
 @pytest.fixture
 async def base(start_server) -> str:
-    server = await start_server(app)
+    server = await start_server(build_demo())
     return f"http://127.0.0.1:{server.port}"
 
 
@@ -33,22 +35,16 @@ async def test_stream_rejects_bad_parameters(base: str, query: str) -> None:
     assert response.status_code == 400
 
 
-async def test_healthz_and_ticker(base: str) -> None:
-    """/healthz answers; /events starts with a retry hint and tick 1 (or after Last-Event-ID)."""
+async def test_healthz_reports_the_process_and_broker(base: str) -> None:
+    """/healthz: ok, this process's pid, and which hub serves the channels."""
     async with httpx.AsyncClient() as client:
-        assert (await client.get(base + "/healthz")).json()["status"] == "ok"
-        async with aconnect_sse(
-            client, "GET", base + "/events", headers={"Last-Event-ID": "41"}
-        ) as source:
-            async for event in source.aiter_sse():
-                if event.event == "tick":
-                    assert event.id == "42"
-                    break
+        health = (await client.get(base + "/healthz")).json()
+    assert health == {"status": "ok", "pid": os.getpid(), "broker": "Hub"}
 
 
 async def test_server_statistics_count_traffic(start_server) -> None:
     """Server statistics: open connections by phase while streaming, byte totals after."""
-    server = await start_server(app)
+    server = await start_server(build_demo())
     base = f"http://127.0.0.1:{server.port}"
     async with httpx.AsyncClient() as client:
         async with aconnect_sse(client, "GET", base + "/stream?n=0&size=100") as source:
