@@ -6,6 +6,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import ssl
 import sys
 from functools import partial
@@ -14,9 +15,12 @@ from pathlib import Path
 import trio
 
 from .app import App
-from .server import Config, serve
+from .server import Config, Server, serve
+from .server.workers import READY_MARKER, run_workers
 
 __all__ = ["load_app", "main"]
+
+log = logging.getLogger("rawstream.cli")
 
 _DEFAULTS = Config()
 
@@ -45,9 +49,33 @@ def load_app(spec: str) -> App:
     return app
 
 
+def _worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {count}")
+    return count
+
+
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    parser.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=1,
+        metavar="N",
+        help="processes serving the port, supervised (default 1: this process serves; "
+        "N > 1 needs Linux)",
+    )
+    # With --workers N > 1 this process becomes a supervisor (rawstream.server.workers) running N
+    # copies of its own command line, each marked by two hidden options: --reuse-port (listen
+    # with SO_REUSEPORT, so all of them share the port) and --supervised (report on stderr once
+    # listening; shut down if the supervisor goes away).
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--certfile", help="TLS certificate chain (PEM): serve https and wss")
     parser.add_argument("--keyfile", help="TLS private key (PEM), with --certfile")
     parser.add_argument("--max-connections", type=int, default=_DEFAULTS.max_connections)
@@ -75,6 +103,84 @@ def _ssl_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | 
     return context
 
 
+def _channels_are_per_process(args: argparse.Namespace) -> bool:
+    """Whether the app's channels live inside each process (the in-memory hub), so that
+    several workers do not share them."""
+    return True
+
+
+#: Options the supervisor sets itself on a worker's command line (each takes one value).
+_SUPERVISOR_OPTIONS = ("--workers", "--port")
+
+
+def _worker_argv(argv: list[str]) -> list[str]:
+    """``argv`` without ``--workers`` and ``--port`` (``--opt V`` or ``--opt=V``): what a worker
+    runs, every other option passed through untouched.
+
+    An abbreviation (``--work 4``) is left in place; that is harmless, since the worker's
+    appended ``--port`` wins and a ``--supervised`` worker never supervises.
+    """
+    kept: list[str] = []
+    skip_value = False
+    for arg in argv:
+        if skip_value:
+            skip_value = False
+        elif arg in _SUPERVISOR_OPTIONS:
+            skip_value = True
+        elif not arg.startswith(tuple(option + "=" for option in _SUPERVISOR_OPTIONS)):
+            kept.append(arg)
+    return kept
+
+
+def _supervise(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run ``args.workers`` workers with this command line (see :func:`run_workers`)."""
+    ssl_context = _ssl_context(args.certfile, args.keyfile)  # a bad certificate fails here, once
+    return run_workers(
+        _worker_argv(argv),
+        args.workers,
+        host=args.host,
+        port=args.port,
+        scheme="https" if ssl_context else "http",
+        drain_timeout=args.drain_timeout,
+        channels_per_process=_channels_are_per_process(args),
+    )
+
+
+async def _serve_supervised(
+    app: App, *, host: str, port: int, config: Config, ssl_context: ssl.SSLContext | None
+) -> None:
+    """Serve as one worker of a supervisor: listen with ``SO_REUSEPORT``, write
+    :data:`READY_MARKER` on stderr once listening, and shut down gracefully, like on SIGTERM,
+    when stdin (a pipe from the supervisor) reaches EOF: the supervisor has gone, and nobody
+    would stop or restart this worker any more."""
+    async with trio.open_nursery() as nursery:
+
+        async def run_server(task_status: trio.TaskStatus[Server]) -> None:
+            await serve(
+                app,
+                host=host,
+                port=port,
+                config=config,
+                ssl_context=ssl_context,
+                handle_signals=True,
+                reuse_port=True,
+                task_status=task_status,
+            )
+            nursery.cancel_scope.cancel()  # the stdin watch
+
+        server: Server = await nursery.start(run_server)
+        print(f"{READY_MARKER} {server.port}", file=sys.stderr, flush=True)
+        nursery.start_soon(_shutdown_at_stdin_eof, server)
+
+
+async def _shutdown_at_stdin_eof(server: Server) -> None:
+    async with trio.lowlevel.FdStream(os.dup(sys.stdin.fileno())) as stdin:
+        while await stdin.receive_some():
+            pass
+    log.warning("the supervisor has gone (stdin closed): shutting down")
+    server.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rawstream`` console script and ``python -m rawstream``."""
     parser = argparse.ArgumentParser(prog="rawstream", description=__doc__)
@@ -89,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    if args.workers > 1 and not args.supervised:
+        return _supervise(args, sys.argv[1:] if argv is None else list(argv))
     if args.command == "demo":
         from .demo import app
     else:
@@ -98,6 +206,19 @@ def main(argv: list[str] | None = None) -> int:
         drain_timeout=args.drain_timeout,
         permessage_deflate=not args.no_permessage_deflate,
     )
+    ssl_context = _ssl_context(args.certfile, args.keyfile)
+    if args.supervised:
+        trio.run(
+            partial(
+                _serve_supervised,
+                app,
+                host=args.host,
+                port=args.port,
+                config=config,
+                ssl_context=ssl_context,
+            )
+        )
+        return 0
     trio.run(
         partial(
             serve,
@@ -105,8 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             config=config,
-            ssl_context=_ssl_context(args.certfile, args.keyfile),
+            ssl_context=ssl_context,
             handle_signals=True,
+            reuse_port=args.reuse_port,
         )
     )
     return 0

@@ -214,7 +214,7 @@ async def test_unsolicited_pong_and_client_close_leave_no_error(
         await ws.send_message("still here")
         assert await ws.get_message() == "still here"
     with trio.fail_after(5):
-        while probes.ws_close_code is None:
+        while probes.ws_close_code is None:  # noqa: ASYNC110 (set by the server's handler)
             await trio.sleep(0.01)
     assert probes.ws_close_code == 1000
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text

@@ -10,6 +10,7 @@ import random
 
 import pytest
 import trio
+import trio.lowlevel
 
 from rawstream.hub import HistoryLimits, Hub, Message, Reset, Subscription
 
@@ -81,12 +82,12 @@ async def test_resume_race_no_gap_no_duplicate() -> None:
         for i in range(600):
             published.append(await hub.publish("race", str(i)))
             if i % 7 == 0:
-                await trio.sleep(0)  # let subscribers in at varied points
+                await trio.lowlevel.checkpoint()  # let subscribers in at varied points
 
     async def subscriber(index: int) -> None:
         await trio.sleep(random.random() * 0.01)
         while not published:
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
         start = random.randrange(len(published))
         async with hub.subscribe("race", last_event_id=published[start]) as subscription:
             seen: list[str] = []
@@ -94,7 +95,7 @@ async def test_resume_race_no_gap_no_duplicate() -> None:
                 assert isinstance(item, Message)
                 seen.append(item.id)
                 if random.random() < 0.1:
-                    await trio.sleep(0)  # consumers of varied speed
+                    await trio.lowlevel.checkpoint()  # consumers of varied speed
                 if item.data == "599":  # the last one
                     break
         results[index] = (start, seen)
@@ -182,28 +183,27 @@ async def test_a_full_sink_falls_back_to_history_in_order() -> None:
         taken.append(message.id)
         return True
 
-    async with hub.subscribe("s", sink=sink) as subscription:
-        async with trio.open_nursery() as nursery:
+    async with hub.subscribe("s", sink=sink) as subscription, trio.open_nursery() as nursery:
 
-            async def consume() -> None:
-                async for item in subscription:
-                    assert isinstance(item, Message)
-                    taken.append(item.id)
-                    if len(taken) == 6:
-                        room.set()
+        async def consume() -> None:
+            async for item in subscription:
+                assert isinstance(item, Message)
+                taken.append(item.id)
+                if len(taken) == 6:
+                    room.set()
 
-            nursery.start_soon(consume)
-            await trio.testing.wait_all_tasks_blocked()
-            published = [await hub.publish("s", "a"), await hub.publish("s", "b")]
-            accept = False
-            published += [await hub.publish("s", c) for c in "cde"]
-            accept = True  # the consumer replays c d e, re-attaches ...
-            published.append(await hub.publish("s", "f"))
-            with trio.fail_after(5):
-                await room.wait()
-            await trio.testing.wait_all_tasks_blocked()
-            published.append(await hub.publish("s", "g"))  # ... and g goes to the sink
-            nursery.cancel_scope.cancel()
+        nursery.start_soon(consume)
+        await trio.testing.wait_all_tasks_blocked()
+        published = [await hub.publish("s", "a"), await hub.publish("s", "b")]
+        accept = False
+        published += [await hub.publish("s", c) for c in "cde"]
+        accept = True  # the consumer replays c d e, re-attaches ...
+        published.append(await hub.publish("s", "f"))
+        with trio.fail_after(5):
+            await room.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        published.append(await hub.publish("s", "g"))  # ... and g goes to the sink
+        nursery.cancel_scope.cancel()
     assert taken == published
 
 
@@ -252,11 +252,14 @@ async def test_messages_are_encoded_once_for_all_subscribers() -> None:
         async for _ in subscription:  # nothing comes out: the sink takes every message
             raise AssertionError("unexpected item")
 
-    async with hub.subscribe("x", sink=sink) as first, hub.subscribe("x", sink=sink) as second:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(follow, first)
-            nursery.start_soon(follow, second)
-            await trio.testing.wait_all_tasks_blocked()  # both caught up: attached, live
-            await hub.publish("x", "shared")
-            nursery.cancel_scope.cancel()
+    async with (
+        hub.subscribe("x", sink=sink) as first,
+        hub.subscribe("x", sink=sink) as second,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(follow, first)
+        nursery.start_soon(follow, second)
+        await trio.testing.wait_all_tasks_blocked()  # both caught up: attached, live
+        await hub.publish("x", "shared")
+        nursery.cancel_scope.cancel()
     assert len(got) == 2 and got[0] is got[1]

@@ -10,6 +10,10 @@ every accepted TCP socket, so small events are not held back by Nagle's algorith
 Graceful shutdown: stop accepting and close the listeners; ask every connection to end as its
 phase allows (idle ones close, SSE streams end with a jittered ``retry:``, WebSockets get close
 1001, plain responses in progress finish); after ``drain_timeout`` cancel what is left.
+
+With ``reuse_port=True`` the listening sockets are made here with ``SO_REUSEPORT`` (Linux), so
+several processes can listen on one port and the kernel spreads new connections between them
+(``rawstream --workers N``, see :mod:`rawstream.server.workers`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import errno
 import logging
 import signal
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -27,9 +32,13 @@ from ..app import App
 from .config import Config
 from .connection import Connection, ConnectionStatistics
 
-__all__ = ["Server", "ServerStatistics", "serve"]
+__all__ = ["Server", "ServerStatistics", "open_reuse_port_listeners", "reuse_port_option", "serve"]
 
 log = logging.getLogger("rawstream.server")
+
+#: Listen backlog of ``reuse_port`` sockets: as trio's own listeners, the most a 16-bit backlog
+#: holds; the kernel lowers it to ``net.core.somaxconn``.
+LISTEN_BACKLOG = 0xFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,54 @@ def _peer(stream: trio.abc.Stream) -> tuple[str, int]:
         address = inner.socket.getpeername()
         return str(address[0]), int(address[1])
     return ("unknown", 0)
+
+
+def reuse_port_option() -> int:
+    """The ``SO_REUSEPORT`` socket option, or a clear error where the platform has none."""
+    option: int | None = getattr(socket, "SO_REUSEPORT", None)
+    if option is None:
+        raise RuntimeError(
+            "SO_REUSEPORT is not available on this platform: reuse_port (and --workers) needs Linux"
+        )
+    return option
+
+
+async def open_reuse_port_listeners(host: str | None, port: int) -> list[trio.SocketListener]:
+    """Listen on every address of ``host`` at ``port`` with ``SO_REUSEADDR`` and
+    ``SO_REUSEPORT`` set, so other processes of the same user can listen on the same port.
+
+    Linux then hashes each new connection to one of the listening sockets of the port (a socket
+    that is bound but not listening gets none).  Like :func:`trio.open_tcp_listeners`, IPv6
+    sockets are IPv6-only so IPv4 and IPv6 listeners coexist.
+    """
+    option = reuse_port_option()
+    addresses = await trio.socket.getaddrinfo(
+        host, port, type=trio.socket.SOCK_STREAM, flags=trio.socket.AI_PASSIVE
+    )
+    listeners: list[trio.SocketListener] = []
+    try:
+        for family, type_, proto, _, sockaddr in dict.fromkeys(addresses):  # unique, in order
+            sock = trio.socket.socket(family, type_, proto)
+            try:
+                sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+                sock.setsockopt(trio.socket.SOL_SOCKET, option, 1)
+                if family == trio.socket.AF_INET6:
+                    sock.setsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY, 1)
+                try:
+                    await sock.bind(sockaddr)
+                except OSError as exc:
+                    where = f"{host or '*'}:{port}"
+                    raise OSError(exc.errno, f"cannot bind {where}: {exc.strerror}") from exc
+                sock.listen(LISTEN_BACKLOG)
+                listeners.append(trio.SocketListener(sock))
+            except BaseException:
+                sock.close()
+                raise
+    except BaseException:
+        for listener in listeners:
+            listener.socket.close()
+        raise
+    return listeners
 
 
 @dataclass
@@ -131,21 +188,33 @@ class Server:
         host: str | None = "127.0.0.1",
         port: int = 8000,
         *,
+        reuse_port: bool = False,
         task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Start the app's services, listen on ``host:port`` and serve until :meth:`shutdown`,
-        then drain, stop the services and return."""
+        then drain, stop the services and return.
+
+        ``reuse_port``: listen with ``SO_REUSEPORT`` (Linux), so that other processes may
+        listen on the same port and share its connections (see the module doc).
+        """
         async with trio.open_nursery() as services:
             for service in self.app.services:  # before listening: a failure stops us here
                 await services.start(service)
-            await self._listen_and_serve(host, port, task_status)
+            await self._listen_and_serve(host, port, task_status, reuse_port=reuse_port)
             services.cancel_scope.cancel()
 
     async def _listen_and_serve(
-        self, host: str | None, port: int, task_status: trio.TaskStatus[Server]
+        self,
+        host: str | None,
+        port: int,
+        task_status: trio.TaskStatus[Server],
+        *,
+        reuse_port: bool = False,
     ) -> None:
         listeners: list[trio.abc.Listener[Any]] = list(
-            await trio.open_tcp_listeners(port, host=host)
+            await open_reuse_port_listeners(host, port)
+            if reuse_port
+            else await trio.open_tcp_listeners(port, host=host)
         )
         self.ports = [listener.socket.getsockname()[1] for listener in listeners]  # type: ignore[attr-defined]
         if self.ssl_context is not None:
@@ -253,17 +322,19 @@ async def serve(
     config: Config | None = None,
     ssl_context: ssl.SSLContext | None = None,
     handle_signals: bool = False,
+    reuse_port: bool = False,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` until shut down (by SIGINT/SIGTERM when ``handle_signals``).
 
     ``task_status.started`` receives the :class:`Server` once it listens, so
     ``server = await nursery.start(partial(serve, app, port=0))`` gives the bound port
-    (``server.port``) and a handle to ``server.shutdown()``.
+    (``server.port``) and a handle to ``server.shutdown()``.  ``reuse_port`` listens with
+    ``SO_REUSEPORT``, so several processes can serve one port (:meth:`Server.serve`).
     """
     server = Server(app, config, ssl_context=ssl_context)
     async with trio.open_nursery() as nursery:
         if handle_signals:
             nursery.start_soon(server.close_on_signals)
-        await server.serve(host, port, task_status=task_status)
+        await server.serve(host, port, reuse_port=reuse_port, task_status=task_status)
         nursery.cancel_scope.cancel()
