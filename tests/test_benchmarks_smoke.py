@@ -51,3 +51,24 @@ def test_compression_bench_runs() -> None:
         check=True,
     )
     assert len([line for line in result.stdout.splitlines() if line.startswith("| ")]) == 16
+
+
+def test_hub_fanout_bench_runs() -> None:
+    """benchmarks/hub_fanout.py runs briefly: every subscriber gets every event, in order."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "hub_fanout.py"),
+            "--subscribers",
+            "5",
+            "--events",
+            "200",
+            "--timeout",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "delivered events/s" in result.stdout

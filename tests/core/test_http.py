@@ -17,6 +17,7 @@ from rawstream.core import (
     RemoteProtocolError,
     RequestHead,
 )
+from rawstream.core.http import chunk_frame
 
 from .helpers import Client, body_of, header_values, response_head, server_events
 
@@ -523,3 +524,38 @@ def test_arbitrary_bytes_yield_events_or_remote_protocol_error(
         assert not server.keep_alive
         server.send_error(error.status_hint)  # the answer can always be written
         assert server.data_to_send().startswith(b"HTTP/1.1 ")
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 255, 4096, 100_000])
+def test_chunk_frame_is_what_h11_writes(size: int) -> None:
+    """Going around h11 for broadcast chunks is only sound if the bytes are identical."""
+    conn = HTTPConnection()
+    conn.receive_data(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.next_event()
+    conn.send_response(200, [(b"content-type", b"text/event-stream")])
+    conn.data_to_send()
+    assert conn.body_is_chunked
+    data = b"d" * size
+    conn.send_body(data)
+    assert conn.data_to_send() == (chunk_frame(data) if size else b"")
+
+
+@pytest.mark.parametrize(
+    ("request_line", "headers", "chunked"),
+    [
+        (b"GET / HTTP/1.0", [], False),  # HTTP/1.0: delimited by close
+        (b"HEAD / HTTP/1.1", [], False),  # no body at all
+        (b"GET / HTTP/1.1", [(b"content-length", b"3")], False),
+        (b"GET / HTTP/1.1", [], True),
+    ],
+)
+def test_body_is_chunked_only_when_h11_chunks(
+    request_line: bytes, headers: list[tuple[bytes, bytes]], chunked: bool
+) -> None:
+    conn = HTTPConnection()
+    conn.receive_data(request_line + b"\r\nHost: x\r\n\r\n")
+    conn.next_event()
+    conn.send_response(200, headers)
+    head = conn.data_to_send()
+    assert conn.body_is_chunked is chunked
+    assert (b"transfer-encoding: chunked" in head.lower()) is (chunked or b"HEAD" in request_line)

@@ -37,6 +37,7 @@ from .output import OutputBuffer
 
 __all__ = [
     "NEED_DATA",
+    "chunk_frame",
     "BodyData",
     "ClientClosed",
     "EndOfRequest",
@@ -144,6 +145,13 @@ NEED_DATA: Final = NeedData()
 HTTPEvent = RequestHead | BodyData | EndOfRequest | ClientClosed
 
 
+def chunk_frame(data: bytes) -> bytes:
+    """``data`` as one chunk of a chunked body: the bytes h11 writes for it (size in hex,
+    CRLF, data, CRLF).  Framed once, a broadcast event's chunk is written to every chunked
+    stream as is, instead of asking h11 to frame it again per connection."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
 class HTTPConnection:
     """One server-side HTTP/1.1 connection: h11 plus limits, errors and an output buffer.
 
@@ -160,6 +168,7 @@ class HTTPConnection:
         self._body_received = 0
         self._head: RequestHead | None = None
         self._response_started = False
+        self._body_chunked = False
         self._must_close = False
 
     # -- input -------------------------------------------------------------------------------
@@ -286,6 +295,20 @@ class HTTPConnection:
             raise LocalProtocolError(str(exc)) from exc
         self._send(response)
         self._response_started = True
+        # h11 frames a body chunked when the response has no length and the client speaks
+        # HTTP/1.1 (for HTTP/1.0 it delimits the body by closing); see chunk_frame().
+        self._body_chunked = (
+            (self._h11.their_http_version or b"1.0") >= b"1.1"
+            and status >= 200
+            and status not in (204, 304)
+            and not any(name.lower() == b"content-length" for name, _ in headers)
+        )
+
+    @property
+    def body_is_chunked(self) -> bool:
+        """The response in progress has a chunked body (so :func:`chunk_frame` bytes are
+        exactly what :meth:`send_body` would produce, and may be written in its place)."""
+        return self._response_started and self._body_chunked and not self.is_head_request
 
     def send_body(self, data: bytes) -> None:
         """Send a piece of the response body (dropped for HEAD, as the head alone answers)."""

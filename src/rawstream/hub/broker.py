@@ -347,7 +347,9 @@ class Subscription:
         if not taken:  # no room: catch up from history once the consumer has room again
             self.positions[name] = self._taken[name] = previous
             self._detach()
-        self._wakeup.set()
+            self._wakeup.set()
+        elif self._sink is None:
+            self._wakeup.set()  # (a sink's owner has nothing to do: it is not woken)
 
     def _attach(self) -> None:
         for channel in self._locals:

@@ -16,7 +16,10 @@ import trio
 from .broker import Broker, HistoryLost, LocalChannel
 from .message import HistoryLimits, Message, Position, check_channel
 
-__all__ = ["Hub"]
+__all__ = ["YIELD_INTERVAL", "Hub"]
+
+#: Seconds of publishing between two schedule points (see :meth:`Hub._pace`).
+YIELD_INTERVAL = 0.005
 
 
 class Hub(Broker):
@@ -40,6 +43,7 @@ class Hub(Broker):
         self.max_channels = max_channels
         self.epoch = secrets.token_hex(3)
         self._prefix = self.epoch + "-"
+        self._last_yield = 0.0
 
     async def publish(self, channel: str, data: str | bytes, event: str | None = None) -> str:
         """Publish ``data`` on ``channel``: stored in its history and handed to every live
@@ -49,8 +53,24 @@ class Hub(Broker):
         message = Message(channel, self._prefix + str(position[0]), position, data, event)
         local.window.append(message, message.published_at)
         local.fan_out(message)
-        await trio.lowlevel.checkpoint()
+        await self._pace()
         return message.id
+
+    async def _pace(self) -> None:
+        """Yield to the scheduler at most every ``YIELD_INTERVAL`` seconds of publishing.
+
+        Every publish is a cancellation point.  Yielding after each one would wake every
+        subscriber's writer per message, one ``send`` per message per subscriber; yielding
+        every few milliseconds lets each writer drain what accumulated in one ``send``, and
+        still keeps a tight publishing loop from starving the writers (or anything else).
+        A publish after a pause yields at once, so a lone message waits for nothing.
+        """
+        now = time.perf_counter()
+        if now - self._last_yield >= YIELD_INTERVAL:
+            await trio.lowlevel.checkpoint()
+            self._last_yield = time.perf_counter()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
 
     def _channel(self, name: str) -> LocalChannel:
         channels = self.channels

@@ -18,6 +18,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from ..core.http import chunk_frame
 from ..core.sse import Event
 from ..core.websocket import encode_message_frame
 
@@ -40,9 +41,7 @@ Position = tuple[int, int]
 def check_channel(name: str) -> str:
     """Return ``name`` if it is a valid channel name, else raise ``ValueError``."""
     if not CHANNEL_NAME.fullmatch(name):
-        raise ValueError(
-            f"invalid channel name {name!r}: 1 to 200 of A-Z a-z 0-9 _ . : @ / -"
-        )
+        raise ValueError(f"invalid channel name {name!r}: 1 to 200 of A-Z a-z 0-9 _ . : @ / -")
     return name
 
 
@@ -82,6 +81,7 @@ class Message:
     __slots__ = (
         "_sse",
         "_sse_body",
+        "_sse_chunk",
         "_ws_frame",
         "_ws_text",
         "channel",
@@ -111,6 +111,7 @@ class Message:
         self.size = len(data) + len(event or "") + 64  # what it costs to keep (roughly)
         self._sse: bytes | None = None
         self._sse_body: bytes | None = None
+        self._sse_chunk: bytes | None = None
         self._ws_text: str | None = None
         self._ws_frame: bytes | None = None
 
@@ -130,6 +131,13 @@ class Message:
         if self._sse is None:
             self._sse = Event(self.text, event=self.event, id=self.id).encode()
         return self._sse
+
+    @property
+    def sse_chunk(self) -> bytes:
+        """:attr:`sse` framed as one HTTP/1.1 chunk: what every plain chunked stream writes."""
+        if self._sse_chunk is None:
+            self._sse_chunk = chunk_frame(self.sse)
+        return self._sse_chunk
 
     @property
     def sse_body(self) -> bytes:

@@ -106,7 +106,10 @@ async def stream_subscription(
 
     def sink(message: Message) -> bool:
         try:
-            stream.send_nowait(encode(message))
+            if single:
+                stream.send_shared_nowait(message.sse, message.sse_chunk)
+            else:
+                stream.send_nowait(encode(message))
         except trio.WouldBlock:  # BLOCK policy and a full outbox: catch up from history
             return False
         return True

@@ -49,9 +49,7 @@ class Window:
         (``now`` is wall-clock time, as ``Message.published_at``).  The newest is kept even
         if it alone exceeds the byte limit (not past max_age)."""
         limits = self.limits
-        while len(self) > 1 and (
-            len(self) > limits.max_messages or self._bytes > limits.max_bytes
-        ):
+        while len(self) > 1 and (len(self) > limits.max_messages or self._bytes > limits.max_bytes):
             self._drop_oldest()
         if limits.max_age is not None:
             oldest_allowed = now - limits.max_age

@@ -115,6 +115,22 @@ class SSEStream(SlowConsumerPolicy):
             partial(self._frame, data), self.slow_consumer, self._gap
         )
 
+    def send_shared_nowait(self, data: bytes, chunk: bytes) -> None:
+        """:meth:`send_nowait` for a broadcast: ``data`` is an encoded event and ``chunk`` is
+        ``chunk_frame(data)``, both made once for every subscriber.  A plain chunked stream
+        queues ``chunk`` itself, so fan-out copies nothing; others frame ``data`` here."""
+        self._raise_if_ended()
+        if not self.opened:
+            self._conn.outbox.put_nowait(self._frame_head())
+        self._conn.send_stream_item_nowait(
+            partial(self._frame_shared, data, chunk), self.slow_consumer, self._gap
+        )
+
+    def _frame_shared(self, data: bytes, chunk: bytes) -> bytes:
+        if self._gzip is None and self._conn.http.body_is_chunked:
+            return chunk
+        return self._frame(data)
+
     async def send_comment(self, text: str = "") -> None:
         """Send a comment line (clients ignore it; proxies see traffic)."""
         await self.send_encoded(encode_comment(text))
