@@ -15,6 +15,7 @@ from pathlib import Path
 import trio
 
 from .app import App
+from .hub import BROKER_ENV, BrokerUnavailable, open_broker
 from .server import Config, Server, serve
 from .server.workers import READY_MARKER, run_workers
 
@@ -76,6 +77,12 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     # listening; shut down if the supervisor goes away).
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--broker",
+        metavar="URL",
+        help="where channels live: memory:// (default: in this process) or "
+        "redis://HOST:PORT/DB (shared by workers and nodes; needs rawstream[redis])",
+    )
     parser.add_argument("--certfile", help="TLS certificate chain (PEM): serve https and wss")
     parser.add_argument("--keyfile", help="TLS private key (PEM), with --certfile")
     parser.add_argument("--max-connections", type=int, default=_DEFAULTS.max_connections)
@@ -106,7 +113,8 @@ def _ssl_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | 
 def _channels_are_per_process(args: argparse.Namespace) -> bool:
     """Whether the app's channels live inside each process (the in-memory hub), so that
     several workers do not share them."""
-    return True
+    url = args.broker or os.environ.get(BROKER_ENV) or "memory://"
+    return url.startswith("memory")
 
 
 #: Options the supervisor sets itself on a worker's command line (each takes one value).
@@ -197,8 +205,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.workers > 1 and not args.supervised:
         return _supervise(args, sys.argv[1:] if argv is None else list(argv))
+    if args.broker:  # the app (and every worker) finds it with rawstream.hub.open_broker()
+        os.environ[BROKER_ENV] = args.broker
     if args.command == "demo":
-        from .demo import app
+        from .demo import build_demo
+
+        try:
+            hub = open_broker(args.broker)
+        except ValueError as exc:
+            parser.error(str(exc))
+        app = build_demo(hub)
     else:
         app = load_app(args.app)
     config = Config(
@@ -207,6 +223,19 @@ def main(argv: list[str] | None = None) -> int:
         permessage_deflate=not args.no_permessage_deflate,
     )
     ssl_context = _ssl_context(args.certfile, args.keyfile)
+    unavailable: list[BaseException] = []
+    try:
+        _run_server(args, app, config, ssl_context)
+    except* BrokerUnavailable as failed:  # e.g. Redis unreachable at start: no server
+        unavailable.extend(failed.exceptions)
+    for error in unavailable:
+        print(f"rawstream: cannot start: {error}", file=sys.stderr)
+    return 1 if unavailable else 0
+
+
+def _run_server(
+    args: argparse.Namespace, app: App, config: Config, ssl_context: ssl.SSLContext | None
+) -> None:
     if args.supervised:
         trio.run(
             partial(
@@ -218,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                 ssl_context=ssl_context,
             )
         )
-        return 0
+        return
     trio.run(
         partial(
             serve,
@@ -231,7 +260,6 @@ def main(argv: list[str] | None = None) -> int:
             reuse_port=args.reuse_port,
         )
     )
-    return 0
 
 
 if __name__ == "__main__":

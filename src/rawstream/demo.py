@@ -143,5 +143,11 @@ async def stream_events(request: Request, stream: SSEStream) -> None:
         i += 1
 
 
-#: The demo as ``rawstream run rawstream.demo:app`` serves it.
-app = build_demo()
+def __getattr__(name: str) -> App:
+    """``rawstream.demo.app``: the demo as ``rawstream run rawstream.demo:app`` serves it,
+    built on first use (so importing this module opens no broker)."""
+    if name == "app":
+        app = build_demo()
+        globals()["app"] = app
+        return app
+    raise AttributeError(name)
