@@ -263,3 +263,49 @@ async def test_messages_are_encoded_once_for_all_subscribers() -> None:
         await hub.publish("x", "shared")
         nursery.cancel_scope.cancel()
     assert len(got) == 2 and got[0] is got[1]
+
+
+async def test_a_forgotten_channel_never_reuses_ids() -> None:
+    """A channel forgotten (max_channels) and published to again starts past every id it gave:
+    an old id is 'expired', not mistaken for one of the new messages."""
+    hub = Hub(max_channels=1)
+    old = [await hub.publish("a", f"old{i}") for i in range(3)]
+    await hub.publish("b", "pushes a out")
+    new = [await hub.publish("a", f"new{i}") for i in range(3)]
+    assert not set(old) & set(new)
+    async with hub.subscribe("a", last_event_id=old[0]) as subscription:
+        items = await take(subscription, 4)
+    assert isinstance(items[0], Reset) and items[0].reason == "expired"
+    assert ids(items[1:]) == new
+
+
+async def test_a_reset_on_one_channel_carries_the_other_channels_position() -> None:
+    hub = Hub()
+    b_ids = [await hub.publish("b", f"b{i}") for i in range(5)]
+    cursor = f"a=garbage,b={b_ids[1]}"
+    async with hub.subscribe(["a", "b"], last_event_id=cursor) as subscription:
+        first = (await take(subscription, 1))[0]
+    assert isinstance(first, Reset) and first.channel == "a"
+    assert f"b={b_ids[1]}" in first.cursor  # not b's head: b2..b4 are still to come
+
+
+async def test_a_queue_overflow_keeps_the_cursor_at_what_was_handed_out() -> None:
+    """cursor() after each item resumes exactly after it, even when the live queue overflowed
+    meanwhile (the refused messages are read from history later)."""
+    hub = Hub()
+    async with hub.subscribe("q", max_queued_bytes=400) as subscription:
+        published = [await hub.publish("q", "x" * 100) for _ in range(10)]
+        first = await take(subscription, 1)
+        cursor = subscription.cursor()
+    assert ids(first) == published[:1] and cursor == published[0]
+
+
+async def test_catching_up_reads_every_channel_in_turn() -> None:
+    """A channel with a long backlog does not keep another's backlog from being read."""
+    hub = Hub(HistoryLimits(max_messages=10_000))
+    async with hub.subscribe(["busy", "quiet"], max_queued_bytes=1) as subscription:
+        for i in range(600):
+            await hub.publish("busy", str(i))
+        await hub.publish("quiet", "q")
+        items = await take(subscription, 400)
+    assert "quiet" in {item.channel for item in items if isinstance(item, Message)}

@@ -88,6 +88,9 @@ class LocalChannel:
         self.window = Window(limits, base)
         self.subscribers: set[Subscription] = set()
         self.refs = 0  # subscriptions using the channel, attached or not
+        #: Those subscriptions themselves, so a backend that loses its connection can fail
+        #: them all, live or catching up (:meth:`Subscription.fail`).
+        self.all_subscriptions: set[Subscription] = set()
 
     def fan_out(self, message: Message) -> None:
         """Hand ``message`` to every live subscription, without waiting for any."""
@@ -235,6 +238,7 @@ class Subscription:
         self._error: BaseException | None = None
         self._wakeup = trio.Event()
         self._closed = False
+        self._first = 0  # the channel a catch-up pass starts with (rotates)
 
     # -- opening and closing ------------------------------------------------------------------
 
@@ -243,6 +247,7 @@ class Subscription:
             for name in self.channels:
                 channel = await self.broker._open_channel(name)
                 channel.refs += 1
+                channel.all_subscriptions.add(self)
                 self._locals.append(channel)
         except BaseException:
             self._release()
@@ -250,6 +255,7 @@ class Subscription:
         wanted = self._parse_cursor(self.last_event_id)
         for channel in self._locals:  # a new subscriber starts with the next message
             self.positions[channel.name] = self._taken[channel.name] = channel.window.head
+        lost_channels: list[tuple[str, HistoryLost]] = []
         for channel in self._locals:
             token = wanted.get(channel.name)
             if token is None:
@@ -258,7 +264,9 @@ class Subscription:
                 position = self.broker.parse_id(channel, token)
                 self.positions[channel.name] = self._taken[channel.name] = position
             except HistoryLost as lost:
-                self._reset(channel.name, lost)
+                lost_channels.append((channel.name, lost))
+        for name, lost in lost_channels:  # after every position is known: the cursor is right
+            self._reset(name, lost)
         if self._sink is None and not self._queue:
             # Nothing to replay: go live now, so what is published before the first
             # iteration waits in the queue.  (With a sink, its owner goes live by iterating,
@@ -284,6 +292,7 @@ class Subscription:
     def _release(self) -> None:
         for channel in self._locals:
             channel.refs -= 1
+            channel.all_subscriptions.discard(self)
             if channel.refs == 0:
                 self.broker._close_channel(channel)
         self._locals = []
@@ -328,6 +337,7 @@ class Subscription:
         if message.position <= previous:  # already taken while catching up
             return
         self._taken[name] = message.position
+        handed_out = self.positions[name]
         if self._sink is not None:
             self.positions[name] = message.position  # the sink may ask for the cursor
             try:
@@ -345,7 +355,8 @@ class Subscription:
                 self._queue.append(message)
                 self._queued_bytes += message.size
         if not taken:  # no room: catch up from history once the consumer has room again
-            self.positions[name] = self._taken[name] = previous
+            self._taken[name] = previous
+            self.positions[name] = handed_out
             self._detach()
             self._wakeup.set()
         elif self._sink is None:
@@ -390,7 +401,9 @@ class Subscription:
 
     async def _catch_up(self) -> None:
         """Queue what follows the cursor; attach (go live) when there is nothing more."""
-        for channel in self._locals:
+        locals_ = self._locals
+        self._first = (self._first + 1) % len(locals_)  # a busy channel must not starve others
+        for channel in locals_[self._first :] + locals_[: self._first]:
             name = channel.name
             position = self._taken[name]
             window = channel.window
@@ -405,14 +418,15 @@ class Subscription:
                     raise HistoryLost("unknown", window.base)
                 # Older than the window: ask the backend.  This awaits, so the pass ends
                 # here and the next one rechecks every window before attaching.
+                base = window.base  # what "nothing before the base" refers to, before awaiting
                 messages = await self.broker._fetch_after(channel, position)
             except HistoryLost as lost:
                 self._reset(name, lost)
                 return
             if messages:
                 self._take(name, messages)
-            elif position < channel.window.base:  # nothing in between: the window goes on
-                self.positions[name] = self._taken[name] = channel.window.base
+            elif position < base:  # nothing in between: the window (as it was) goes on
+                self.positions[name] = self._taken[name] = base
             return
         # Every channel is caught up, and nothing awaited since the windows were read.
         self._attach()

@@ -1,9 +1,10 @@
 """The in-memory hub: channels, history and fan-out inside one process (the default).
 
-Ids look like ``3f9a1c-42``: a token drawn when the hub is created, then the channel's
-sequence number.  The token makes an id from another process, or from before a restart,
-*unknown* (a :class:`~rawstream.hub.message.Reset`) instead of silently pointing at a
-different message that happens to have the same number.
+Ids look like ``3f9a1c-42``: a token drawn when the hub is created, then a sequence number
+(one sequence for the whole hub, so ids increase per channel and are never reused).  The
+token makes an id from another process, or from before a restart, *unknown* (a
+:class:`~rawstream.hub.message.Reset`) instead of silently pointing at a different message
+that happens to have the same number.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import trio
 from .broker import Broker, HistoryLost, LocalChannel
 from .message import HistoryLimits, Message, Position, check_channel
 
-__all__ = ["YIELD_INTERVAL", "Hub"]
+__all__ = ["YIELD_BYTES", "YIELD_INTERVAL", "Hub"]
 
 #: Seconds of publishing between two schedule points (see :meth:`Hub._pace`).
 YIELD_INTERVAL = 0.005
+#: Bytes published between two schedule points at most (well below ``outbox_low_bytes``).
+YIELD_BYTES = 32 * 1024
 
 
 class Hub(Broker):
@@ -44,20 +47,28 @@ class Hub(Broker):
         self.epoch = secrets.token_hex(3)
         self._prefix = self.epoch + "-"
         self._last_yield = 0.0
+        self._unyielded_bytes = 0
+        #: One sequence for every channel: ids still increase per channel, and a channel
+        #: forgotten and made anew never hands out an id it had already given.
+        self._sequence = 0
 
     async def publish(self, channel: str, data: str | bytes, event: str | None = None) -> str:
         """Publish ``data`` on ``channel``: stored in its history and handed to every live
         subscriber's outbox or queue before this returns; never waits for a subscriber."""
         local = self._channel(check_channel(channel))
-        position = (local.window.head[0] + 1, 0)
+        position = (self._sequence + 1, 0)
         message = Message(channel, self._prefix + str(position[0]), position, data, event)
+        self._sequence += 1  # (after Message() validated the event type)
         local.window.append(message, message.published_at)
         local.fan_out(message)
+        self._unyielded_bytes += message.size
         await self._pace()
         return message.id
 
     async def _pace(self) -> None:
-        """Yield to the scheduler at most every ``YIELD_INTERVAL`` seconds of publishing.
+        """Yield to the scheduler every ``YIELD_INTERVAL`` seconds of publishing, or sooner
+        once ``YIELD_BYTES`` have been published (so a burst of large messages cannot fill a
+        reading subscriber's outbox before its writer gets to run).
 
         Every publish is a cancellation point.  Yielding after each one would wake every
         subscriber's writer per message, one ``send`` per message per subscriber; yielding
@@ -66,9 +77,10 @@ class Hub(Broker):
         A publish after a pause yields at once, so a lone message waits for nothing.
         """
         now = time.perf_counter()
-        if now - self._last_yield >= YIELD_INTERVAL:
+        if now - self._last_yield >= YIELD_INTERVAL or self._unyielded_bytes >= YIELD_BYTES:
             await trio.lowlevel.checkpoint()
             self._last_yield = time.perf_counter()
+            self._unyielded_bytes = 0
         else:
             await trio.lowlevel.checkpoint_if_cancelled()
 
@@ -76,7 +88,9 @@ class Hub(Broker):
         channels = self.channels
         local = channels.pop(name, None)  # re-inserted last: the dict is in order of use
         if local is None:
-            local = LocalChannel(name, self.history)
+            # Whatever an earlier channel of this name published is gone: an older id is
+            # "expired" (a reset), never mistaken for one of the new channel's.
+            local = LocalChannel(name, self.history, base=(self._sequence, 0))
             if len(channels) >= self.max_channels:
                 self._forget_one()
         channels[name] = local

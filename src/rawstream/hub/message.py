@@ -102,6 +102,8 @@ class Message:
         event: str | None = None,
         published_at: float | None = None,
     ) -> None:
+        if event is not None:
+            Event(event=event)  # InvalidEventError (a ValueError) for CR, LF or NUL, now
         self.channel = channel
         self.id = id
         self.position = position
@@ -178,7 +180,7 @@ class Reset:
     """The subscription could not resume where asked: what came before is lost to it.
 
     The client should drop what it derived from the channel and start over (reload the
-    state, or accept the gap).  The subscription goes on live from the channel's head.
+    state, or accept the gap).  The subscription goes on with the oldest message still held.
 
     Attributes:
         channel: the channel concerned.

@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
+from ..policy import SlowConsumer
 from ..server.websocket import WebSocket, WebSocketClosed
 from .broker import Broker, BrokerUnavailable, Subscription
 from .message import Message, check_channel
@@ -79,23 +80,29 @@ class Rooms:
 
         hub = self.hub
         async with hub.subscribe(channel, last_event_id, sink=sink) as subscription:
-            members = await hub.count_member(channel, +1)
+            welcome = {"type": "welcome", "room": room, "id": subscription.cursor()}
+            with trio.CancelScope(shield=True):  # counted means announced, and later uncounted
+                members = await hub.count_member(channel, +1)
+                try:
+                    # Announced before anything else awaits, so announcements come in the
+                    # order of the counts (this member reads it back from the channel).
+                    await self._announce(channel, members)
+                except BaseException:
+                    await self._leave(channel)
+                    raise
             try:
-                await ws.send(
-                    json.dumps(
-                        {
-                            "type": "welcome",
-                            "room": room,
-                            "members": members,
-                            "id": subscription.cursor(),
-                        }
-                    )
-                )
-                await self._announce(channel, members)
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_forward, ws, subscription, nursery.cancel_scope)
-                    yield Member(self, room, ws, subscription)
-                    nursery.cancel_scope.cancel()
+                await ws.send(json.dumps({**welcome, "members": members}))
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(_forward, ws, subscription, nursery.cancel_scope)
+                        yield Member(self, room, ws, subscription)
+                        nursery.cancel_scope.cancel()
+                except BaseExceptionGroup as group:
+                    # The block's own exception (HTTPError, WebSocketClosed, ...) reaches the
+                    # handler as itself, not wrapped by the nursery the block runs in.
+                    if len(group.exceptions) == 1:
+                        raise group.exceptions[0] from None
+                    raise
             finally:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self._leave(channel)
@@ -114,8 +121,8 @@ class Rooms:
 async def _forward(ws: WebSocket, subscription: Subscription, scope: trio.CancelScope) -> None:
     """Send what the live sink did not: replay, catch-up after a full outbox, resets."""
     try:
-        async for item in subscription:
-            await ws.send(item.ws_text)
+        async for item in subscription:  # at the member's pace: waiting for room is fine here
+            await ws.send(item.ws_text, policy=SlowConsumer.BLOCK)
     except (WebSocketClosed, trio.BrokenResourceError):
         pass
     except BrokerUnavailable:

@@ -117,9 +117,11 @@ async def stream_subscription(
     try:
         async with hub.subscribe(channels, stream.last_event_id, sink=sink) as subscription:
             await stream.send(Event(id=subscription.cursor(), retry=retry_ms))
+            # What the sink did not take (replay, catch-up, resets) goes at the client's pace,
+            # waiting for room: the route's policy is for live messages, which cannot wait.
             async for item in subscription:
                 data = encode(item) if isinstance(item, Message) else item.sse
-                await stream.send_encoded(data)
+                await stream.send_encoded(data, policy=SlowConsumer.BLOCK)
     except BrokerUnavailable as exc:
         # The stream ends cleanly; the client reconnects after retry_ms and resumes.
         log.info("ending a stream of %s: %s", ",".join(channels), exc)

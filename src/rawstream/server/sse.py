@@ -92,11 +92,17 @@ class SSEStream(SlowConsumerPolicy):
             event = Event(event)
         await self.send_encoded(event.encode())
 
-    async def send_encoded(self, data: bytes) -> None:
-        """Send bytes already encoded as SSE (e.g. one :meth:`Event.encode` shared by many)."""
+    async def send_encoded(self, data: bytes, *, policy: SlowConsumer | None = None) -> None:
+        """Send bytes already encoded as SSE (e.g. one :meth:`Event.encode` shared by many).
+
+        ``policy`` overrides the stream's for this send: a replay sent at the client's pace
+        uses ``BLOCK`` even on a ``DISCONNECT`` stream, whose policy is for live messages.
+        """
         self._raise_if_ended()
         await self.open()
-        await self._conn.send_stream_item(partial(self._frame, data), self.slow_consumer, self._gap)
+        await self._conn.send_stream_item(
+            partial(self._frame, data), policy or self.slow_consumer, self._gap
+        )
 
     def send_nowait(self, event: Event | str | bytes) -> None:
         """Queue an event (or encoded bytes) without waiting: for fan-out from another task.

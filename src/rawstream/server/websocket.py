@@ -215,12 +215,12 @@ class WebSocket(SlowConsumerPolicy):
         except WebSocketClosed:
             raise StopAsyncIteration from None
 
-    async def send(self, message: str | bytes) -> None:
+    async def send(self, message: str | bytes, *, policy: SlowConsumer | None = None) -> None:
         """Send a text (``str``) or binary (``bytes``) message.
 
         When the outbox is full, the ``slow_consumer`` policy applies (``BLOCK`` waits up to
         ``send_timeout``; ``DISCONNECT`` closes with 1013; ``DROP_OLDEST`` replaces queued
-        messages with ``{"type":"gap","dropped":N}``).
+        messages with ``{"type":"gap","dropped":N}``); ``policy`` overrides it for this send.
 
         Raises:
             WebSocketClosed: the WebSocket is closing or closed.
@@ -228,7 +228,7 @@ class WebSocket(SlowConsumerPolicy):
         await self.accept()
         try:
             await self._conn.send_stream_item(
-                partial(self._frame, message), self.slow_consumer, self._gap
+                partial(self._frame, message), policy or self.slow_consumer, self._gap
             )
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise self._closed_error() from None
