@@ -14,8 +14,8 @@ Try it::
 Routes (a public contract: docs, tests and users rely on these paths):
 
 * ``GET /healthz``: ``{"status": "ok" | "degraded", "pid": PID, "broker": ...}``, always 200
-  while the process serves (``degraded``: the broker is unreachable; streams and publishes
-  wait for it, everything else works).
+  while the process serves (``degraded``: the broker is unreachable; publishes answer 503,
+  channel streams end with ``retry:`` until it is back, everything else works).
 * ``GET /events?channel=NAME[&channel=NAME...]``: SSE from the hub (default channel
   ``ticker``, which gets a ``tick`` event every second), resumable from ``Last-Event-ID``
   (header) or ``last_event_id`` (query); see :mod:`rawstream.hub.sse`.
