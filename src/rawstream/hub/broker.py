@@ -265,8 +265,8 @@ class Subscription:
                 self.positions[channel.name] = self._taken[channel.name] = position
             except HistoryLost as lost:
                 lost_channels.append((channel.name, lost))
-        for name, lost in lost_channels:  # after every position is known: the cursor is right
-            self._reset(name, lost)
+        for name, history_lost in lost_channels:  # after every position is known: right cursor
+            self._reset(name, history_lost)
         if self._sink is None and not self._queue:
             # Nothing to replay: go live now, so what is published before the first
             # iteration waits in the queue.  (With a sink, its owner goes live by iterating,
