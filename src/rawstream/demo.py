@@ -17,7 +17,8 @@ Routes (a public contract: docs, tests and users rely on these paths):
   while the process serves (``degraded``: the broker is unreachable; publishes answer 503,
   channel streams end with ``retry:`` until it is back, everything else works).
 * ``GET /events?channel=NAME[&channel=NAME...]``: SSE from the hub (default channel
-  ``ticker``, which gets a ``tick`` event every second), resumable from ``Last-Event-ID``
+  ``ticker``, which gets a ``tick`` event every second, from worker 1 only when
+  workers share a broker), resumable from ``Last-Event-ID``
   (header) or ``last_event_id`` (query); see :mod:`rawstream.hub.sse`.
 * ``POST /publish?channel=NAME[&event=TYPE]``: publish the body (UTF-8 text) on a channel;
   answers ``{"id": ID, "channel": NAME}``.
@@ -41,6 +42,7 @@ import trio
 from rawstream import App, Event, HTTPError, Request, Response, SSEStream, WebSocket
 from rawstream.app import Service
 from rawstream.hub import Broker, BrokerUnavailable, Rooms, open_broker, sse_channels
+from rawstream.server.workers import WORKER_ENV
 
 #: Seconds between ticker events (tests shorten it).
 TICK_INTERVAL = 1.0
@@ -56,7 +58,8 @@ def build_demo(hub: Broker | None = None) -> App:
     hub = hub or open_broker()
     app = App()
     app.service(hub.run)
-    app.service(_ticker(hub))
+    if hub.per_process or os.environ.get(WORKER_ENV, "1") == "1":  # shared: one ticker a node
+        app.service(_ticker(hub))
     rooms = Rooms(hub)
     sse_channels(app, "/events", hub, default_channels=[TICKER])
 

@@ -4,16 +4,21 @@ httpx + httpx-sse clients pinned to chosen workers (a keep-alive connection that
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 import trio
+from conftest import require
 from httpx_sse import aconnect_sse
 from support.cli import start_cli
+from support.redis import free_port
 
 
 @pytest.fixture
@@ -147,3 +152,35 @@ async def test_a_killed_worker_s_client_resumes_on_the_other_exactly_once(
                                     break
     assert [data for _, data in got] == [f"k{i}" for i in range(total)]
     assert [message_id for message_id, _ in got] == published
+
+
+async def test_shared_ticker_ticks_once_a_second_not_once_per_worker(demo_port: int) -> None:
+    """With a shared broker only worker 1 runs the demo's ticker: tick numbers do not repeat."""
+    base = f"http://127.0.0.1:{demo_port}"
+    ticks: list[int] = []
+    with trio.fail_after(15):
+        async with (
+            httpx.AsyncClient(timeout=10) as client,
+            aconnect_sse(client, "GET", base + "/events") as source,
+        ):
+            async for event in source.aiter_sse():
+                if event.event == "tick":
+                    ticks.append(json.loads(event.data)["tick"])
+                    if len(ticks) == 3:
+                        break
+    assert ticks == sorted(set(ticks))
+
+
+def test_redis_unreachable_at_start_exits_1_with_a_clear_message() -> None:
+    """No Redis at the URL: the server does not start, says why, and exits non-zero."""
+    require("coredis", "the Redis hub's client")
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    result = subprocess.run(
+        [sys.executable, "-m", "rawstream", "demo", "--port", "0", "--broker", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "rawstream: cannot start:" in result.stderr
+    assert "listening on" not in result.stderr

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import socket
 import subprocess
@@ -49,12 +50,15 @@ import trio
 
 from .server import reuse_port_option
 
-__all__ = ["READY_MARKER", "Supervisor", "reserve_port", "run_workers"]
+__all__ = ["READY_MARKER", "WORKER_ENV", "Supervisor", "reserve_port", "run_workers"]
 
 log = logging.getLogger("rawstream.workers")
 
 #: The line a supervised worker writes on stderr once it listens (followed by its port).
 READY_MARKER = "rawstream-worker-ready"
+#: The environment variable holding a worker's number (1 to N; a restart keeps its number),
+#: for work only one worker of a node should do (the demo's ticker).
+WORKER_ENV = "RAWSTREAM_WORKER"
 #: Restart delay after a worker died; doubled for each quick death, up to MAX_BACKOFF.
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 5.0
@@ -199,6 +203,7 @@ class Supervisor:
         ended, for the log, and whether it reported that it listens."""
         process = await trio.lowlevel.open_process(
             self.command,
+            env={**os.environ, WORKER_ENV: str(number)},
             stdin=subprocess.PIPE,  # never written: EOF tells the worker we are gone
             stderr=subprocess.PIPE,
             process_group=0,  # a terminal's Ctrl-C reaches the supervisor alone
