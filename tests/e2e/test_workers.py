@@ -93,6 +93,15 @@ class Supervisor:
         self.worker_pids.add(pid)
         return pid
 
+    async def both_pids(self, client: httpx.AsyncClient) -> set[int]:
+        """Fresh connections until two different workers answered (at most 200 tries)."""
+        pids: set[int] = set()
+        for _ in range(200):
+            pids.add(await self.healthz_pid(client))
+            if len(pids) == 2:
+                break
+        return pids
+
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -156,12 +165,8 @@ async def test_two_workers_answer_on_one_port(start_workers: StartWorkers) -> No
     """`demo --workers 2`: fresh connections reach both workers; stderr names the port first,
     as a single process would, then the supervisor's line and the per-process hub warning."""
     supervisor = await start_workers("demo", "--workers", "2")
-    pids: set[int] = set()
     async with fresh_connections() as client:
-        for _ in range(200):
-            pids.add(await supervisor.healthz_pid(client))
-            if len(pids) == 2:
-                break
+        pids = await supervisor.both_pids(client)
     assert len(pids) == 2
     assert supervisor.process.pid not in pids
     # What tests/support/cli.py's start_cli reads: the first "listening on" line has the port.
@@ -175,12 +180,8 @@ async def test_killed_worker_is_restarted(start_workers: StartWorkers) -> None:
     """SIGKILL one worker: the other keeps answering every request, and a new worker with a new
     pid joins within a bounded time."""
     supervisor = await start_workers("demo", "--workers", "2")
-    pids: set[int] = set()
     async with fresh_connections() as client:
-        for _ in range(200):
-            pids.add(await supervisor.healthz_pid(client))
-            if len(pids) == 2:
-                break
+        pids = await supervisor.both_pids(client)
         assert len(pids) == 2
         victim, survivor = sorted(pids)
         os.kill(victim, signal.SIGKILL)
@@ -202,12 +203,8 @@ async def test_sigterm_drains_every_worker_and_exits_zero(start_workers: StartWo
     SSE stream gets a retry: hint and a clean end, the WebSocket close 1001, every worker
     exits, and the supervisor exits 0."""
     supervisor = await start_workers("demo", "--workers", "2")
-    worker_pids: set[int] = set()
     async with fresh_connections() as client:
-        for _ in range(200):
-            worker_pids.add(await supervisor.healthz_pid(client))
-            if len(worker_pids) == 2:
-                break
+        worker_pids = await supervisor.both_pids(client)
     assert len(worker_pids) == 2
 
     lines: list[str] = []
