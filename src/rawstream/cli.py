@@ -236,30 +236,11 @@ def main(argv: list[str] | None = None) -> int:
 def _run_server(
     args: argparse.Namespace, app: App, config: Config, ssl_context: ssl.SSLContext | None
 ) -> None:
+    options = {"host": args.host, "port": args.port, "config": config, "ssl_context": ssl_context}
     if args.supervised:
-        trio.run(
-            partial(
-                _serve_supervised,
-                app,
-                host=args.host,
-                port=args.port,
-                config=config,
-                ssl_context=ssl_context,
-            )
-        )
-        return
-    trio.run(
-        partial(
-            serve,
-            app,
-            host=args.host,
-            port=args.port,
-            config=config,
-            ssl_context=ssl_context,
-            handle_signals=True,
-            reuse_port=args.reuse_port,
-        )
-    )
+        trio.run(partial(_serve_supervised, app, **options))
+    else:
+        trio.run(partial(serve, app, handle_signals=True, reuse_port=args.reuse_port, **options))
 
 
 if __name__ == "__main__":

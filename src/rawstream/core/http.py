@@ -298,7 +298,8 @@ class HTTPConnection:
         # h11 frames a body chunked when the response has no length and the client speaks
         # HTTP/1.1 (for HTTP/1.0 it delimits the body by closing); see chunk_frame().
         self._body_chunked = (
-            (self._h11.their_http_version or b"1.0") >= b"1.1"
+            not self.is_head_request
+            and (self._h11.their_http_version or b"1.0") >= b"1.1"
             and status >= 200
             and status not in (204, 304)
             and not any(name.lower() == b"content-length" for name, _ in headers)
@@ -308,7 +309,7 @@ class HTTPConnection:
     def body_is_chunked(self) -> bool:
         """The response in progress has a chunked body (so :func:`chunk_frame` bytes are
         exactly what :meth:`send_body` would produce, and may be written in its place)."""
-        return self._response_started and self._body_chunked and not self.is_head_request
+        return self._body_chunked
 
     def send_body(self, data: bytes) -> None:
         """Send a piece of the response body (dropped for HEAD, as the head alone answers)."""
@@ -384,6 +385,7 @@ class HTTPConnection:
         self._head = None
         self._body_received = 0
         self._response_started = False
+        self._body_chunked = False
 
     def upgrade_data(self) -> bytes:
         """Hand over the bytes received after an upgrade request's head.

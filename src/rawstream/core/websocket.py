@@ -140,6 +140,7 @@ class WebSocketConnection:
         self._fragment_bytes = 0
         self._state = WebSocketState.HANDSHAKE
         self._offered_subprotocols: list[str] = []
+        self._plain_frames = False
         self.close_code: int | None = None
         self.close_reason: str = ""
 
@@ -190,6 +191,7 @@ class WebSocketConnection:
             )
         self._send(ws.AcceptConnection(subprotocol=subprotocol, extensions=extensions))
         self._state = WebSocketState.OPEN
+        self._plain_frames = not self.extensions  # fixed from here on: asked once, not per send
 
     @property
     def compresses_across_messages(self) -> bool:
@@ -203,7 +205,7 @@ class WebSocketConnection:
     def sends_plain_frames(self) -> bool:
         """Open with no extension negotiated: a message's frame is the same bytes on every
         such connection, so :func:`encode_message_frame` output may be written directly."""
-        return self._state is WebSocketState.OPEN and not self.extensions
+        return self._state is WebSocketState.OPEN and self._plain_frames
 
     @property
     def extensions(self) -> list[str]:

@@ -32,7 +32,7 @@ from ..policy import SlowConsumer
 from ..request import HTTPError, Request
 from ..server.sse import SSEStream
 from .broker import Broker, BrokerUnavailable, Subscription
-from .message import CHANNEL_NAME, Message
+from .message import Message, check_channel
 
 __all__ = ["channel_names", "sse_channels"]
 
@@ -55,8 +55,10 @@ def channel_names(
     if len(names) > max_channels:
         raise HTTPError(400, f"at most {max_channels} channels per stream")
     for name in names:
-        if not CHANNEL_NAME.fullmatch(name):
-            raise HTTPError(400, f"invalid channel name {name!r}")
+        try:
+            check_channel(name)
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
     return names
 
 

@@ -19,6 +19,7 @@ from ``Last-Event-ID``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from contextlib import aclosing
 from functools import partial
 from typing import TYPE_CHECKING
@@ -115,22 +116,20 @@ class SSEStream(SlowConsumerPolicy):
         if isinstance(event, str):
             event = Event(event)
         data = event if isinstance(event, bytes) else event.encode()
-        if not self.opened:
-            self._conn.outbox.put_nowait(self._frame_head())
-        self._conn.send_stream_item_nowait(
-            partial(self._frame, data), self.slow_consumer, self._gap
-        )
+        self._queue_nowait(partial(self._frame, data))
 
     def send_shared_nowait(self, data: bytes, chunk: bytes) -> None:
         """:meth:`send_nowait` for a broadcast: ``data`` is an encoded event and ``chunk`` is
         ``chunk_frame(data)``, both made once for every subscriber.  A plain chunked stream
         queues ``chunk`` itself, so fan-out copies nothing; others frame ``data`` here."""
         self._raise_if_ended()
+        self._queue_nowait(partial(self._frame_shared, data, chunk))
+
+    def _queue_nowait(self, frame: Callable[[], bytes]) -> None:
+        """The head first if not yet out, then the event, under the slow-consumer policy."""
         if not self.opened:
             self._conn.outbox.put_nowait(self._frame_head())
-        self._conn.send_stream_item_nowait(
-            partial(self._frame_shared, data, chunk), self.slow_consumer, self._gap
-        )
+        self._conn.send_stream_item_nowait(frame, self.slow_consumer, self._gap)
 
     def _frame_shared(self, data: bytes, chunk: bytes) -> bytes:
         if self._gzip is None and self._conn.http.body_is_chunked:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -241,27 +242,21 @@ class WebSocket(SlowConsumerPolicy):
             trio.WouldBlock: the outbox is full and the policy is ``BLOCK``.
             WebSocketClosed: the WebSocket is closed, or was just closed as too slow.
         """
-        if not self.accepted:
-            raise RuntimeError("send_nowait needs an accepted WebSocket: await accept() first")
-        try:
-            self._conn.send_stream_item_nowait(
-                partial(self._frame, message), self.slow_consumer, self._gap
-            )
-        except trio.BrokenResourceError:
-            raise self._closed_error() from None
+        self._queue_nowait(partial(self._frame, message))
 
     def send_prepared_nowait(self, message: str | bytes, frame: bytes) -> None:
         """:meth:`send_nowait` for a broadcast: ``frame`` is ``message`` already framed by
         :func:`~rawstream.core.websocket.encode_message_frame`, once for every recipient.
         Written as is when this WebSocket negotiated no extension; compressed here otherwise.
         """
+        if self._core.sends_plain_frames:
+            self._queue_nowait(partial(self._prepared, frame))
+        else:
+            self._queue_nowait(partial(self._frame, message))
+
+    def _queue_nowait(self, produce: Callable[[], bytes]) -> None:
         if not self.accepted:
-            raise RuntimeError("send_prepared_nowait needs an accepted WebSocket")
-        produce = (
-            partial(self._prepared, frame)
-            if self._core.sends_plain_frames
-            else partial(self._frame, message)
-        )
+            raise RuntimeError("sending without waiting needs an accepted WebSocket")
         try:
             self._conn.send_stream_item_nowait(produce, self.slow_consumer, self._gap)
         except trio.BrokenResourceError:
