@@ -1,0 +1,100 @@
+"""examples/live_feed.py: ticks reach every client, and a client resumes without loss."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from types import ModuleType
+
+import httpx
+import pytest
+import trio
+from httpx_sse import ServerSentEvent, aconnect_sse
+
+from .conftest import LoadExample
+
+
+@pytest.fixture
+def feed(load_example: LoadExample) -> ModuleType:
+    module = load_example("live_feed")
+    module.INTERVAL = 0.005
+    return module
+
+
+@pytest.fixture
+async def base(start_server, feed: ModuleType) -> str:
+    server = await start_server(feed.app)
+    return f"http://127.0.0.1:{server.port}/prices"
+
+
+async def ticks(
+    client: httpx.AsyncClient, url: str, count: int, last_event_id: str | None = None
+) -> list[ServerSentEvent]:
+    """The first ``count`` tick events of ``url`` (from ``last_event_id`` if given)."""
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    events: list[ServerSentEvent] = []
+    with trio.fail_after(10):
+        async with aconnect_sse(client, "GET", url, headers=headers) as source:
+            async for event in source.aiter_sse():
+                if event.event == "tick":
+                    events.append(event)
+                    if len(events) == count:
+                        break
+    return events
+
+
+def seqs(events: list[ServerSentEvent]) -> dict[str, list[int]]:
+    by_symbol: dict[str, list[int]] = defaultdict(list)
+    for event in events:
+        tick = json.loads(event.data)
+        by_symbol[tick["symbol"]].append(tick["seq"])
+    return dict(by_symbol)
+
+
+async def test_one_symbol_resumes_from_last_event_id_without_loss(base: str) -> None:
+    """Disconnect, let ticks go by (seen by another client), resume: the next seq follows."""
+    async with httpx.AsyncClient() as client:
+        first = await ticks(client, f"{base}?channel=ACME", 5)
+        # Another client watches until 5 more ticks went out while we were away.
+        await ticks(client, f"{base}?channel=ACME", 5)
+        resumed = await ticks(client, f"{base}?channel=ACME", 10, first[-1].id)
+    start = seqs(first)["ACME"][0]
+    assert seqs(first)["ACME"] == list(range(start, start + 5))
+    assert seqs(resumed)["ACME"] == list(range(start + 5, start + 15))
+    assert all(json.loads(e.data)["price"] > 0 for e in first + resumed)
+
+
+async def test_every_symbol_on_one_stream_resumes_with_one_cursor(base: str) -> None:
+    """The default stream carries every symbol; its event id resumes all of them."""
+    async with httpx.AsyncClient() as client:
+        first = await ticks(client, base, 9)
+        await ticks(client, f"{base}?channel=GLOBEX", 6)  # time passes, measured in ticks
+        resumed = await ticks(client, base, 30, first[-1].id)
+    assert "ACME=" in first[-1].id and "INITECH=" in first[-1].id
+    before, after = seqs(first), seqs(resumed)
+    assert set(before) == set(after) == {"ACME", "GLOBEX", "INITECH"}
+    for symbol, numbers in after.items():
+        follows = before[symbol][-1] + 1
+        assert numbers == list(range(follows, follows + len(numbers))), symbol
+
+
+async def test_two_clients_get_the_same_ticks(base: str) -> None:
+    """Fan-out: concurrent clients see identical events (same ids, same data)."""
+    results: list[list[ServerSentEvent]] = []
+    async with httpx.AsyncClient() as client:
+        start = (await ticks(client, f"{base}?channel=INITECH", 1))[0].id
+
+        async def watch() -> None:
+            results.append(await ticks(client, f"{base}?channel=INITECH", 8, start))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            nursery.start_soon(watch)
+    assert [(e.id, e.data) for e in results[0]] == [(e.id, e.data) for e in results[1]]
+
+
+async def test_an_unknown_symbol_is_404(base: str) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{base}?channel=ACME&channel=NOPE")
+    assert response.status_code == 404
+    assert "NOPE" in response.text

@@ -1,0 +1,78 @@
+"""examples/presence.py's page in a real browser: two tabs see each other's count, names and
+cursor, and the count goes down when one closes.  Debian's chromium through Playwright (no
+browser download); skipped without them on a laptop, failed under CI=true."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import IN_CI, require
+from support.cli import start_cli
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture
+def base() -> Iterator[str]:
+    process, port = start_cli("run", "examples/presence.py")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            if process.stderr is not None:
+                process.stderr.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    sync_api = require("playwright.sync_api", "the page test drives chromium with it")
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        message = "chromium is not installed: apt-get install chromium"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_two_tabs_see_each_other(base: str, browser: Any) -> None:
+    sync_api = require("playwright.sync_api", "the page test drives chromium with it")
+    expect = sync_api.expect
+    ann, bob = browser.new_page(), browser.new_page()
+    try:
+        ann.goto(f"{base}/?name=ann")
+        expect(ann.locator("#count")).to_have_text("1")
+        bob.goto(f"{base}/?name=bob")
+        expect(ann.locator("#count")).to_have_text("2")
+        expect(ann.locator("#names")).to_have_text("ann, bob")
+        expect(bob.locator("#names")).to_have_text("ann, bob")
+        box = bob.locator("#area").bounding_box()
+        bob.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 4)
+        bob_cursor = ann.locator(".c", has_text="bob")
+        expect(bob_cursor).to_be_visible()
+        expect(bob_cursor).to_have_attribute("style", "left: 50%; top: 25%;")
+        expect(bob.locator(".c", has_text="bob")).to_be_hidden()  # your own: not drawn
+        bob.close()
+        expect(ann.locator("#count")).to_have_text("1")
+        expect(ann.locator("#names")).to_have_text("ann")
+        expect(bob_cursor).to_have_count(0)
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        ann.screenshot(path=str(ARTIFACTS / "examples-presence.png"))

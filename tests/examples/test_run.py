@@ -1,0 +1,71 @@
+"""Each example runs as its header says: ``rawstream run examples/NAME.py`` and
+``python examples/NAME.py [PORT]``; it serves its routes and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+from support.cli import ROOT, start_cli
+
+from .conftest import EXAMPLES
+
+#: A request each example answers at once, and its status (426: a WebSocket route).
+PROBES = {
+    "binary_feed": ("GET", "/feed", 426),
+    "chat_room": ("GET", "/chat", 426),
+    "live_feed": ("GET", "/prices?channel=NOPE", 404),
+    "notifications": ("POST", "/notify/ann", 200),
+    "presence": ("GET", "/", 200),
+    "progress": ("GET", "/tasks/nope/events", 404),
+    "query_stream": ("GET", "/stats", 200),
+}
+
+
+def test_every_example_has_a_probe() -> None:
+    mine = {path.stem for path in EXAMPLES.glob("*.py")} - {"hello", "llm_relay"}
+    assert mine == set(PROBES)
+
+
+def start_script(name: str) -> tuple[subprocess.Popen[str], int]:
+    """``python examples/NAME.py 0``; the process and the port it reports."""
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / f"{name}.py"), "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        if found:
+            return process, int(found.group(1))
+    process.wait(timeout=10)
+    raise AssertionError(f"python examples/{name}.py did not report its port")
+
+
+@pytest.mark.parametrize("how", ["rawstream run", "python"])
+@pytest.mark.parametrize("name", sorted(PROBES))
+def test_the_example_runs_and_stops_cleanly(name: str, how: str) -> None:
+    if how == "python":
+        process, port = start_script(name)
+    else:
+        process, port = start_cli("run", f"examples/{name}.py")
+    try:
+        method, path, status = PROBES[name]
+        response = httpx.request(method, f"http://127.0.0.1:{port}{path}", content=b"hi")
+        assert response.status_code == status, response.text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
