@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
+import trio
+import trio.testing
 from support.rawhttp import exchange, status_of
 from support.testapp import Probes, build_app
 
@@ -244,3 +248,42 @@ async def test_invalid_response_header_gets_500(base: str) -> None:
     assert response.status_code == 500
     assert "x-injected" not in response.headers
     assert after.status_code == 200
+
+
+async def test_a_started_body_is_closed_when_the_client_left_before_the_head(start_server) -> None:
+    """A handler may start its body generator before returning it (a relay connects upstream
+    first); if the client is already gone when the head would be sent, the generator is still
+    closed, so what it holds (an upstream connection) is released at once."""
+    from rawstream import App, Request, Response
+
+    closed = trio.Event()
+    client_left = trio.Event()
+    kept: list[AsyncIterator[bytes]] = []  # a live reference: garbage collection must not
+    # be what closes it (trio's finalizer would, some time later)
+
+    async def upstream_chunks() -> AsyncIterator[bytes]:
+        try:
+            yield b""  # connected upstream
+            yield b"data"
+            await trio.sleep_forever()
+        finally:
+            closed.set()
+
+    app = App()
+
+    @app.get("/primed")
+    async def primed(request: Request) -> Response:
+        chunks = upstream_chunks()
+        kept.append(chunks)
+        await chunks.__anext__()
+        await client_left.wait()
+        return Response(chunks, content_type="text/plain")
+
+    server = await start_server(app)
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    await stream.send_all(b"GET /primed HTTP/1.1\r\nhost: x\r\n\r\n")
+    await stream.aclose()
+    await trio.testing.wait_all_tasks_blocked(0.05)  # the server has read the EOF
+    client_left.set()
+    with trio.fail_after(5):
+        await closed.wait()

@@ -312,10 +312,11 @@ class Connection:
             return
 
         async def stream_body() -> None:
-            await self._emit(lambda: self.http.send_response(response.status, headers))
-            # An async generator is closed (its finally runs) however the stream ends.
+            # An async generator is closed (its finally runs) however the stream ends, even
+            # when the client leaves while the head is still being sent.
             closing = aclosing(body) if hasattr(body, "aclose") else nullcontext(body)  # type: ignore[type-var]
             async with closing as chunks:
+                await self._emit(lambda: self.http.send_response(response.status, headers))
                 async for chunk in chunks:
                     # A plain download has no gap to report: it waits, up to send_timeout.
                     await self.send_stream_item(partial(self.frame_body, chunk), SlowConsumer.BLOCK)
