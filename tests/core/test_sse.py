@@ -1,94 +1,24 @@
-"""Server-Sent Events encoding, checked against a WHATWG-conformant parser written here."""
+"""Server-Sent Events encoding.  The encoder-to-parser round trip (the parser in
+:mod:`rawstream.core.sse_parser` follows the WHATWG rules) is in test_sse_parser.py."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from rawstream.core import SSE_HEADERS, Event, InvalidEventError, encode_comment, encode_retry
-
-# -- a parser per WHATWG HTML, "Server-sent events", section "Interpreting an event stream" -------
-
-_LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-@dataclass(frozen=True)
-class Dispatched:
-    """What a browser's EventSource hands to a listener."""
-
-    type: str
-    data: str
-    last_event_id: str
+from rawstream.core import (
+    SSE_HEADERS,
+    Event,
+    EventStreamParser,
+    InvalidEventError,
+    ServerSentEvent,
+    encode_comment,
+    encode_retry,
+)
 
 
-@dataclass
-class Parsed:
-    """The dispatched events and the connection-level state left behind."""
-
-    events: list[Dispatched]
-    retry: int | None
-
-
-def parse(stream: bytes) -> Parsed:
-    """Interpret a whole event stream as the spec's EventSource would."""
-    text = stream.decode("utf-8")  # the spec's "UTF-8 decode" (errors would be U+FFFD)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    # Every line ends with CRLF, LF or CR; what follows the last line end is an unfinished
-    # line, discarded at the end of the stream together with any undispatched event.
-    lines = _LINE_END.split(text)[:-1]
-    events: list[Dispatched] = []
-    data = event_type = ""
-    last_event_id = ""
-    retry: int | None = None
-    for line in lines:
-        if line == "":
-            # dispatch: the last event ID is set even if nothing is dispatched
-            if data == "":
-                event_type = ""
-                continue
-            if data.endswith("\n"):
-                data = data[:-1]
-            events.append(Dispatched(event_type or "message", data, last_event_id))
-            data = event_type = ""
-            continue
-        if line.startswith(":"):
-            continue
-        field, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
-            value = value[1:]
-        if field == "event":
-            event_type = value
-        elif field == "data":
-            data += value + "\n"
-        elif field == "id":
-            if "\x00" not in value:
-                last_event_id = value
-        elif field == "retry" and value and all(c in "0123456789" for c in value):
-            retry = int(value)
-    return Parsed(events, retry)
-
-
-def test_parser_follows_the_spec_example() -> None:
-    """The parser itself: the spec's examples (CR/LF/CRLF mix, no-space values, comments)."""
-    stream = (
-        b": test stream\r\n\r\ndata: first event\nid: 1\n\rdata:second event\r\nid\n\n"
-        b"data:  third event\n\ndata\n\ndata\ndata\n\ndata:"
-    )
-    assert parse(stream).events == [
-        Dispatched("message", "first event", "1"),
-        Dispatched("message", "second event", ""),
-        Dispatched("message", " third event", ""),
-        Dispatched("message", "", ""),
-        Dispatched("message", "\n", ""),
-    ]
-
-
-# -- encoding -------------------------------------------------------------------------------------
+def parse(stream: bytes) -> list[ServerSentEvent]:
+    """What a WHATWG-conformant client (rawstream's own parser) dispatches from ``stream``."""
+    return EventStreamParser().feed(stream)
 
 
 def test_every_field_is_encoded_in_order() -> None:
@@ -125,7 +55,7 @@ def test_trailing_newline_in_data_gives_an_empty_last_line() -> None:
     """Data ending in a line break ends with an empty data: line (the client keeps the LF)."""
     encoded = Event("a\n").encode()
     assert encoded == b"data: a\ndata: \n\n"
-    assert parse(encoded).events == [Dispatched("message", "a\n", "")]
+    assert parse(encoded) == [ServerSentEvent(data="a\n")]
 
 
 def test_empty_data() -> None:
@@ -137,7 +67,7 @@ def test_no_data_sends_no_data_field() -> None:
     """An event without data has no data field; the client dispatches nothing but keeps the id."""
     encoded = Event(id="7").encode()
     assert encoded == b"id: 7\n\n"
-    assert parse(encoded + Event("x").encode()).events == [Dispatched("message", "x", "7")]
+    assert parse(encoded + Event("x").encode()) == [ServerSentEvent(data="x", id="7")]
 
 
 def test_multi_line_comment() -> None:
@@ -181,13 +111,15 @@ def test_encode_comment() -> None:
     assert encode_comment() == b": \n\n"
     assert encode_comment("keepalive") == b": keepalive\n\n"
     assert encode_comment("a\nb") == b": a\n: b\n\n"
-    assert parse(encode_comment("a\r\nb")).events == []
+    assert parse(encode_comment("a\r\nb")) == []
 
 
 def test_encode_retry() -> None:
     """encode_retry is a bare retry field that a client applies."""
     assert encode_retry(3000) == b"retry: 3000\n\n"
-    assert parse(encode_retry(3000)).retry == 3000
+    parser = EventStreamParser()
+    assert parser.feed(encode_retry(3000)) == []
+    assert parser.retry == 3000
     with pytest.raises(InvalidEventError):
         encode_retry(-5)
 
@@ -200,60 +132,3 @@ def test_sse_headers() -> None:
     assert headers[b"cache-control"] == b"no-cache"
     assert headers[b"x-accel-buffering"] == b"no"
     assert all(name == name.lower() for name in headers)
-
-
-# -- the round trip -------------------------------------------------------------------------------
-
-# Any text (hypothesis' st.text() never yields lone surrogates), with line breaks, leading
-# spaces and colons made frequent.
-any_text = st.lists(
-    st.text() | st.sampled_from(["\r", "\n", "\r\n", " ", ":", ": ", "\n\n", "\r\r", "\x00"]),
-    max_size=8,
-).map("".join)
-single_line = any_text.map(lambda s: re.sub(r"[\r\n\x00]", "", s))
-events = st.builds(
-    Event,
-    data=st.none() | any_text,
-    event=st.none() | single_line,
-    id=st.none() | single_line,
-    retry=st.none() | st.integers(0, 10**9),
-    comment=st.none() | any_text,
-)
-
-
-def expected_dispatches(sent: list[Event]) -> list[Dispatched]:
-    """What the spec says a client sees: line breaks in data arrive as LF, ids carry over."""
-    out: list[Dispatched] = []
-    last_id = ""
-    for event in sent:
-        if event.id is not None:
-            last_id = event.id
-        if event.data is not None:
-            data = "\n".join(_LINE_END.split(event.data))
-            out.append(Dispatched(event.event or "message", data, last_id))
-    return out
-
-
-@settings(max_examples=200, deadline=None)
-@given(sent=st.lists(events, max_size=6))
-def test_any_events_round_trip_through_a_spec_parser(sent: list[Event]) -> None:
-    """Every event with data reaches a conformant client with its type, data and last id."""
-    stream = b"".join(event.encode() for event in sent)
-    parsed = parse(stream)
-    assert parsed.events == expected_dispatches(sent)
-    retries = [event.retry for event in sent if event.retry is not None]
-    assert parsed.retry == (retries[-1] if retries else None)
-
-
-@settings(max_examples=200, deadline=None)
-@given(sent=st.lists(events, min_size=1, max_size=4), cut=st.integers(min_value=0))
-def test_an_event_never_dispatches_before_its_blank_line(sent: list[Event], cut: int) -> None:
-    """A stream cut anywhere inside the last event dispatches only the events before it."""
-    head = b"".join(event.encode() for event in sent[:-1])
-    last = sent[-1].encode()
-    partial = head + last[: cut % len(last)]  # everything but at least the final LF
-    try:
-        parsed = parse(partial)
-    except UnicodeDecodeError:  # cut inside a UTF-8 sequence: nothing to check
-        return
-    assert parsed.events == expected_dispatches(sent[:-1])

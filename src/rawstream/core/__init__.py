@@ -7,7 +7,13 @@ a process where trio cannot be imported.
 """
 
 from .compression import GzipEventEncoder, accepts_gzip
-from .errors import InvalidEventError, LocalProtocolError, ProtocolError, RemoteProtocolError
+from .errors import (
+    EventTooLargeError,
+    InvalidEventError,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+)
 from .http import (
     NEED_DATA,
     BodyData,
@@ -20,6 +26,7 @@ from .http import (
     reason_phrase,
 )
 from .sse import SSE_HEADERS, Event, encode_comment, encode_retry
+from .sse_parser import EventStreamParser, ServerSentEvent
 from .websocket import (
     Closed,
     Message,
@@ -39,6 +46,8 @@ __all__ = [
     "EndOfRequest",
     "GzipEventEncoder",
     "Event",
+    "EventStreamParser",
+    "EventTooLargeError",
     "HTTPConnection",
     "HTTPEvent",
     "InvalidEventError",
@@ -50,6 +59,7 @@ __all__ = [
     "ProtocolError",
     "RemoteProtocolError",
     "RequestHead",
+    "ServerSentEvent",
     "WebSocketConnection",
     "WebSocketEvent",
     "WebSocketState",

@@ -11,7 +11,13 @@ violation is not raised at all: the core closes with the right code and reports 
 
 from __future__ import annotations
 
-__all__ = ["InvalidEventError", "LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
+__all__ = [
+    "EventTooLargeError",
+    "InvalidEventError",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+]
 
 
 class ProtocolError(Exception):
@@ -44,3 +50,15 @@ class RemoteProtocolError(ProtocolError):
         super().__init__(message)
         self.status_hint = status_hint
         self.headers = headers
+
+
+class EventTooLargeError(RemoteProtocolError):
+    """An incoming SSE line, or one event's data, is larger than the parser's byte limit.
+
+    Raised by :class:`~rawstream.core.sse_parser.EventStreamParser` so that a peer streaming
+    one endless line (or an endless event) cannot make the client buffer without bound.
+    """
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message, status_hint=413)
+        self.limit = limit
