@@ -16,6 +16,7 @@ import trio
 
 from .app import App
 from .hub import BROKER_ENV, BrokerUnavailable, open_broker
+from .llm import DEFAULT_TOKEN_RATE
 from .server import Config, Server, serve
 from .server.workers import READY_MARKER, run_workers
 
@@ -196,8 +197,22 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="serve an App from a module or file")
     run.add_argument("app", metavar="MODULE_OR_FILE:APP", help="e.g. examples/hello.py:app")
     _add_server_options(run)
-    demo = commands.add_parser("demo", help="serve the demo app (/healthz, /events, /ws/echo)")
+    demo = commands.add_parser("demo", help="serve the demo app (/, /events, /ws/chat, ...)")
     _add_server_options(demo)
+    demo.add_argument(
+        "--upstream",
+        metavar="URL",
+        help="relay /v1/chat/completions to this OpenAI-compatible base URL (e.g. "
+        "http://127.0.0.1:11434/v1) instead of the built-in token generator; "
+        "$RAWSTREAM_UPSTREAM_API_KEY, if set, is sent as its bearer token",
+    )
+    demo.add_argument(
+        "--token-rate",
+        type=float,
+        default=DEFAULT_TOKEN_RATE,
+        metavar="N",
+        help=f"tokens a second of the built-in model (default {DEFAULT_TOKEN_RATE:g})",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -214,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             hub = open_broker(args.broker)
         except ValueError as exc:
             parser.error(str(exc))
-        app = build_demo(hub)
+        app = build_demo(hub, upstream=args.upstream, token_rate=args.token_rate)
     else:
         app = load_app(args.app)
     config = Config(

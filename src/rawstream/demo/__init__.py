@@ -3,6 +3,7 @@
 Try it::
 
     rawstream demo --port 8000
+    open http://127.0.0.1:8000/                              # the page
     curl -i http://127.0.0.1:8000/healthz
     curl -N http://127.0.0.1:8000/events                      # the ticker channel, live
     curl -N 'http://127.0.0.1:8000/events?channel=news&channel=ticker'
@@ -12,6 +13,9 @@ Try it::
     python -m websockets ws://127.0.0.1:8000/ws/echo  # type a line, get it back
 
 Routes (a public contract: docs, tests and users rely on these paths):
+
+* ``GET /``: the demo page (chat, ticker, LLM chat, long task); ``GET /static/{name}`` its
+  assets (:mod:`rawstream.demo.page`; docs/DEMO.md).
 
 * ``GET /healthz``: ``{"status": "ok" | "degraded", "pid": PID, "broker": ...}``, always 200
   while the process serves (``degraded``: the broker is unreachable; publishes answer 503,
@@ -28,6 +32,10 @@ Routes (a public contract: docs, tests and users rely on these paths):
 * ``GET /ws/echo``: WebSocket, echoes every text and binary message.
 * ``GET /stream?n=N&size=S``: SSE, N events (id 0 to N-1) of S bytes of data each, as fast as
   the connection takes them (``n=0``: endless).  Load and slow-client tests use it.
+* ``POST /v1/chat/completions``, ``GET /v1/models``: OpenAI-compatible chat completions over
+  the built-in model, or relayed upstream (:mod:`rawstream.llm`; docs/LLM.md).
+* ``POST /tasks?steps=N[&interval=MS]``: a long task whose ``progress`` and ``done`` events go
+  to the hub channel ``task/ID`` (:mod:`rawstream.demo.tasks`).
 """
 
 from __future__ import annotations
@@ -42,7 +50,11 @@ import trio
 from rawstream import App, Event, HTTPError, Request, Response, SSEStream, WebSocket
 from rawstream.app import Service
 from rawstream.hub import Broker, BrokerUnavailable, Rooms, open_broker, sse_channels
+from rawstream.llm import DEFAULT_TOKEN_RATE, add_chat_completions
 from rawstream.server.workers import WORKER_ENV
+
+from .page import add_demo_page
+from .tasks import add_tasks
 
 #: Seconds between ticker events (tests shorten it).
 TICK_INTERVAL = 1.0
@@ -52,11 +64,21 @@ MAX_STREAM_EVENT_BYTES = 1024 * 1024
 TICKER = "ticker"
 
 
-def build_demo(hub: Broker | None = None) -> App:
+def build_demo(
+    hub: Broker | None = None,
+    *,
+    upstream: str | None = None,
+    token_rate: float = DEFAULT_TOKEN_RATE,
+) -> App:
     """The demo app over ``hub`` (default: :func:`~rawstream.hub.open_broker`, in memory
-    unless ``$RAWSTREAM_BROKER`` names Redis)."""
+    unless ``$RAWSTREAM_BROKER`` names Redis).
+
+    ``/v1/chat/completions`` answers with the built-in token generator at ``token_rate``
+    tokens a second, or relays ``upstream`` (an OpenAI-compatible base URL) when given.
+    """
     hub = hub or open_broker()
     app = App()
+    add_demo_page(app)
     app.service(hub.run)
     if hub.per_process or os.environ.get(WORKER_ENV, "1") == "1":  # shared: one ticker a node
         app.service(_ticker(hub))
@@ -104,6 +126,8 @@ def build_demo(hub: Broker | None = None) -> App:
                 if isinstance(text, str):
                     await member.broadcast(json.dumps({"user": user, "text": text}))
 
+    add_chat_completions(app, upstream=upstream, token_rate=token_rate)
+    add_tasks(app, hub)
     app.add_route("/ws/echo", echo, kind="websocket")
     app.add_route("/stream", stream_events, kind="sse")
     return app
