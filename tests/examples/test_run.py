@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import subprocess
 import sys
 
 import httpx
 import pytest
-from support.cli import ROOT, start_cli
+from support.cli import start_cli, start_server_process
 
 from .conftest import EXAMPLES
 
@@ -34,20 +32,7 @@ def test_every_example_has_a_probe() -> None:
 
 def start_script(name: str) -> tuple[subprocess.Popen[str], int]:
     """``python examples/NAME.py 0``; the process and the port it reports."""
-    process = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / f"{name}.py"), "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if found:
-            return process, int(found.group(1))
-    process.wait(timeout=10)
-    raise AssertionError(f"python examples/{name}.py did not report its port")
+    return start_server_process([sys.executable, str(EXAMPLES / f"{name}.py"), "0"])
 
 
 @pytest.mark.parametrize("how", ["rawstream run", "python"])

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import trio
 from conftest import StartServer, require
 
 from rawstream import App
@@ -40,6 +41,21 @@ def openai_client() -> Callable[[str], Any]:
         return openai.OpenAI(base_url=base, api_key="test", max_retries=0, timeout=30)
 
     return make
+
+
+async def stream_chunks(client: Any, messages: list[dict[str, Any]], **options: Any) -> list[Any]:
+    """Every chunk of ``client.chat.completions.create(stream=True, ...)``, read in a thread
+    (the synchronous ``openai`` client blocks; the server runs in this Trio loop)."""
+    from rawstream.llm.generator import MODEL_ID
+
+    def run() -> list[Any]:
+        with client.chat.completions.create(
+            model=MODEL_ID, messages=messages, stream=True, **options
+        ) as stream:
+            return list(stream)
+
+    chunks: list[Any] = await trio.to_thread.run_sync(run)
+    return chunks
 
 
 def closed_port() -> int:

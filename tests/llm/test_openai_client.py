@@ -17,6 +17,8 @@ from rawstream.llm import add_chat_completions
 from rawstream.llm.generator import MODEL_ID, answer, tokenize
 from rawstream.llm.protocol import Message
 
+from .conftest import stream_chunks
+
 MESSAGES = [
     {"role": "system", "content": "You are a test."},
     {"role": "user", "content": "Stream me something"},
@@ -35,13 +37,7 @@ async def test_streaming_chunks_add_up_to_the_answer(
     """stream=True: role first, content deltas that concatenate to the answer, then stop."""
     client = openai_client(base_url)
 
-    def run() -> list[Any]:
-        with client.chat.completions.create(
-            model=MODEL_ID, messages=MESSAGES, stream=True
-        ) as stream:
-            return list(stream)
-
-    chunks = await in_thread(run)
+    chunks = await stream_chunks(client, MESSAGES)
     assert chunks[0].choices[0].delta.role == "assistant"
     assert {c.id for c in chunks} == {chunks[0].id}
     assert chunks[0].id.startswith("chatcmpl-")

@@ -18,7 +18,7 @@ from httpx_sse import aconnect_sse
 from rawstream.llm.generator import MODEL_ID, answer, tokenize
 from rawstream.llm.protocol import Message
 
-from .conftest import closed_port, serve_chat
+from .conftest import closed_port, serve_chat, stream_chunks
 from .fake_upstream import MODEL, Upstream
 
 MESSAGES = [{"role": "user", "content": "relay me"}]
@@ -49,13 +49,7 @@ async def test_streaming_through_the_relay(
     """openai -> relay -> built-in model: the chunks arrive whole, in order, to the end."""
     client = openai_client(relay_url)
 
-    def run() -> list[Any]:
-        with client.chat.completions.create(
-            model=MODEL_ID, messages=MESSAGES, stream=True
-        ) as stream:
-            return list(stream)
-
-    chunks = await in_thread(run)
+    chunks = await stream_chunks(client, MESSAGES)
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text == answer([Message("user", "relay me")])

@@ -1,4 +1,4 @@
-"""Start the ``rawstream`` command in a subprocess and learn the port it bound."""
+"""Start a server command in a subprocess and learn the port it bound."""
 
 from __future__ import annotations
 
@@ -6,15 +6,23 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[2]
 
+_LISTENING = re.compile(r"listening on https?://127\.0\.0\.1:(\d+)")
 
-def start_cli(*args: str) -> tuple[subprocess.Popen[str], int]:
-    """Run ``python -m rawstream ARGS --port 0``; return the process and its bound port."""
+
+def start_server_process(argv: list[str]) -> tuple[subprocess.Popen[str], int]:
+    """Run ``argv`` (a command that logs ``listening on http://127.0.0.1:PORT`` on stderr);
+    return the process and its bound port.
+
+    The rest of stderr is drained by a thread, so a chatty server never blocks on a full pipe.
+    """
     process = subprocess.Popen(
-        [sys.executable, "-m", "rawstream", *args, "--port", "0"],
+        argv,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -22,7 +30,22 @@ def start_cli(*args: str) -> tuple[subprocess.Popen[str], int]:
     )
     assert process.stderr is not None
     for line in process.stderr:
-        found = re.search(r"listening on https?://127\.0\.0\.1:(\d+)", line)
+        found = _LISTENING.search(line)
         if found:
+            threading.Thread(target=_drain, args=(process.stderr,), daemon=True).start()
             return process, int(found.group(1))
-    raise AssertionError(f"rawstream {' '.join(args)} did not report its port")
+    process.wait(timeout=10)
+    raise AssertionError(f"{' '.join(argv)} did not report its port")
+
+
+def start_cli(*args: str) -> tuple[subprocess.Popen[str], int]:
+    """Run ``python -m rawstream ARGS --port 0``; return the process and its bound port."""
+    return start_server_process([sys.executable, "-m", "rawstream", *args, "--port", "0"])
+
+
+def _drain(stream: IO[str]) -> None:
+    try:
+        for _ in stream:
+            pass
+    except ValueError:  # closed by the test's cleanup meanwhile
+        pass
