@@ -276,7 +276,8 @@ async def test_a_started_body_is_closed_when_the_client_left_before_the_head(sta
         chunks = upstream_chunks()
         kept.append(chunks)
         await chunks.__anext__()
-        await client_left.wait()
+        with trio.CancelScope(shield=True):  # returns even though the client has left
+            await client_left.wait()
         return Response(chunks, content_type="text/plain")
 
     server = await start_server(app)
@@ -287,3 +288,33 @@ async def test_a_started_body_is_closed_when_the_client_left_before_the_head(sta
     client_left.set()
     with trio.fail_after(5):
         await closed.wait()
+
+
+async def test_a_handler_is_cancelled_when_its_client_leaves(start_server) -> None:
+    """A plain handler still waiting to answer (a relay waiting for its upstream) is cancelled
+    as soon as the client closes the connection, and its cleanup runs."""
+    from rawstream import App, Request, Response
+
+    started = trio.Event()
+    cleaned_up = trio.Event()
+    app = App()
+
+    @app.get("/slow")
+    async def slow(request: Request) -> Response:
+        started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            cleaned_up.set()
+        return Response.text("never")
+
+    server = await start_server(app)
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    await stream.send_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+    with trio.fail_after(5):
+        await started.wait()
+        await stream.aclose()
+        await cleaned_up.wait()
+    async with httpx.AsyncClient() as client:  # and the server serves on
+        response = await client.get(f"http://127.0.0.1:{server.port}/nope")
+    assert response.status_code == 404

@@ -245,7 +245,10 @@ class Connection:
 
     async def _run_http(self, route: Route, request: Request) -> None:
         try:
-            response = await route.handler(request)
+            response = await self._call_handler(route, request)
+            if response is None:  # the client left while the handler ran
+                self.closing = True
+                return
             if not isinstance(response, Response):
                 raise TypeError(f"the handler returned {response!r}, not a Response")
             await self.send_response(response)
@@ -256,6 +259,35 @@ class Connection:
         except Exception:
             log.exception("conn %d: %s %s failed", self.id, request.method, request.path)
             await self.send_error(500, "internal server error")
+
+    async def _call_handler(self, route: Route, request: Request) -> Response | None:
+        """Run a plain handler; cancel it if the client closes the connection meanwhile.
+
+        A handler may wait a long time before it answers (a relay waiting for its upstream's
+        first byte, a long poll): when the client has gone, the wait is cancelled, and what
+        the handler holds is released by its ``finally`` and ``async with`` blocks.  The
+        receiver reads ahead during the handler, so EOF is seen as soon as it arrives.  (A
+        client that half-closes after its request and still expects an answer is not served:
+        like nginx's and uvicorn's, this server reads EOF as the client leaving.)
+        """
+        result: Response | None = None
+        failure: Exception | None = None
+        async with trio.open_nursery() as nursery:
+
+            async def cancel_when_client_leaves() -> None:
+                await self.receiver.closed.wait()
+                log.debug("conn %d: client left during %s", self.id, request.path)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(cancel_when_client_leaves)
+            try:
+                result = await route.handler(request)
+            except Exception as exc:  # raised again below, outside the nursery's group
+                failure = exc
+            nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return result
 
     # -- request bodies ----------------------------------------------------------------------
 
