@@ -11,7 +11,9 @@ against its own previous commit), never asserted anywhere.
   today: issue 6 will share pre-framed chunks between subscribers);
 * ``ws_frame``: one 64-byte text message framed by wsproto;
 * ``ws_parse``: one masked 64-byte client frame parsed and assembled;
-* ``http_request``: one keep-alive GET parsed and answered with a small fixed response.
+* ``http_request``: one keep-alive GET parsed and answered with a small fixed response;
+* ``sse_parse``: events per second through the client's parser (``EventStreamParser``), fed
+  a stream of 64-byte token events in 4 KiB reads, as a socket would deliver them.
 """
 
 from __future__ import annotations
@@ -23,18 +25,26 @@ from collections.abc import Callable
 import wsproto
 import wsproto.events as ws
 
-from rawstream.core import NEED_DATA, Event, HTTPConnection, RequestHead, WebSocketConnection
+from rawstream.core import (
+    NEED_DATA,
+    Event,
+    EventStreamParser,
+    HTTPConnection,
+    RequestHead,
+    WebSocketConnection,
+)
 
 PAYLOAD = "x" * 64
 
 
-def measure(name: str, step: Callable[[], object], seconds: float) -> None:
+def measure(name: str, step: Callable[[], object], seconds: float, per_step: int = 1) -> None:
+    """Print how many operations a second ``step`` does (each call does ``per_step``)."""
     count, start = 0, time.perf_counter()
     deadline = start + seconds
     while True:
         for _ in range(1000):
             step()
-        count += 1000
+        count += 1000 * per_step
         now = time.perf_counter()
         if now >= deadline:
             break
@@ -114,6 +124,16 @@ def main() -> None:
 
     measure("http_request", http_request, seconds)
     assert keepalive.next_event() is NEED_DATA
+
+    stream = encoded * 256
+    reads = [stream[i : i + 4096] for i in range(0, len(stream), 4096)]
+    sse_parser = EventStreamParser()
+
+    def sse_parse() -> None:
+        for read in reads:
+            sse_parser.feed(read)
+
+    measure("sse_parse", sse_parse, seconds, per_step=256)
 
 
 if __name__ == "__main__":

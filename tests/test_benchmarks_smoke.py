@@ -25,7 +25,7 @@ def test_core_bench_runs() -> None:
     """benchmarks/core_bench.py runs briefly and reports every measurement."""
     output = run_benchmark("core_bench.py", "--seconds", "0.01")
     names = [line.split()[0] for line in output.splitlines()]
-    assert names == ["sse_encode", "sse_chunk", "ws_frame", "ws_parse", "http_request"]
+    assert names == ["sse_encode", "sse_chunk", "ws_frame", "ws_parse", "http_request", "sse_parse"]
 
 
 def test_slow_clients_bench_runs() -> None:
@@ -46,3 +46,9 @@ def test_hub_fanout_bench_runs() -> None:
         "hub_fanout.py", "--subscribers", "5", "--events", "200", "--timeout", "60", timeout=120
     )
     assert "delivered events/s" in output
+
+
+def test_client_stream_bench_runs() -> None:
+    """benchmarks/client_stream.py runs briefly: both clients get every event, in order."""
+    output = run_benchmark("client_stream.py", "--events", "2000", "--repeats", "1", timeout=120)
+    assert "ratio rawstream.client / httpx-sse" in output
