@@ -113,8 +113,10 @@ class App:
 
         The server starts each service with ``await nursery.start(fn)`` *before* it listens
         (so a service that cannot start, say a broker that is unreachable, stops the server
-        with its error), and cancels it after the drain.  A hub, a Redis reader, a ticker that
-        publishes: anything that lives as long as the server.
+        with its error), and cancels it after the drain.  Services stop one at a time, the
+        last registered first, each waited for before the next is cancelled: register a hub
+        before what publishes through it, and their cleanup can still use it.  A hub, a Redis
+        reader, a ticker that publishes: anything that lives as long as the server.
         """
         self.services.append(fn)
         return fn

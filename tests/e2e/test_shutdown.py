@@ -148,3 +148,38 @@ async def test_websocket_not_yet_accepted_gets_503(start_server) -> None:
             response = await stream.receive_some(1000)
             await probes.cleaned_up.wait()
     assert status_of(response) == 503
+
+
+async def test_services_stop_last_started_first() -> None:
+    """After the drain, services stop one at a time in reverse order, so a service's cleanup
+    can still use the ones started before it (a job publishing its end through the hub)."""
+    from rawstream import App
+
+    app = App()
+    running: set[str] = set()
+    seen_at_stop: dict[str, set[str]] = {}
+
+    def make(name: str):
+        async def service(*, task_status=trio.TASK_STATUS_IGNORED) -> None:
+            running.add(name)
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                seen_at_stop[name] = set(running)
+                with trio.CancelScope(shield=True):
+                    await trio.sleep(0.01)  # a cleanup that takes a moment
+                running.discard(name)
+
+        return service
+
+    for name in ("hub", "ticker", "jobs"):
+        app.service(make(name))
+    async with trio.open_nursery() as nursery:
+        server: Server = await nursery.start(partial(serve, app, host="127.0.0.1", port=0))
+        server.shutdown()
+    assert seen_at_stop == {
+        "jobs": {"hub", "ticker", "jobs"},
+        "ticker": {"hub", "ticker"},
+        "hub": {"hub"},
+    }

@@ -18,6 +18,7 @@ several processes can listen on one port and the kernel spreads new connections 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import signal
@@ -197,11 +198,16 @@ class Server:
         ``reuse_port``: listen with ``SO_REUSEPORT`` (Linux), so that other processes may
         listen on the same port and share its connections (see the module doc).
         """
-        async with trio.open_nursery() as services:
+        # Each service in its own nursery, nested in the previous one's: after the drain they
+        # stop one at a time, last started first, each cancelled and waited for before the
+        # next.  A service that others use (a hub, started first) so outlives them, and their
+        # cleanup can still use it (the demo's tasks publish "cancelled" through the hub).
+        async with contextlib.AsyncExitStack() as services:
             for service in self.app.services:  # before listening: a failure stops us here
-                await services.start(service)
+                nursery = await services.enter_async_context(trio.open_nursery())
+                await nursery.start(service)
+                services.callback(nursery.cancel_scope.cancel)  # runs before the nursery exits
             await self._listen_and_serve(host, port, task_status, reuse_port=reuse_port)
-            services.cancel_scope.cancel()
 
     async def _listen_and_serve(
         self,
