@@ -22,8 +22,12 @@ Why it is built this way:
   ``DISCONNECT`` policy) and resumes from history when it comes back; the publisher and the
   other clients never wait for it.
 
-Left out: real market data, authentication, and a Redis broker to share the feed between
-workers (``--broker redis://...``).
+* With several workers sharing a broker (``--workers N --broker redis://...``) the channels
+  are shared, so only worker 1 runs the ticker (``RAWSTREAM_WORKER``, set by the CLI):
+  every worker would otherwise publish its own ticks, each price twice or more.  With the
+  in-memory hub each worker has channels of its own and ticks for its own clients.
+
+Left out: real market data and authentication.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import random
 import sys
 import time
@@ -40,6 +45,7 @@ import trio
 
 from rawstream import App, HTTPError, Request, serve
 from rawstream.hub import BrokerUnavailable, HistoryLimits, open_broker, sse_channels
+from rawstream.server.workers import WORKER_ENV
 
 #: Seconds between two ticks (tests shorten it).
 INTERVAL = 0.5
@@ -60,7 +66,6 @@ async def only_symbols(request: Request, channels: tuple[str, ...]) -> None:
 sse_channels(app, "/prices", hub, default_channels=SYMBOLS, authorize=only_symbols)
 
 
-@app.service
 async def ticker(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Publish one simulated tick per symbol every ``INTERVAL`` seconds (a random walk)."""
     rng = random.Random(42)
@@ -76,6 +81,16 @@ async def ticker(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORE
             tick = {"symbol": symbol, "seq": seq, "price": price, "time": round(time.time(), 3)}
             with contextlib.suppress(BrokerUnavailable):  # Redis down: skip; clients resume
                 await hub.publish(symbol, json.dumps(tick), "tick")
+
+
+def runs_the_ticker() -> bool:
+    """One ticker per set of channels: every process with its own (in-memory) hub, but only
+    worker 1 when the workers share a broker (the CLI numbers them in RAWSTREAM_WORKER)."""
+    return hub.per_process or os.environ.get(WORKER_ENV, "1") == "1"
+
+
+if runs_the_ticker():
+    app.service(ticker)
 
 
 if __name__ == "__main__":  # python examples/live_feed.py [PORT]

@@ -115,7 +115,7 @@ def parse_position(message: str | bytes) -> tuple[float, float]:
     try:
         position = json.loads(message)
         x, y = float(position["x"]), float(position["y"])
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, ArithmeticError):  # Overflow: {"x": 1000...0}
         x = y = -1.0
     if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):  # (NaN fails this too)
         raise ValueError('send {"x": X, "y": Y} with X and Y between 0 and 1')

@@ -74,24 +74,72 @@ def test_answer_streams_in_token_by_token(
     assert page.is_disabled("#llm-stop") and page.is_enabled("#llm-send")
 
 
+#: A slower model for the Stop test: a wide margin between two tokens.
+SLOW_TOKEN_RATE = "20"
+
+#: Resolve after the page has rendered ``n`` more animation frames (its event loop has run
+#: whatever was queued: a token read before the abort would have been appended by then).
+FRAMES = """(n) => new Promise((resolve) => {
+  const step = () => (--n <= 0 ? resolve() : requestAnimationFrame(step));
+  requestAnimationFrame(step);
+})"""
+
+
 def test_stop_aborts_the_answer(
     start_demo: Callable[..., DemoProcess], new_page: Callable[..., Any]
 ) -> None:
-    """Stop part way: the pane says stopped, the text stops growing, short of the answer."""
-    demo = start_demo("--token-rate", TOKEN_RATE)
+    """Stop part way: the browser aborts the POST (the request fails with ERR_ABORTED: the
+    connection is closed, so the server stops generating), the pane says stopped, and the
+    text stays what had arrived, a prefix short of the answer."""
+    demo = start_demo("--token-rate", SLOW_TOKEN_RATE)
     expected = full_answer(demo.url, PROMPT)
     page = new_page(demo.url)
     ask(page, PROMPT)
     page.wait_for_function(
         "() => (document.getElementById('llm-log').lastElementChild.textContent.length > 20)"
     )
-    page.click("#llm-stop")
+    with page.expect_event("requestfailed") as failed:
+        page.click("#llm-stop")
+    assert failed.value.url.endswith("/v1/chat/completions")
+    assert "ERR_ABORTED" in (failed.value.failure or "")
     page.wait_for_selector("#llm .badge[data-state='stopped']")
     stopped_at = answer_text(page)
-    time.sleep(0.5)  # at 50 tokens a second, ~25 more tokens had it not stopped
+    page.evaluate(FRAMES, 10)
     assert answer_text(page) == stopped_at
     assert 20 < len(stopped_at) < len(expected) and expected.startswith(stopped_at)
     assert page.is_enabled("#llm-send") and page.is_disabled("#llm-stop")
+    assert page.eval_on_selector("#llm-log", "log => log.lastElementChild.className") == (
+        "turn assistant stopped"
+    )
+
+
+def test_the_conversation_and_the_log_stay_bounded(
+    start_demo: Callable[..., DemoProcess], new_page: Callable[..., Any]
+) -> None:
+    """21 turns: the request of the last one carries only the last 20 messages (the last
+    answers and questions, older ones forgotten), and the log keeps the last 40 paragraphs
+    (20 turns), not all 42."""
+    demo = start_demo("--token-rate", "0")  # as fast as it goes
+    page = new_page(demo.url)
+    for turn in range(1, 22):
+        if turn == 21:
+            with page.expect_request("**/v1/chat/completions") as request:
+                ask(page, f"question {turn}")
+            sent = request.value.post_data_json["messages"]
+        else:
+            ask(page, f"question {turn}")
+        page.wait_for_function(
+            "n => document.querySelectorAll('#llm-log .assistant').length >= Math.min(n, 20)"
+            " && document.querySelector('#llm .badge').dataset.state === 'done'",
+            arg=turn,
+        )
+    assert len(sent) == 20
+    questions = [m["content"] for m in sent if m["role"] == "user"]
+    assert questions == [f"question {turn}" for turn in range(12, 22)]
+    assert sent[0]["role"] == "assistant"  # question 11's answer; the question is gone
+    log = page.eval_on_selector_all("#llm-log > *", "nodes => nodes.map(n => n.textContent)")
+    assert len(log) == 40
+    assert log[0] == "question 2" and log[-2] == "question 21"
 
 
 def test_an_unknown_model_shows_the_servers_error(

@@ -70,3 +70,31 @@ def test_parser_refuses_an_endless_line(
         }"""
     )
     assert message == "an SSE line is too long"
+
+
+def test_parser_refuses_an_endless_event(
+    start_demo: Callable[..., DemoProcess], new_page: Callable[..., Any]
+) -> None:
+    """Many short ``data:`` lines that never end the event: an error once their data passes
+    1 MiB, not a buffer that grows forever; just under the limit, the event is dispatched
+    (the bound counts the newlines that join the lines)."""
+    demo = start_demo()
+    page = new_page(demo.url)
+    outcome = page.evaluate(
+        """() => {
+          const line = "data: " + "x".repeat(1023) + "\\n";  // 1023 + 1 joining newline
+          const events = [];
+          const fits = new SSEParser((event) => events.push(event));
+          for (let i = 0; i < 1024; i++) fits.push(line);  // 1024 * 1024 - 1 characters
+          fits.push("\\n");
+          const endless = new SSEParser(() => {});
+          let error = "no error";
+          try {
+            for (let i = 0; i < 4096; i++) endless.push(line);
+          } catch (caught) {
+            error = caught.message;
+          }
+          return { error, sizes: events.map((event) => event.data.length) };
+        }"""
+    )
+    assert outcome == {"error": "an SSE event is too large", "sizes": [1024 * 1024 - 1]}

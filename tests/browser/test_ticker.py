@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import trio
 from support.redis import RedisServer
 
@@ -27,8 +28,12 @@ def page_ids(page: Any) -> list[str]:
 
 
 def wait_for_ticks(page: Any, count: int, timeout_ms: float = 15_000) -> None:
-    """Wait until the page's ticker list holds at least ``count`` events."""
-    page.wait_for_selector(f"#ticker-list li[data-id]:nth-child({count})", timeout=timeout_ms)
+    """Wait until the page's ticker list holds at least ``count`` events (notes not counted)."""
+    page.wait_for_function(
+        "count => document.querySelectorAll('#ticker-list li[data-id]').length >= count",
+        arg=count,
+        timeout=timeout_ms,
+    )
 
 
 def stored_ids(url: str, first: str, last: str) -> list[str]:
@@ -77,8 +82,90 @@ def test_ticker_resumes_after_a_restart_without_losing_an_event(
     position = received.index(while_down[0])
     assert received[position : position + 3] == while_down
     assert page.text_content("#ticker-reconnects") == "1"
-    assert page.query_selector("#ticker-list li.note") is None  # no reset: nothing lost
+    assert page.query_selector("#ticker-list li.note.reset") is None  # no reset: nothing lost
+    # One "reconnected" line, just above (newer than) the last tick of the old process.
+    notes = page.eval_on_selector_all(
+        "#ticker-list li", "items => items.map(item => item.className)"
+    )[::-1]
+    assert notes.count("note reconnected") == 1
+    assert notes.index("note reconnected") == received_before
     ticks = page.eval_on_selector_all(
         "#ticker-list li[data-id] .tick", "spans => spans.map(span => span.textContent)"
     )[::-1]
     assert ticks[position : position + 3] == ["tick 9001", "tick 9002", "tick 9003"]
+
+
+def test_a_restart_without_a_shared_broker_says_reset_and_reconnected(
+    start_demo: Callable[..., DemoProcess], new_page: Callable[..., Any]
+) -> None:
+    """With the in-memory hub the new process cannot resume the old one's ids: the list says
+    it reconnected and that history was reset, so its "tick 1" below the old ticks is
+    explained, not silently restarted."""
+    demo = start_demo()
+    page = new_page(demo.url)
+    wait_for_ticks(page, 2)
+    demo.stop()
+    page.wait_for_selector("#ticker .badge[data-state='reconnecting']")
+    before = len(page_ids(page))
+    demo.start()
+    page.wait_for_selector("#ticker-list li.note.reconnected", timeout=30_000)
+    page.wait_for_selector("#ticker-list li.note.reset")
+    wait_for_ticks(page, before + 1)
+    classes = page.eval_on_selector_all(
+        "#ticker-list li", "items => items.map(item => item.className)"
+    )[::-1]
+    assert classes[before] == "note reconnected"
+    assert classes[before + 1] == "note reset"
+    assert "history reset (unknown)" in page.text_content("#ticker-list li.note.reset")
+
+
+def test_unexpected_payloads_are_shown_as_raw_text(
+    start_demo: Callable[..., DemoProcess], new_page: Callable[..., Any]
+) -> None:
+    """Anyone can publish to the ticker channel (and to the chat room's): ``null``, text that
+    is not JSON, a tick with an impossible time, markup.  Each shows in the list as the raw
+    text it is (marked ``raw``), no script error (the fixture fails the test on one), and
+    ticks keep arriving after them."""
+    demo = start_demo()
+    page = new_page(demo.url)
+    page.fill("#chat-name", "ann")
+    page.click("#chat-join-button")
+    page.wait_for_selector("#chat .badge[data-state='live']")
+    wait_for_ticks(page, 1)
+    payloads = [
+        ("null", "tick"),
+        ("not json", "tick"),
+        ('{"tick": 5, "time": 1e300}', "tick"),  # Intl throws a RangeError on that date
+        ("<b>[1, 2]</b>", None),  # no event type: a "message"
+    ]
+    ids = []
+    for data, event in payloads:
+        query = {"channel": "ticker", **({"event": event} if event else {})}
+        response = httpx.post(f"{demo.url}/publish", params=query, content=data, timeout=10)
+        assert response.status_code == 200, response.text
+        ids.append(response.json()["id"])
+    for data in ("null", "42", '{"user": 1}'):
+        response = httpx.post(
+            f"{demo.url}/publish", params={"channel": "room:lobby"}, content=data, timeout=10
+        )
+        assert response.status_code == 200, response.text
+
+    page.wait_for_selector(f"#ticker-list li[data-id='{ids[-1]}']")
+    shown = {
+        id: page.eval_on_selector(
+            f"#ticker-list li[data-id='{id}']", "li => [li.className, li.textContent]"
+        )
+        for id in ids
+    }
+    assert shown[ids[0]] == ["raw", "null" + ids[0]]
+    assert shown[ids[1]] == ["raw", "not json" + ids[1]]
+    assert shown[ids[2]] == ["", "tick 5" + ids[2]]  # a tick, its time left blank
+    assert shown[ids[3]] == ["raw", "<b>[1, 2]</b>" + ids[3]]
+    assert page.query_selector("#ticker-list b") is None  # text, never markup
+    page.wait_for_function("() => document.querySelectorAll('#chat-log li.raw').length === 3")
+    raw_chat = page.eval_on_selector_all(
+        "#chat-log li.raw .text", "spans => spans.map(span => span.textContent)"
+    )
+    assert raw_chat == ["null", "42", '{"user": 1}']
+    count = len(page_ids(page))
+    wait_for_ticks(page, count + 1)  # the ticker still works

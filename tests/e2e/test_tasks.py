@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import httpx
 import pytest
 import trio
 from httpx_sse import ServerSentEvent, aconnect_sse
 
-from rawstream import App
+from rawstream import App, serve
 from rawstream.demo import build_demo
-from rawstream.demo.tasks import MAX_INTERVAL_MS, MAX_STEPS, add_tasks
+from rawstream.demo.tasks import MAX_INTERVAL_MS, MAX_STEPS, MAX_TASK_MS, add_tasks
 from rawstream.hub import BrokerUnavailable, Hub, sse_channels
 
 
@@ -49,7 +53,7 @@ async def follow(
                 if not event.data:  # the opening id-only event
                     continue
                 events.append(event)
-                if event.event == "done" or len(events) == stop_after:
+                if event.event in ("done", "cancelled") or len(events) == stop_after:
                     break
     return events
 
@@ -108,6 +112,7 @@ async def test_a_dropped_follower_resumes_without_gap_or_duplicate(base: str) ->
         "steps=3&interval=0",
         f"steps=3&interval={MAX_INTERVAL_MS + 1}",
         "steps=3&interval=1.5",
+        f"steps={MAX_STEPS}&interval={MAX_TASK_MS // MAX_STEPS + 1}",
     ],
 )
 async def test_bad_parameters_get_400(base: str, query: str) -> None:
@@ -116,6 +121,31 @@ async def test_bad_parameters_get_400(base: str, query: str) -> None:
         response = await client.post(f"{base}/tasks?{query}")
     assert response.status_code == 400
     assert query.split("&")[-1].split("=")[0] in response.text
+
+
+async def test_a_task_longer_than_five_minutes_is_refused(base: str) -> None:
+    """steps * interval over MAX_TASK_MS: 400 saying the limit; exactly at it: accepted."""
+    async with httpx.AsyncClient() as client:
+        too_long = await client.post(f"{base}/tasks?steps=31&interval=10000")
+        assert too_long.status_code == 400
+        assert f"at most {MAX_TASK_MS} ms (5 minutes)" in too_long.text
+        assert "310000" in too_long.text
+        await start_task(client, base, f"steps=30&interval={MAX_INTERVAL_MS}")
+
+
+async def test_many_steps_publish_only_whole_percent_changes(base: str) -> None:
+    """A 1000-step task publishes when the whole percent goes up: with the 0 % event the
+    answer names, at most 102 events, percents strictly increasing to 100, then done."""
+    async with httpx.AsyncClient() as client:
+        task = await start_task(client, base, "steps=1000&interval=1")
+        events = await follow(client, base + task["events"])  # after the 0 % event
+    progress = [state for state in states(events) if state[0] == "progress"]
+    assert 1 + len(progress) + 1 <= 102  # the 0 % event, these, and done
+    percents = [percent for _, _, _, percent in progress]
+    assert all(a < b for a, b in itertools.pairwise(percents))
+    assert percents == list(range(1, 101))  # one per percent, each 10 steps on
+    assert [done for _, done, _, _ in progress] == list(range(10, 1001, 10))
+    assert states(events)[-1] == ("done", 1000, 1000, 100)
 
 
 async def test_tasks_only_answer_post(base: str) -> None:
@@ -142,33 +172,60 @@ async def test_running_tasks_are_capped(start_server) -> None:
     base = f"http://127.0.0.1:{server.port}"
     async with httpx.AsyncClient() as client:
         quick = await start_task(client, base, "steps=2&interval=50")
-        await start_task(client, base, f"steps={MAX_STEPS}&interval={MAX_INTERVAL_MS}")
+        await start_task(client, base, f"steps=30&interval={MAX_INTERVAL_MS}")
         refused = await client.post(f"{base}/tasks?steps=1")
         assert refused.status_code == 503
-        assert refused.headers["retry-after"] == "1"
+        assert refused.headers["retry-after"] == "1"  # the quick one ends within a second
         assert "2 tasks are running" in refused.json()["error"]
         await follow(client, base + quick["events"])  # to its end
         await start_task(client, base, "steps=1&interval=1")
 
 
+async def test_retry_after_says_when_the_first_running_task_ends(start_server) -> None:
+    """With every slot held by a 30 s task, Retry-After is the seconds left until it ends
+    (rounded up), not a blanket 1: a client that waits that long does not ask in vain."""
+    server = await start_server(task_app(Hub(), max_jobs=1))
+    base = f"http://127.0.0.1:{server.port}"
+    async with httpx.AsyncClient() as client:
+        await start_task(client, base, f"steps=3&interval={MAX_INTERVAL_MS}")
+        refused = await client.post(f"{base}/tasks?steps=1")
+    assert refused.status_code == 503
+    # 30 s from the start, minus the (short) time this test took to ask: never more.
+    assert 20 <= int(refused.headers["retry-after"]) <= 30
+
+
+async def test_a_task_cut_short_by_shutdown_ends_with_cancelled(start_server) -> None:
+    """The server stops mid-task: the job publishes a last ``cancelled`` event stating how far
+    it got and why, so a follower (here through another server on the same hub, as after a
+    restart with a shared broker) sees an end instead of silence."""
+    hub = Hub()
+    async with trio.open_nursery() as nursery:
+        first = await nursery.start(partial(serve, task_app(hub, 4), host="127.0.0.1", port=0))
+        base = f"http://127.0.0.1:{first.port}"
+        async with httpx.AsyncClient() as client:
+            task = await start_task(client, base, "steps=100&interval=1000")
+        first.shutdown()  # drain, then the services (and the job) are cancelled
+    second = await start_server(task_app(hub, 4))
+    async with httpx.AsyncClient() as client:
+        events = await follow(client, f"http://127.0.0.1:{second.port}{task['events']}")
+    assert events[-1].event == "cancelled"
+    last = json.loads(events[-1].data)
+    assert last["total"] == 100 and last["done"] < 100
+    assert last["reason"] == "the server stopped before the task ended"
+
+
 class FlakyHub(Hub):
-    """An in-memory hub whose next ``n`` publishes fail (a broker outage): ``fail(n)``, then
-    ``await hub.outage_over.wait()``."""
+    """An in-memory hub that refuses (as a broker outage would) every publish whose task
+    state matches ``fail_when``: deterministic, unlike failing "the next n publishes", whose
+    victims depend on timing."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.to_fail = 0
-        self.outage_over = trio.Event()
-
-    def fail(self, n: int) -> None:
-        self.to_fail = n
-        self.outage_over = trio.Event()
+        self.fail_when: Callable[[dict[str, Any]], bool] | None = None
 
     async def publish(self, channel: str, data: str | bytes, event: str | None = None) -> str:
-        if self.to_fail:
-            self.to_fail -= 1
-            if not self.to_fail:
-                self.outage_over.set()
+        check = self.fail_when
+        if check is not None and channel.startswith("task/") and check(json.loads(data)):
             await trio.lowlevel.checkpoint()
             raise BrokerUnavailable("the broker is down (test)")
         return await super().publish(channel, data, event)
@@ -181,31 +238,30 @@ async def test_broker_down_at_start_gets_503_and_frees_the_slot(start_server) ->
     server = await start_server(task_app(hub, max_jobs=1))
     base = f"http://127.0.0.1:{server.port}"
     async with httpx.AsyncClient() as client:
-        hub.fail(1)
+        hub.fail_when = lambda state: state["done"] == 0  # the first event of any task
         refused = await client.post(f"{base}/tasks?steps=2")
         assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
         assert "broker is unavailable" in refused.json()["error"]
+        hub.fail_when = None
         task = await start_task(client, base, "steps=2&interval=1")
         assert states(await follow(client, base + task["events"]))[-1] == ("done", 2, 2, 100)
 
 
 async def test_progress_lost_in_an_outage_is_made_good_by_the_next(start_server) -> None:
-    """Progress events that fail to publish mid-task are skipped, not fatal: the task goes on
-    and its later events state the whole progress."""
+    """Progress events that fail to publish mid-task (steps 3 and 4 here) are skipped, not
+    fatal: the task goes on and its later events state the whole progress."""
     hub = FlakyHub()
+    hub.fail_when = lambda state: state["done"] in (3, 4)
     server = await start_server(task_app(hub, max_jobs=4))
     base = f"http://127.0.0.1:{server.port}"
     async with httpx.AsyncClient() as client:
-        task = await start_task(client, base, "steps=6&interval=50")
-        url = base + task["events"]
-        head = await follow(client, url, stop_after=1)
-        hub.fail(2)  # the next two steps go unpublished
-        with trio.fail_after(5):
-            await hub.outage_over.wait()
-        rest = await follow(client, url, last_event_id=head[-1].id)
-    events = states(head + rest)
-    assert events[-1] == ("done", 6, 6, 100)
-    progress = [done for kind, done, _, _ in events if kind == "progress"]
-    assert progress == sorted(progress) and progress[-1] == 6
-    lost = sorted(set(range(1, 7)) - set(progress))
-    assert len(lost) == 2 and lost[1] == lost[0] + 1
+        task = await start_task(client, base, "steps=6&interval=10")
+        events = states(await follow(client, base + task["events"]))
+    assert events == [
+        ("progress", 1, 6, 16),
+        ("progress", 2, 6, 33),
+        ("progress", 5, 6, 83),
+        ("progress", 6, 6, 100),
+        ("done", 6, 6, 100),
+    ]

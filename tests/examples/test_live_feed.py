@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections import defaultdict
+from pathlib import Path
 from types import ModuleType
 
 import httpx
 import pytest
 import trio
+from conftest import IN_CI, require
 from httpx_sse import ServerSentEvent, aconnect_sse
+from support.cli import start_cli
+from support.redis import REDIS_SERVER, redis_server
 
 from .conftest import LoadExample
 
@@ -98,3 +103,34 @@ async def test_an_unknown_symbol_is_404(base: str) -> None:
         response = await client.get(f"{base}?channel=ACME&channel=NOPE")
     assert response.status_code == 404
     assert "NOPE" in response.text
+
+
+async def test_workers_sharing_redis_tick_once(tmp_path: Path) -> None:
+    """``--workers 2 --broker redis://``: the channels are shared, and only worker 1 runs the
+    ticker, so each tick number reaches a client once (with two tickers every number would
+    come twice, one from each worker, as soon as the second worker is up)."""
+    require("coredis", "the Redis hub's client")
+    if REDIS_SERVER is None:
+        message = "redis-server is not installed: apt-get install redis-server"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    with redis_server(tmp_path / "redis") as redis:
+        process, port = start_cli(
+            "run", "examples/live_feed.py", "--workers", "2", "--broker", redis.url
+        )
+        try:
+            async with httpx.AsyncClient() as client:
+                url = f"http://127.0.0.1:{port}/prices?channel=ACME"
+                numbers = seqs(await ticks(client, url, 12))["ACME"]
+        finally:
+            process.send_signal(signal.SIGTERM)  # the supervisor stops its workers
+            try:
+                process.wait(timeout=15)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+                if process.stderr is not None:
+                    process.stderr.close()
+    assert numbers == list(range(numbers[0], numbers[0] + 12))

@@ -97,7 +97,17 @@ async def test_cursor_moves_reach_others_coalesced(port: int, presence: ModuleTy
     assert cursors[-1] == {"type": "cursor", "id": bob_id, "x": 1.0, "y": 0.5}
 
 
-@pytest.mark.parametrize("bad", ["hello", '{"x": 2, "y": 0}', '{"x": "NaN", "y": 0}', "[1, 2]"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "hello",
+        '{"x": 2, "y": 0}',
+        '{"x": "NaN", "y": 0}',
+        "[1, 2]",
+        '{"x": 1' + "0" * 400 + ', "y": 0}',  # an int too large for a float: OverflowError
+        '{"x": 0, "y": 1e400}',  # read as inf
+    ],
+)
 async def test_a_bad_position_gets_an_error(port: int, bad: str) -> None:
     async with open_websocket_url(url(port, "ann")) as ann:
         await next_json(ann, "welcome")

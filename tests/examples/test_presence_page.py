@@ -53,9 +53,13 @@ def browser() -> Iterator[Any]:
 
 
 def test_two_tabs_see_each_other(base: str, browser: Any) -> None:
+    """(An uncaught error in either page's script fails the test, as in tests/browser.)"""
     sync_api = require("playwright.sync_api", "the page test drives chromium with it")
     expect = sync_api.expect
     ann, bob = browser.new_page(), browser.new_page()
+    errors: list[str] = []
+    for name, tab in (("ann", ann), ("bob", bob)):
+        tab.on("pageerror", lambda error, name=name: errors.append(f"{name}'s page: {error}"))
     try:
         ann.goto(f"{base}/?name=ann")
         expect(ann.locator("#count")).to_have_text("1")
@@ -73,6 +77,7 @@ def test_two_tabs_see_each_other(base: str, browser: Any) -> None:
         expect(ann.locator("#count")).to_have_text("1")
         expect(ann.locator("#names")).to_have_text("ann")
         expect(bob_cursor).to_have_count(0)
+        assert not errors, errors
     finally:
         ARTIFACTS.mkdir(exist_ok=True)
         ann.screenshot(path=str(ARTIFACTS / "examples-presence.png"))

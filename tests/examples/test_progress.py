@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from types import ModuleType
 
 import httpx
 import pytest
 import trio
 from httpx_sse import ServerSentEvent, aconnect_sse
+
+from rawstream import serve
 
 from .conftest import LoadExample
 
@@ -104,3 +107,31 @@ async def test_bad_requests_get_typed_answers(base: str, progress: ModuleType) -
         await start_task(client, base, 2)
         busy = await client.post(f"{base}/tasks?steps=2")
     assert busy.status_code == 503
+    # The running task is due in 120 s: that (minus the test's few moments) is the advice.
+    assert 100 <= int(busy.headers["retry-after"]) <= 120
+
+
+async def test_a_task_may_last_five_minutes_at_most(base: str, progress: ModuleType) -> None:
+    """steps * STEP_SECONDS over MAX_TASK_SECONDS: 400 saying the most steps; at it: 202."""
+    progress.STEP_SECONDS = 0.1
+    async with httpx.AsyncClient() as client:
+        too_long = await client.post(f"{base}/tasks?steps=3001")
+        assert too_long.status_code == 400
+        assert "at most 300 s: 3000 steps" in too_long.text
+        await start_task(client, base, 3000)
+
+
+async def test_the_runner_resets_and_frees_its_slots_on_shutdown(progress: ModuleType) -> None:
+    """When the server stops mid-task, the runner forgets its nursery and frees every slot:
+    no start could go to a closed nursery, and none is held by a task that no longer runs."""
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(partial(serve, progress.app, host="127.0.0.1", port=0))
+        base = f"http://127.0.0.1:{server.port}"
+        async with httpx.AsyncClient() as client:
+            url = await start_task(client, base, 20_000)  # 40 s at the test's pace
+            first = await follow(client, url, until=0)  # its first progress event
+        assert percents(first) == [1]  # the stream starts after the (cursor) queued event
+        assert progress.runner.nursery is not None and len(progress.runner.ends) == 1
+        server.shutdown()
+    assert progress.runner.nursery is None
+    assert progress.runner.ends == {}

@@ -49,7 +49,7 @@ import trio
 
 from rawstream import App, Event, HTTPError, Request, Response, SSEStream, WebSocket
 from rawstream.app import Service
-from rawstream.hub import Broker, BrokerUnavailable, Rooms, open_broker, sse_channels
+from rawstream.hub import Broker, BrokerUnavailable, Hub, Rooms, open_broker, sse_channels
 from rawstream.llm import DEFAULT_TOKEN_RATE, add_chat_completions
 from rawstream.server.workers import WORKER_ENV
 
@@ -60,6 +60,9 @@ from .tasks import add_tasks
 TICK_INTERVAL = 1.0
 #: Largest event /stream will make (its memory is the client's to ask for, so bound it).
 MAX_STREAM_EVENT_BYTES = 1024 * 1024
+#: Channels the demo's in-memory hub keeps (each finished task's holds up to ~70 KiB; the
+#: least recently published ones without a subscriber are forgotten first).
+DEMO_MAX_CHANNELS = 1000
 #: The channel the ticker publishes to, and the one /events streams by default.
 TICKER = "ticker"
 
@@ -76,7 +79,10 @@ def build_demo(
     ``/v1/chat/completions`` answers with the built-in token generator at ``token_rate``
     tokens a second, or relays ``upstream`` (an OpenAI-compatible base URL) when given.
     """
-    hub = hub or open_broker()
+    if hub is None:
+        hub = open_broker()
+        if isinstance(hub, Hub):  # every task and room is a channel: bound what they hold
+            hub.max_channels = DEMO_MAX_CHANNELS
     app = App()
     add_demo_page(app)
     app.service(hub.run)

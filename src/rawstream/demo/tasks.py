@@ -10,8 +10,16 @@ can serve the stream.
 The events, each an SSE event of that channel:
 
 * ``progress``: ``{"done": k, "total": N, "percent": p}`` (``p`` an integer, 100 only at the
-  end), once when the task starts (``done`` 0) and after each step;
-* ``done``: ``{"done": N, "total": N, "percent": 100}``, last.
+  end), once when the task starts (``done`` 0) and after each step that raises the whole
+  percent (so at most 101 of them, however many steps: a task's channel holds at most 102
+  events, whatever ``steps`` is);
+* ``done``: ``{"done": N, "total": N, "percent": 100}``, last;
+* ``cancelled``: ``{"done": k, "total": N, "percent": p, "reason": TEXT}``, last, instead of
+  ``done``, when the server stops before the task ends (the job dies with the process).  It
+  is published in a shielded scope bounded by :data:`CANCEL_PUBLISH_SECONDS`; the hub is
+  stopping at the same moment, so it may not make it: a follower must also treat a
+  ``reset`` (the in-memory hub's history went with the process) or a long silence as the
+  end.
 
 Progress is stated, not incremented, so a progress event that fails to publish (the broker
 is down for a moment) is made good by the next one.
@@ -25,14 +33,17 @@ gives a ``503`` instead of a task nobody can follow.
 
 **Lifetimes.**  Jobs run in the nursery of a service (:meth:`~rawstream.app.App.service`),
 not in the request's: the ``POST`` answers at once and the job outlives it; at shutdown the
-service, and with it every job, is cancelled after the server drained.  At most ``max_jobs``
-run at once; beyond, ``POST /tasks`` answers ``503`` with ``Retry-After``.
+service, and with it every job, is cancelled after the server drained.  A task lasts at most
+:data:`MAX_TASK_MS` (``steps`` times ``interval``; longer is a ``400``), and at most
+``max_jobs`` run at once; beyond, ``POST /tasks`` answers ``503`` with ``Retry-After`` set to
+the seconds until the running job expected to end first has ended.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from urllib.parse import urlencode
 
@@ -50,6 +61,7 @@ __all__ = [
     "MAX_INTERVAL_MS",
     "MAX_JOBS",
     "MAX_STEPS",
+    "MAX_TASK_MS",
     "MIN_INTERVAL_MS",
     "add_tasks",
 ]
@@ -63,22 +75,45 @@ MAX_STEPS = 1000
 DEFAULT_INTERVAL_MS = 200
 MIN_INTERVAL_MS = 1
 MAX_INTERVAL_MS = 10_000
+#: The longest task, ``steps * interval`` (milliseconds): five minutes.  Without it, a few
+#: requests could hold every slot for hours (1000 steps of 10 s).
+MAX_TASK_MS = 5 * 60 * 1000
 #: Tasks running at once; beyond, 503.
 MAX_JOBS = 64
+#: Seconds the job may spend publishing its ``cancelled`` event when the server stops.
+CANCEL_PUBLISH_SECONDS = 1.0
 
 
 class Unavailable(Exception):
-    """No task can start now (the answer is ``503``; the message says why)."""
+    """No task can start now (the answer is ``503``; the message says why, ``retry_after``
+    in how many seconds to try again)."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class _Jobs:
-    """The service that owns the jobs' nursery, and the count of running jobs."""
+    """The service that owns the jobs' nursery, and the running jobs' expected ends."""
 
     def __init__(self, hub: Broker, max_jobs: int) -> None:
         self.hub = hub
         self.max_jobs = max_jobs
-        self.running = 0
+        #: task id -> when (trio.current_time()) the job should be done: the count of
+        #: running jobs, and what ``Retry-After`` is computed from.
+        self._ends: dict[str, float] = {}
         self._nursery: trio.Nursery | None = None
+
+    @property
+    def running(self) -> int:
+        """Jobs running (or starting) now."""
+        return len(self._ends)
+
+    def retry_after(self) -> int:
+        """Whole seconds until the running job expected to end first has ended (at least 1)."""
+        if not self._ends:
+            return 1
+        return max(1, math.ceil(min(self._ends.values()) - trio.current_time()))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Hold the nursery jobs run in until the server stops (then they are cancelled)."""
@@ -100,13 +135,16 @@ class _Jobs:
         if self._nursery is None:
             raise Unavailable("the task service is not running")
         if self.running >= self.max_jobs:
-            raise Unavailable(f"{self.max_jobs} tasks are running; try again later")
+            raise Unavailable(
+                f"{self.max_jobs} tasks are running; try again later", self.retry_after()
+            )
         task_id = secrets.token_hex(8)
-        self.running += 1  # counted before any await, so concurrent POSTs respect the cap
+        # Counted before any await, so concurrent POSTs respect the cap.
+        self._ends[task_id] = trio.current_time() + steps * interval
         try:
             first_id: str = await self._nursery.start(self._job, task_id, steps, interval)
         except BaseException as exc:
-            self.running -= 1  # the job never started, so its finally did not run
+            self._ends.pop(task_id, None)  # the job never started, so its finally did not run
             if isinstance(exc, BrokerUnavailable):
                 raise Unavailable(f"the message broker is unavailable: {exc}") from None
             raise
@@ -120,17 +158,31 @@ class _Jobs:
         *,
         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Publish 0 %, report that event's id, then one step per ``interval``, then done."""
+        """Publish 0 %, report that event's id, then a step per ``interval`` (published when
+        the whole percent goes up), then done; ``cancelled`` if the server stops first."""
         channel = check_channel(f"task/{task_id}")
         # Before started(): an error here reaches the POST (a 503), not the nursery.
         task_status.started(await self.hub.publish(channel, _state(0, steps), "progress"))
+        done = percent = 0
         try:
-            for done in range(1, steps + 1):
+            while done < steps:
                 await trio.sleep(interval)  # the work; a real task would do it here
-                await self._publish(channel, _state(done, steps), "progress")
+                done += 1
+                if done * 100 // steps > percent:  # at most 100 of these, whatever steps is
+                    percent = done * 100 // steps
+                    await self._publish(channel, _state(done, steps), "progress")
             await self._publish(channel, _state(steps, steps), "done")
+        except trio.Cancelled:
+            # The server is stopping (jobs die with the process): say so, so a follower does
+            # not wait forever.  Shielded, or the publish would be cancelled too; bounded,
+            # since the broker may be stopping as well.
+            with trio.move_on_after(CANCEL_PUBLISH_SECONDS) as scope:
+                scope.shield = True
+                reason = "the server stopped before the task ended"
+                await self._publish(channel, _state(done, steps, reason), "cancelled")
+            raise
         finally:
-            self.running -= 1
+            del self._ends[task_id]
 
     async def _publish(self, channel: str, data: str, event: str) -> None:
         """Publish, and carry on if the broker is down: the next state supersedes this one."""
@@ -140,9 +192,11 @@ class _Jobs:
             log.info("task %s: %s not published: %s", channel, event, exc)
 
 
-def _state(done: int, total: int) -> str:
-    """A progress event's data."""
-    state = {"done": done, "total": total, "percent": done * 100 // total}
+def _state(done: int, total: int, reason: str | None = None) -> str:
+    """A progress event's data (a ``cancelled`` event's with the ``reason``)."""
+    state: dict[str, int | str] = {"done": done, "total": total, "percent": done * 100 // total}
+    if reason is not None:
+        state["reason"] = reason
     return json.dumps(state, separators=(",", ":"))
 
 
@@ -166,9 +220,11 @@ def add_tasks(app: App, hub: Broker, *, max_jobs: int = MAX_JOBS) -> None:
     The answer (``202``) is ``{"id": ID, "channel": "task/ID", "last_event_id": FIRST,
     "events": "/events?channel=task/ID&last_event_id=FIRST"}``; ``steps`` is 1 to
     :data:`MAX_STEPS` (default :data:`DEFAULT_STEPS`), ``interval`` :data:`MIN_INTERVAL_MS` to
-    :data:`MAX_INTERVAL_MS` (default :data:`DEFAULT_INTERVAL_MS`).  ``400`` for a bad
-    parameter, ``503`` (with ``Retry-After``) when ``max_jobs`` tasks run already or the
-    broker is down.  The events URL assumes the app serves the hub's channels at ``/events``.
+    :data:`MAX_INTERVAL_MS` (default :data:`DEFAULT_INTERVAL_MS`), and ``steps * interval``
+    at most :data:`MAX_TASK_MS`.  ``400`` for a bad parameter, ``503`` when ``max_jobs`` tasks
+    run already (``Retry-After``: the seconds until the first of them should end) or the
+    broker is down (``Retry-After: 1``).  The events URL assumes the app serves the hub's
+    channels at ``/events``.
     """
     jobs = _Jobs(hub, max_jobs)
     app.service(jobs.run)
@@ -180,10 +236,17 @@ def add_tasks(app: App, hub: Broker, *, max_jobs: int = MAX_JOBS) -> None:
         interval_ms = _bounded_int(
             request, "interval", DEFAULT_INTERVAL_MS, MIN_INTERVAL_MS, MAX_INTERVAL_MS
         )
+        if steps * interval_ms > MAX_TASK_MS:
+            raise HTTPError(
+                400,
+                f"a task may last at most {MAX_TASK_MS} ms (5 minutes): steps * interval is "
+                f"{steps * interval_ms}",
+            )
         try:
             task_id, first_id = await jobs.start(steps, interval_ms / 1000)
         except Unavailable as exc:
-            return Response.json({"error": str(exc)}, status=503, headers=[("retry-after", "1")])
+            headers = [("retry-after", str(exc.retry_after))]
+            return Response.json({"error": str(exc)}, status=503, headers=headers)
         channel = f"task/{task_id}"
         query = urlencode({"channel": channel, "last_event_id": first_id}, safe="/")
         return Response.json(

@@ -54,6 +54,32 @@ const clock = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit", minute: "2-digit", second: "2-digit",
 });
 
+/** A Unix time in seconds as a clock time, or "" for anything else (Intl throws a
+ *  RangeError on a date out of range, and the data comes from whoever published it). */
+function formatTime(seconds) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "";
+  try {
+    return clock.format(seconds * 1000);
+  } catch {
+    return "";
+  }
+}
+
+/** JSON.parse that answers `undefined` instead of throwing: anyone may publish anything to a
+ *  channel (POST /publish), so a payload is not trusted to be the JSON a pane expects. */
+function parseJSON(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `value` is a plain JSON object (not null, not an array). */
+function isObject(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 // -- ticker: EventSource ---------------------------------------------------------------------
 
 const TICKER_URL = "/events?channel=ticker";
@@ -62,7 +88,7 @@ const TICKER_KEEP = 500;
 function startTicker() {
   const pane = $("ticker");
   const list = $("ticker-list");
-  const seen = { count: 0, reconnects: 0, opened: false, lastId: "" };
+  const seen = { count: 0, reconnects: 0, opened: false, lastId: "", attempt: 0 };
   let source = null;
 
   function connect() {
@@ -81,10 +107,16 @@ function startTicker() {
 
   function onOpen() {
     if (seen.opened) {
+      // Back after a drop: say so in the list, so that a restarted server's "tick 1, 2"
+      // below the old process's ticks reads as what it is.
       seen.reconnects += 1;
       $("ticker-reconnects").textContent = String(seen.reconnects);
+      const when = formatTime(Date.now() / 1000);
+      list.prepend(element("li", "note reconnected", `reconnected at ${when}`));
+      trimLog(list, TICKER_KEEP, true);
     }
     seen.opened = true;
+    seen.attempt = 0;
     setBadge(pane, "live");
   }
 
@@ -92,9 +124,10 @@ function startTicker() {
     setBadge(pane, "reconnecting");
     if (source.readyState === EventSource.CLOSED) {
       // The server answered with an error status (503 while its broker is down, say): the
-      // browser does not retry that, so we do, a little later.
+      // browser does not retry that, so we do, later each time until a stream opens.
       source.close();
-      setTimeout(connect, backoff(2));
+      setTimeout(connect, backoff(seen.attempt, 1000));
+      seen.attempt += 1;
     }
     // Otherwise (readyState CONNECTING) the browser is already retrying after `retry:` ms.
   }
@@ -102,17 +135,15 @@ function startTicker() {
   function onTick(event) {
     seen.lastId = event.lastEventId;
     seen.count += 1;
-    let tick = null;
-    try {
-      tick = JSON.parse(event.data);
-    } catch {
-      tick = { tick: null };
-    }
-    const item = element("li");
+    // A tick is {"tick": N, "time": T}; anything else (anyone can publish to the channel)
+    // is shown as the raw text it is.
+    const tick = parseJSON(event.data);
+    const valid = isObject(tick) && Number.isSafeInteger(tick.tick);
+    const item = element("li", valid ? "" : "raw");
     item.dataset.id = event.lastEventId; // read by the browser tests: what arrived, in order
     item.append(
-      element("span", "tick", tick.tick === null ? event.data : `tick ${tick.tick}`),
-      element("span", "time", typeof tick.time === "number" ? clock.format(tick.time * 1000) : ""),
+      element("span", "tick", valid ? `tick ${tick.tick}` : event.data),
+      element("span", "time", valid ? formatTime(tick.time) : ""),
       element("span", "event-id", event.lastEventId),
     );
     list.prepend(item); // newest first
@@ -124,12 +155,11 @@ function startTicker() {
   function onReset(event) {
     // The server could not resume from our id (too old, or unknown to it): say so, since
     // ticks may be missing between this line and the one below it.
-    let reason = "unknown";
-    try {
-      reason = JSON.parse(event.data).reason;
-    } catch { /* keep "unknown" */ }
+    const data = parseJSON(event.data);
+    const reason = isObject(data) && typeof data.reason === "string" ? data.reason : "unknown";
     seen.lastId = event.lastEventId || seen.lastId;
-    list.prepend(element("li", "note", `history reset (${reason}): ticks may be missing`));
+    list.prepend(element("li", "note reset", `history reset (${reason}): ticks may be missing`));
+    trimLog(list, TICKER_KEEP, true);
   }
 
   connect();
@@ -164,7 +194,8 @@ function startChat() {
     const ws = new WebSocket(wsUrl());
     chat.ws = ws;
     ws.addEventListener("message", (event) => {
-      if (ws === chat.ws) onEnvelope(JSON.parse(event.data));
+      const envelope = parseJSON(event.data);
+      if (ws === chat.ws && isObject(envelope)) onEnvelope(envelope);
     });
     ws.addEventListener("close", () => {
       if (ws === chat.ws) onClose();
@@ -202,14 +233,21 @@ function startChat() {
   }
 
   function onRoomMessage(envelope) {
-    const data = JSON.parse(envelope.data);
+    // The room's channel takes anything published to it (POST /publish?channel=room:lobby):
+    // a message that is not {"user", "text"} is shown as its raw text.
+    const data = parseJSON(envelope.data);
     if (envelope.event === "presence") {
-      setPresence(data.members);
+      if (isObject(data) && Number.isSafeInteger(data.members)) setPresence(data.members);
       return;
     }
-    const item = element("li", data.user === chat.name ? "mine" : "");
-    item.dataset.id = envelope.id;
-    item.append(element("span", "user", data.user), element("span", "text", data.text));
+    const valid = isObject(data) && typeof data.user === "string" && typeof data.text === "string";
+    const item = element("li", valid ? (data.user === chat.name ? "mine" : "") : "raw");
+    item.dataset.id = envelope.id ?? "";
+    const raw = typeof envelope.data === "string" ? envelope.data : JSON.stringify(envelope.data);
+    item.append(
+      element("span", "user", valid ? data.user : "(raw)"),
+      element("span", "text", valid ? data.text : raw ?? ""),
+    );
     appendToLog(log, item);
     trimLog(log, CHAT_KEEP, false);
   }
@@ -247,6 +285,7 @@ function startChat() {
 // -- Server-Sent Events over fetch: an incremental parser ------------------------------------
 
 const SSE_MAX_LINE = 1 << 20; // a line longer than this is an error, not an unbounded buffer
+const SSE_MAX_EVENT = 1 << 20; // so is an event's data, however many `data:` lines it spans
 
 /** WHATWG SSE parsing, fed text as it arrives: lines end with CR, LF or CRLF (a CRLF may be
  *  split between two reads), an event ends at a blank line, comments start with ":".
@@ -257,6 +296,7 @@ class SSEParser {
     this.buffer = "";
     this.skipLF = false; // the last read ended with CR: an LF opening the next is its pair
     this.data = [];
+    this.dataLength = 0; // characters in this.data, newlines between them included
     this.type = "";
     this.id = "";
   }
@@ -286,8 +326,11 @@ class SSEParser {
     const field = colon === -1 ? line : line.slice(0, colon);
     let value = colon === -1 ? "" : line.slice(colon + 1);
     if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "data") this.data.push(value);
-    else if (field === "event") this.type = value;
+    if (field === "data") {
+      this.dataLength += value.length + (this.data.length ? 1 : 0);
+      if (this.dataLength > SSE_MAX_EVENT) throw new Error("an SSE event is too large");
+      this.data.push(value);
+    } else if (field === "event") this.type = value;
     else if (field === "id" && !value.includes("\0")) this.id = value;
     // "retry" and unknown fields mean nothing to a single request.
   }
@@ -296,6 +339,7 @@ class SSEParser {
     const data = this.data;
     const type = this.type || "message";
     this.data = [];
+    this.dataLength = 0;
     this.type = "";
     if (data.length) this.onEvent({ type, data: data.join("\n"), id: this.id });
   }
@@ -304,7 +348,8 @@ class SSEParser {
 // -- LLM chat: fetch + ReadableStream + AbortController --------------------------------------
 
 const LLM_URL = "/v1/chat/completions";
-const LLM_KEEP_MESSAGES = 20; // the conversation sent back each turn, bounded
+const LLM_KEEP_MESSAGES = 20; // the conversation kept, and sent back each turn, bounded
+const LLM_KEEP_NODES = 40; // turns (questions, answers, errors) the log shows at most
 
 /** POST a streaming completion and call onToken with each piece of text as it arrives.
  *  Resolves when the model says [DONE]; rejects with an AbortError when `signal` aborts. */
@@ -386,11 +431,23 @@ function startLLM() {
     log.setAttribute("aria-busy", String(busy));
   }
 
+  /** Add a message to the conversation, forgetting the oldest past LLM_KEEP_MESSAGES: the
+   *  model gets those as context, and a page left open all day keeps a bounded array. */
+  function remember(message) {
+    history.push(message);
+    history.splice(0, Math.max(0, history.length - LLM_KEEP_MESSAGES));
+  }
+
+  function show(node) {
+    appendToLog(log, node);
+    trimLog(log, LLM_KEEP_NODES, false);
+  }
+
   async function ask(question) {
-    history.push({ role: "user", content: question });
-    appendToLog(log, element("p", "turn user", question));
+    remember({ role: "user", content: question });
+    show(element("p", "turn user", question));
     const answer = element("p", "turn assistant");
-    appendToLog(log, answer);
+    show(answer);
     controller = new AbortController();
     setBusy(true);
     setBadge(pane, "streaming");
@@ -398,7 +455,7 @@ function startLLM() {
     try {
       await streamCompletion({
         model: $("llm-model").value,
-        messages: history.slice(-LLM_KEEP_MESSAGES),
+        messages: history.slice(), // bounded by remember()
         signal: controller.signal,
         onToken: (token) => {
           text += token;
@@ -413,10 +470,10 @@ function startLLM() {
         setBadge(pane, "stopped");
       } else {
         setBadge(pane, "error");
-        appendToLog(log, element("p", "turn error", `Error: ${error.message}`));
+        show(element("p", "turn error", `Error: ${error.message}`));
       }
     } finally {
-      if (text) history.push({ role: "assistant", content: text });
+      if (text) remember({ role: "assistant", content: text });
       controller = null;
       setBusy(false);
     }
@@ -446,6 +503,11 @@ function startLLM() {
 
 // -- long task: POST, then EventSource on its channel ----------------------------------------
 
+/** Milliseconds of silence after which a task is taken as lost, on top of the expected gap
+ *  between its events: the longest `retry:` a draining server sends (5 s), so a page whose
+ *  server restarted has reconnected, and been told what there is to tell, by then. */
+const TASK_RETRY_GRACE_MS = 5000;
+
 function startTasks() {
   const pane = $("task");
   const bar = $("task-progress");
@@ -453,59 +515,100 @@ function startTasks() {
   const detail = $("task-detail");
   const startButton = $("task-start");
   let source = null;
+  let staleTimer = null;
+
+  /** A task state ({"done", "total", "percent"}) from an event, or null if it is not one. */
+  function stateOf(event) {
+    const state = parseJSON(event.data);
+    const ok = isObject(state) && Number.isSafeInteger(state.done)
+      && Number.isSafeInteger(state.total) && Number.isSafeInteger(state.percent);
+    return ok ? state : null;
+  }
 
   function show(state) {
+    if (!state) return;
     bar.max = state.total;
     bar.value = state.done;
     percent.textContent = `${state.percent} %`;
     detail.textContent = `${state.done} of ${state.total} steps`;
   }
 
-  function finish(state, text) {
+  /** The end, whichever it is: the stream closed, Start enabled again, the badge set, and
+   *  (for anything but done) the detail replaced by the reason. */
+  function finish(state, text, why) {
+    clearTimeout(staleTimer);
     source?.close();
     source = null;
     startButton.disabled = false;
     setBadge(pane, state, text);
+    if (why) detail.textContent = why;
   }
 
-  function follow(task, steps) {
+  function follow(task, steps, intervalMs) {
     show({ done: 0, total: steps, percent: 0 });
+    // The server publishes when the whole percent goes up, so events come every
+    // ceil(steps / 100) steps; silence for three such gaps, plus the time a restarted
+    // server's retry takes, means the task is gone (the job died with its process, and a
+    // shared broker has nothing more to replay).
+    const staleMs = 3 * intervalMs * Math.ceil(steps / 100) + TASK_RETRY_GRACE_MS;
+    const expectProgress = () => {
+      clearTimeout(staleTimer);
+      staleTimer = setTimeout(() => finish("error", "lost",
+        `No progress for ${Math.round(staleMs / 1000)} s: the task was lost `
+        + "(the server restarted, or cannot be reached)."), staleMs);
+    };
+    expectProgress();
     // The URL resumes from the task's first event, so progress made before this connection
     // opened is replayed; on a drop the browser resumes with Last-Event-ID by itself.
     source = new EventSource(task.events);
     source.addEventListener("open", () => setBadge(pane, "running"));
-    source.addEventListener("progress", (event) => show(JSON.parse(event.data)));
+    source.addEventListener("progress", (event) => {
+      show(stateOf(event));
+      expectProgress();
+    });
     source.addEventListener("done", (event) => {
-      show(JSON.parse(event.data));
+      show(stateOf(event));
       finish("done");
     });
+    source.addEventListener("cancelled", (event) => {
+      // The server stopped before the task ended (published as its last event).
+      const state = stateOf(event);
+      show(state);
+      const reason = parseJSON(event.data)?.reason;
+      const at = state ? ` after ${state.done} of ${state.total} steps` : "";
+      finish("error", "cancelled",
+        `Cancelled${at}: ${typeof reason === "string" ? reason : "the server stopped"}.`);
+    });
     source.addEventListener("reset", () => {
-      detail.textContent = "The server lost this task's history (restarted?).";
+      // The server does not know this task's history: a new process whose in-memory hub
+      // never saw it. The job died with the old one; nothing more will come.
+      finish("error", "lost", "The server lost this task (it restarted, and the task with it).");
     });
     source.addEventListener("error", () => {
-      if (source?.readyState === EventSource.CLOSED) finish("error");
-      else setBadge(pane, "reconnecting");
+      if (source?.readyState === EventSource.CLOSED) {
+        finish("error", "error", "The progress stream failed (the server refused it).");
+      } else if (source) {
+        setBadge(pane, "reconnecting");
+      }
     });
   }
 
   $("task-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const steps = Number($("task-steps").value);
-    const query = new URLSearchParams({ steps, interval: $("task-interval").value });
+    const intervalMs = Number($("task-interval").value);
+    const query = new URLSearchParams({ steps, interval: intervalMs });
     startButton.disabled = true;
     setBadge(pane, "connecting", "starting");
     try {
       const response = await fetch(`/tasks?${query}`, { method: "POST" });
       if (!response.ok) throw new Error(await response.text());
-      follow(await response.json(), steps);
+      follow(await response.json(), steps, intervalMs);
     } catch (error) {
       // 503 answers JSON ({"error": ...}); 400 answers text: show either as it came.
-      let message = error.message;
-      try {
-        message = JSON.parse(message).error;
-      } catch { /* plain text */ }
-      detail.textContent = `Could not start: ${message}`;
-      finish("error");
+      const body = parseJSON(error.message);
+      const message = isObject(body) && typeof body.error === "string" ? body.error : error.message;
+      finish("error", "error", `Could not start: ${message}`);
     }
   });
 }
