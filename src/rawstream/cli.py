@@ -16,7 +16,8 @@ import trio
 
 from .app import App
 from .hub import BROKER_ENV, BrokerUnavailable, open_broker
-from .llm import DEFAULT_TOKEN_RATE
+from .llm import DEFAULT_TOKEN_RATE, UPSTREAM_API_KEY_ENV
+from .llm.relay import Relay
 from .server import Config, Server, serve
 from .server.workers import READY_MARKER, run_workers
 
@@ -214,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         help=f"tokens a second of the built-in model (default {DEFAULT_TOKEN_RATE:g})",
     )
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        _check_demo_options(parser, args)
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -246,6 +249,18 @@ def main(argv: list[str] | None = None) -> int:
     for error in unavailable:
         print(f"rawstream: cannot start: {error}", file=sys.stderr)
     return 1 if unavailable else 0
+
+
+def _check_demo_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse a bad ``--token-rate`` or ``--upstream`` (and upstream key) with a usage error,
+    before anything starts."""
+    if not args.token_rate >= 0:  # NaN too
+        parser.error(f"--token-rate must be 0 or more tokens a second, not {args.token_rate}")
+    if args.upstream is not None:
+        try:
+            Relay(args.upstream, api_key=os.environ.get(UPSTREAM_API_KEY_ENV))
+        except ValueError as exc:
+            parser.error(f"--upstream: {exc}")
 
 
 def _run_server(

@@ -67,3 +67,26 @@ def test_negative_settings_are_refused() -> None:
     """A negative reconnection time or cap is a programming error."""
     with pytest.raises(ValueError):
         Backoff(retry=-1)
+    with pytest.raises(ValueError):
+        Backoff(min_backoff=-1)
+    with pytest.raises(ValueError):
+        Backoff(retry=float("nan"))
+
+
+def test_a_tiny_reconnection_time_still_backs_off_when_attempts_fail() -> None:
+    """retry: 0 is honoured once after a healthy stream, but failures start from min_backoff
+    and double from there (a zero base would stay zero forever)."""
+    backoff = Backoff(retry=0.0, max_backoff=30.0, min_backoff=1.0)
+    assert [backoff.window(n) for n in range(6)] == [
+        (0.0, 0.0),
+        (1.0, 4.0),
+        (1.0, 8.0),
+        (1.0, 16.0),
+        (1.0, 30.0),
+        (1.0, 30.0),
+    ]
+    capped = Backoff(retry=0.01, max_backoff=0.2, min_backoff=1.0)
+    assert capped.window(0) == (0.01, 0.02)
+    assert capped.window(3) == (0.2, 0.2)  # the cap wins over min_backoff
+    backoff.set_retry_ms(5000)  # above min_backoff: the floor is the server's again
+    assert backoff.window(1) == (5.0, 20.0)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import ssl
+from functools import partial
 
+import h11
 import pytest
 import trio
+import trio.testing
 from conftest import require
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rawstream.client import (
     ServerSentEvent,
@@ -241,3 +246,133 @@ def test_event_is_importable_from_both_layers() -> None:
     from rawstream import core
 
     assert ServerSentEvent is core.ServerSentEvent
+
+
+async def stalled_after(stream: trio.SocketStream, head: bytes, response: bytes) -> None:
+    await stream.send_all(response)
+    await trio.sleep_forever()
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        # an error head, then a body that stalls after 5 bytes
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        b'Transfer-Encoding: chunked\r\n\r\n5\r\n{"err\r\n',
+        # a 200 that is not an event stream, and never ends
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n",
+    ],
+)
+async def test_a_refused_body_that_stalls_is_read_within_connect_timeout(
+    raw_server, autojump_clock: trio.testing.MockClock, response: bytes
+) -> None:
+    """The error body kept in SSEResponseError is read under the same deadline as the head:
+    a server that stalls it gives SSEConnectionError after connect_timeout, not a hang."""
+    server = await raw_server(lambda stream, head: stalled_after(stream, head, response))
+    start = trio.current_time()
+    with trio.fail_after(600), pytest.raises(SSEConnectionError, match="within 5"):
+        async with connect_sse(server.url, connect_timeout=5):
+            pass
+    assert trio.current_time() - start == pytest.approx(5)
+
+
+async def test_a_complete_refused_body_is_kept_within_the_deadline(
+    raw_server, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A refusal whose body arrives in time still raises SSEResponseError with that body."""
+
+    async def refuse(stream: trio.SocketStream, head: bytes) -> None:
+        await stream.send_all(response_head("application/json", "429 Too Many Requests"))
+        await trio.sleep(1)
+        await stream.send_all(b'{"error": "slow down"}')
+
+    server = await raw_server(refuse)
+    with pytest.raises(SSEResponseError) as caught:
+        async with connect_sse(server.url, connect_timeout=5):
+            pass
+    assert (caught.value.status, caught.value.body) == (429, b'{"error": "slow down"}')
+
+
+async def test_a_buffered_event_waits_for_a_checkpoint(raw_server) -> None:
+    """SSEResponse.__anext__ is a checkpoint even when the event is already buffered: under
+    a cancelled scope it raises Cancelled and the event stays for the next call."""
+
+    async def three_at_once(stream: trio.SocketStream, head: bytes) -> None:
+        await stream.send_all(response_head() + b"data: 1\n\ndata: 2\n\ndata: 3\n\n")
+        await trio.sleep_forever()
+
+    server = await raw_server(three_at_once)
+    async with connect_sse(server.url) as response:
+        events = response.events()
+        assert (await events.__anext__()).data == "1"
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await events.__anext__()
+        assert scope.cancelled_caught
+        assert [(await events.__anext__()).data for _ in range(2)] == ["2", "3"]
+
+
+async def test_aclose_from_another_task_ends_the_iteration(base: str, seen: Seen) -> None:
+    """response.aclose() while another task reads: the reader's iteration simply ends."""
+    received: list[ServerSentEvent] = []
+    enough = trio.Event()
+    async with connect_sse(base + "/forever") as response, trio.open_nursery() as nursery:
+
+        async def close_after_two() -> None:
+            await enough.wait()
+            await response.aclose()
+
+        nursery.start_soon(close_after_two)
+        with trio.fail_after(10):
+            async for event in response.events():
+                received.append(event)
+                if len(received) == 2:
+                    enough.set()
+    assert [e.id for e in received[:2]] == ["1", "2"]
+    with trio.fail_after(5):
+        await seen.handler_done.wait()
+
+
+# Ids the parser can hand over: anything without NUL, CR or LF.
+event_ids = st.text(
+    alphabet=st.characters(blacklist_characters="\x00\r\n", blacklist_categories=("Cs",)),
+    max_size=12,
+) | st.sampled_from([" 7", "7 ", "\t7\t", "a\x0bb", "\x0c", " ", "a  b", "é ", "\x7f"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(last_event_id=event_ids)
+async def test_any_last_event_id_can_be_sent_or_left_out(last_event_id: str) -> None:
+    """Whatever the id, the request goes out: Last-Event-ID is the id without surrounding
+    spaces and tabs, or, when h11 refuses even that, absent (never a ValueError)."""
+    heads: list[bytes] = []
+
+    async def empty(stream: trio.SocketStream) -> None:
+        async with stream:
+            head = b""
+            while b"\r\n\r\n" not in head and (data := await stream.receive_some(65536)):
+                head += data
+            heads.append(head)
+            await stream.send_all(response_head())
+
+    async with trio.open_nursery() as nursery:  # per example: hypothesis runs each one alone
+        listeners = await nursery.start(partial(trio.serve_tcp, empty, 0, host="127.0.0.1"))
+        url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
+        async with connect_sse(url, last_event_id=last_event_id) as response:
+            assert [event async for event in response.events()] == []
+        nursery.cancel_scope.cancel()
+    lines = [line for line in heads[0].split(b"\r\n") if line.startswith(b"last-event-id:")]
+    trimmed = last_event_id.strip(" \t")
+    if lines:
+        assert lines == [b"last-event-id: " + trimmed.encode()]
+    else:
+        assert trimmed == "" or not _h11_accepts(trimmed.encode())
+
+
+def _h11_accepts(value: bytes) -> bool:
+    try:
+        h11.Request(method="GET", target="/", headers=[(b"host", b"x"), (b"last-event-id", value)])
+    except h11.LocalProtocolError:
+        return False
+    return True

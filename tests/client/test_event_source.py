@@ -225,15 +225,38 @@ async def test_leaving_the_block_cancels_the_server_handler(base: str, seen: See
     assert seen.handler_cancelled
 
 
-async def test_cancelling_a_wait_keeps_the_stream(base: str, seen: Seen) -> None:
-    """A timeout around one wait for an event loses nothing: iteration carries on."""
+async def test_cancelling_a_wait_keeps_the_stream(
+    base: str, seen: Seen, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A timeout in the middle of a wait for an event (the server sends one every 10 ms)
+    loses nothing: iteration carries on with the very next event."""
     async with EventSource(base + "/forever") as source:
-        await take(source, 1)
-        with trio.move_on_after(0):
+        assert [e.id for e in await take(source, 1)] == ["1"]
+        with trio.move_on_after(0.005) as scope:  # event 2 comes at 0.01 s
             await take(source, 1)
+        assert scope.cancelled_caught  # cancelled mid-read: nothing was returned
         events = await take(source, 2)
-    assert [e.id for e in events] in (["2", "3"], ["3", "4"])
+    assert [e.id for e in events] == ["2", "3"]
     assert len(seen.requests) == 1
+
+
+async def test_a_buffered_event_is_not_taken_by_a_cancelled_call(raw_server) -> None:
+    """Events that arrived in one read are buffered; asking for one under a cancelled scope
+    is a checkpoint that raises Cancelled without consuming it (no event is lost)."""
+
+    async def four_at_once(stream: trio.SocketStream, head: bytes) -> None:
+        body = b"".join(b"id: %d\ndata: e%d\n\n" % (i, i) for i in range(1, 5))
+        await stream.send_all(response_head() + body)
+        await trio.sleep_forever()
+
+    server: RawServer = await raw_server(four_at_once)
+    async with EventSource(server.url) as source:
+        assert [e.id for e in await take(source, 1)] == ["1"]
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await take(source, 1)
+        assert scope.cancelled_caught
+        assert [e.id for e in await take(source, 3)] == ["2", "3", "4"]
 
 
 async def test_event_over_the_limit_raises(base: str) -> None:
@@ -310,3 +333,95 @@ def test_a_new_event_source_does_nothing_until_iterated() -> None:
     source = EventSource("http://127.0.0.1:9/never")
     assert not source.connected and source.reconnects == 0 and source.last_event_id == ""
     assert source.retry == 3.0
+
+
+async def test_aclose_from_another_task_ends_the_iteration(base: str, seen: Seen) -> None:
+    """aclose() while another task waits for an event: that iteration ends (no exception),
+    and the server's handler is cancelled."""
+    received: list[ServerSentEvent] = []
+    enough = trio.Event()
+    async with EventSource(base + "/forever") as source, trio.open_nursery() as nursery:
+
+        async def close_after_three() -> None:
+            await enough.wait()
+            await source.aclose()
+
+        nursery.start_soon(close_after_three)
+        with trio.fail_after(10):
+            async for event in source:
+                received.append(event)
+                if len(received) == 3:
+                    enough.set()
+        assert not source.connected
+    assert [e.id for e in received[:3]] == ["1", "2", "3"]
+    with trio.fail_after(5):
+        await seen.handler_done.wait()
+    assert len(seen.requests) == 1
+
+
+async def test_retry_zero_does_not_reconnect_in_a_loop(
+    raw_server, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A server that says retry: 0 gets the one immediate reconnection after a healthy
+    stream, then, while its streams keep failing, delays from min_backoff (1 s) doubling."""
+    count = 0
+
+    async def retry_zero(stream: trio.SocketStream, head: bytes) -> None:
+        nonlocal count
+        count += 1
+        event = b"id: 1\ndata: healthy\n\n" if count == 1 else b""
+        await stream.send_all(response_head() + b"retry: 0\n\n" + event)
+
+    server: RawServer = await raw_server(retry_zero)
+    source = EventSource(server.url, max_reconnects=4, random=FixedRandom(1.0))
+    with pytest.raises(SSEConnectionError, match="gave up after 4"):
+        async with source:
+            assert [e.data for e in await take(source, 1)] == ["healthy"]
+            await take(source, 1)
+    assert source.retry == 0.0
+    assert gaps(server.times) == [0.0, 4.0, 8.0, 16.0]
+
+
+@pytest.mark.parametrize(
+    ("sent_id", "header"),
+    [
+        (b"7 ", b"last-event-id: 7\r\n"),  # h11 refuses surrounding whitespace: stripped
+        (b"\t a b", b"last-event-id: a b\r\n"),
+        (b"a\x0bb", None),  # a vertical tab inside is no header value: left out
+    ],
+)
+async def test_an_id_that_is_no_header_value_does_not_break_the_stream(
+    raw_server, autojump_clock: trio.testing.MockClock, sent_id: bytes, header: bytes | None
+) -> None:
+    """Any id the parser accepts can be resumed from: trimmed, or sent without the header,
+    never a ValueError out of the iteration."""
+
+    async def one_event(stream: trio.SocketStream, head: bytes) -> None:
+        await stream.send_all(response_head() + b"id: " + sent_id + b"\ndata: one\n\n")
+
+    server: RawServer = await raw_server(one_event)
+    async with EventSource(server.url, random=FixedRandom(0.0)) as source:
+        events = await take(source, 2)
+    assert [e.id for e in events] == [sent_id.decode()] * 2  # the id itself is kept as sent
+    if header is None:
+        assert b"last-event-id" not in server.heads[1].lower()
+    else:
+        assert header in server.heads[1].lower()
+
+
+async def test_reading_retry_changes_nothing(
+    raw_server, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The retry property reports the server's retry: without applying it; the delay uses
+    the server's value whether or not the property was read."""
+
+    async def retry_two(stream: trio.SocketStream, head: bytes) -> None:
+        await stream.send_all(response_head() + b"retry: 2000\nid: 1\ndata: x\n\n")
+
+    server: RawServer = await raw_server(retry_two)
+    async with EventSource(server.url, retry=5.0, random=FixedRandom(0.0)) as source:
+        await take(source, 1)
+        assert source.retry == 2.0
+        assert source._backoff.retry == 5.0  # applied only when a delay is computed
+        await take(source, 1)
+    assert gaps(server.times) == [2.0]

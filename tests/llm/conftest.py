@@ -7,7 +7,8 @@ The ``openai`` client used here is the synchronous one: it runs in a worker thre
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -64,3 +65,56 @@ def closed_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+RawHandler = Callable[[trio.SocketStream, bytes], Awaitable[None]]
+
+
+@dataclass
+class RawUpstream:
+    """A TCP server standing in for an upstream that misbehaves in exact bytes: each
+    connection's request head is recorded, then ``handler(stream, request_bytes_read)`` runs; the
+    connection is closed when it returns."""
+
+    port: int = 0
+    heads: list[bytes] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+@pytest.fixture
+async def raw_upstream(nursery: trio.Nursery) -> Callable[[RawHandler], Awaitable[RawUpstream]]:
+    """``upstream = await raw_upstream(handler)``."""
+
+    async def start(handler: RawHandler) -> RawUpstream:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        upstream = RawUpstream(port=listeners[0].socket.getsockname()[1])
+
+        async def serve_one(stream: trio.SocketStream) -> None:
+            async with stream:
+                data = b""
+                while b"\r\n\r\n" not in data and (more := await stream.receive_some(65536)):
+                    data += more
+                head = data.partition(b"\r\n\r\n")[0]
+                upstream.heads.append(head)
+                await handler(stream, data)
+
+        nursery.start_soon(trio.serve_listeners, serve_one, listeners)
+        return upstream
+
+    return start
+
+
+async def wait_for_eof(stream: trio.SocketStream) -> None:
+    """Read (and drop) what the peer sends until it closes the connection."""
+    while await stream.receive_some(65536):
+        pass
+
+
+def sse_head(status: str = "200 OK", content_type: str = "text/event-stream") -> bytes:
+    """A response head for a close-delimited body."""
+    return (
+        f"HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\nconnection: close\r\n\r\n".encode()
+    )

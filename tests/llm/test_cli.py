@@ -64,3 +64,36 @@ def test_demo_serves_the_built_in_model(
         model=MODEL_ID, messages=[{"role": "user", "content": "hello"}]
     )
     assert completion.choices[0].message.content.startswith("You said: “hello”.")
+
+
+@pytest.mark.parametrize(
+    ("options", "env", "says"),
+    [
+        (["--token-rate", "-1"], {}, "--token-rate must be 0 or more"),
+        (["--token-rate", "nan"], {}, "--token-rate must be 0 or more"),
+        (["--upstream", "ftp://x"], {}, "--upstream: the upstream must be an http"),
+        (["--upstream", "http://h:99999/v1"], {}, "--upstream: the upstream is not a valid URL"),
+        (
+            ["--upstream", "http://127.0.0.1:9/v1"],
+            {"RAWSTREAM_UPSTREAM_API_KEY": "sk-a\nb"},
+            "API key cannot be sent",
+        ),
+    ],
+)
+def test_bad_demo_options_are_usage_errors(
+    options: list[str],
+    env: dict[str, str],
+    says: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A usage error (exit status 2, one line on stderr), not a traceback; nothing starts."""
+    from rawstream.cli import main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--port", "0", *options])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
 import httpx
 import pytest
 import trio
+import trio.testing
 from conftest import StartServer
 from httpx_sse import aconnect_sse
 
@@ -96,3 +98,37 @@ async def test_an_unreachable_upstream_is_a_502(
         response = await client.post(url, json={"model": "m", "messages": []})
     assert response.status_code == 502
     assert response.json()["error"]["type"] == "server_error"
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"null", b"not json"])
+async def test_a_body_that_is_not_a_json_object_is_a_400(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch, base_url: str, body: bytes
+) -> None:
+    """Malformed JSON, or JSON that is not an object: 400, not a server error."""
+    url = await example_url(start_server, monkeypatch, base_url)
+    async with httpx.AsyncClient() as client:
+        response = await client.post(url, content=body)
+    assert response.status_code == 400
+
+
+async def test_an_upstream_that_never_answers_is_a_504(
+    start_server: StartServer,
+    monkeypatch: pytest.MonkeyPatch,
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A silent upstream (it accepts the connection, never answers): 504 after
+    UPSTREAM_HEAD_TIMEOUT seconds (virtual time)."""
+
+    async def silent(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()
+
+    listeners = await nursery.start(partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
+    monkeypatch.setenv("UPSTREAM_HEAD_TIMEOUT", "20")
+    port = listeners[0].socket.getsockname()[1]
+    url = await example_url(start_server, monkeypatch, f"http://127.0.0.1:{port}/v1")
+    start = trio.current_time()
+    async with httpx.AsyncClient(timeout=None) as client:
+        response = await client.post(url, json={"model": "m", "messages": []})
+    assert response.status_code == 504
+    assert trio.current_time() - start == pytest.approx(20, abs=0.01)

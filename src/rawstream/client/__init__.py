@@ -10,7 +10,13 @@ See docs/CLIENT.md.
 
 from ..core.sse_parser import EventStreamParser, ServerSentEvent
 from .backoff import Backoff
-from .errors import SSEClientError, SSEConnectionError, SSEEventTooLargeError, SSEResponseError
+from .errors import (
+    SSEClientError,
+    SSEConnectionError,
+    SSEEventTooLargeError,
+    SSEResponseError,
+    SSEResponseTooLargeError,
+)
 from .sse import EventSource, SSEResponse, connect_sse
 
 __all__ = [
@@ -22,6 +28,7 @@ __all__ = [
     "SSEEventTooLargeError",
     "SSEResponse",
     "SSEResponseError",
+    "SSEResponseTooLargeError",
     "ServerSentEvent",
     "connect_sse",
 ]

@@ -15,6 +15,7 @@ __all__ = [
     "SSEConnectionError",
     "SSEEventTooLargeError",
     "SSEResponseError",
+    "SSEResponseTooLargeError",
 ]
 
 
@@ -60,3 +61,12 @@ class SSEEventTooLargeError(SSEClientError, EventTooLargeError):
     Both an :class:`SSEClientError` and the core's
     :class:`~rawstream.core.errors.EventTooLargeError` (its ``limit`` attribute included).
     """
+
+
+class SSEResponseTooLargeError(SSEClientError):
+    """A whole response read by :func:`~rawstream.client.http.fetch` was larger than its
+    limit (``limit``, in bytes).  Never retried."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit

@@ -11,6 +11,7 @@ No ``Accept-Encoding`` is sent, so a server answers with the identity encoding.
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,9 +20,19 @@ from urllib.parse import urlsplit
 import h11
 import trio
 
-from .errors import SSEConnectionError
+from .errors import SSEConnectionError, SSEResponseTooLargeError
 
-__all__ = ["MAX_ERROR_BODY_BYTES", "HTTPResponse", "Target", "open_response", "parse_url"]
+__all__ = [
+    "MAX_ERROR_BODY_BYTES",
+    "FetchedResponse",
+    "HTTPResponse",
+    "Target",
+    "fetch",
+    "open_response",
+    "parse_url",
+]
+
+log = logging.getLogger("rawstream.client")
 
 #: How much of a refused response's body is kept (``SSEResponseError.body``).
 MAX_ERROR_BODY_BYTES = 64 * 1024
@@ -131,7 +142,11 @@ class HTTPResponse:
         return b""
 
     async def read_bounded(self, limit: int = MAX_ERROR_BODY_BYTES) -> bytes:
-        """Up to ``limit`` bytes of the body (for error reports); a broken body gives what came."""
+        """Up to ``limit`` bytes of the body (for error reports); a broken body gives what came.
+
+        No deadline of its own: the caller puts one around it (a server can send a head and
+        then stall its body).
+        """
         body = bytearray()
         try:
             while len(body) < limit:
@@ -142,6 +157,24 @@ class HTTPResponse:
         except SSEConnectionError:
             pass
         return bytes(body[:limit])
+
+    async def read_all(self, limit: int) -> bytes:
+        """The whole body, which must be complete and at most ``limit`` bytes.
+
+        No deadline of its own: the caller puts one around it.
+
+        Raises:
+            SSEResponseTooLargeError: the body is larger than ``limit`` (the rest is not read).
+            SSEConnectionError: the body was cut short or the connection broke.
+        """
+        body = bytearray()
+        while data := await self.receive_body():
+            body += data
+            if len(body) > limit:
+                raise SSEResponseTooLargeError(
+                    f"the response body is larger than {limit} bytes", limit=limit
+                )
+        return bytes(body)
 
     async def aclose(self) -> None:
         """Close the connection at once (no graceful TLS close: the peer learns from EOF)."""
@@ -161,7 +194,8 @@ async def _next_event(stream: trio.abc.Stream, conn: h11.Connection) -> h11.Even
             raise SSEConnectionError("the response is already complete")
         try:
             data = await stream.receive_some(RECEIVE_BYTES)
-        except (OSError, trio.BrokenResourceError) as exc:
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            # ClosedResourceError: another task closed the response (aclose()) meanwhile.
             raise SSEConnectionError(f"connection lost: {exc}") from exc
         conn.receive_data(data if isinstance(data, bytes) else bytes(data))
 
@@ -209,20 +243,21 @@ async def open_response(
             malformed.
     """
     target = parse_url(url)
-    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+    # HTTP strips a field value's surrounding whitespace (RFC 9110 5.5), and h11 refuses to
+    # send it: the id goes without it.
+    sent_id = (last_event_id or "").strip(" \t")
     try:
-        outgoing = conn.send(
-            h11.Request(
-                method=method,
-                target=target.target,
-                headers=request_headers(target, headers, body=body, last_event_id=last_event_id),
-            )
-        )
-        if body:
-            outgoing += conn.send(h11.Data(data=body))
-        outgoing += conn.send(h11.EndOfMessage())
+        conn, outgoing = _encode_request(target, method, headers, body, sent_id)
     except h11.LocalProtocolError as exc:
-        raise ValueError(f"cannot send this request: {exc}") from exc
+        if not sent_id:
+            raise ValueError(f"cannot send this request: {exc}") from exc
+        # An id a server may legally send (a vertical tab in it, say) that is not a legal
+        # header value: resuming without it beats failing the whole stream.
+        try:
+            conn, outgoing = _encode_request(target, method, headers, body, "")
+        except h11.LocalProtocolError as again:
+            raise ValueError(f"cannot send this request: {again}") from again
+        log.debug("Last-Event-ID %r cannot be sent as a header; left out", sent_id)
     stream = await open_stream(target, ssl_context)
     try:
         try:
@@ -238,3 +273,70 @@ async def open_response(
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
+
+
+def _encode_request(
+    target: Target, method: str, headers: Headers, body: bytes | None, last_event_id: str
+) -> tuple[h11.Connection, bytes]:
+    """A new h11 client connection and the bytes of the whole request (h11 validates them).
+
+    Raises:
+        h11.LocalProtocolError: a header or the method h11 refuses to send.
+    """
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+    outgoing = conn.send(
+        h11.Request(
+            method=method,
+            target=target.target,
+            headers=request_headers(target, headers, body=body, last_event_id=last_event_id),
+        )
+    )
+    if body:
+        outgoing += conn.send(h11.Data(data=body))
+    outgoing += conn.send(h11.EndOfMessage())
+    return conn, outgoing
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedResponse:
+    """A whole response: status, headers (names lower-cased, in order), complete body."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or ``None``."""
+        name = name.lower()
+        return next((value for key, value in self.headers if key == name), None)
+
+
+async def fetch(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: Headers = (),
+    body: bytes | None = None,
+    max_body_bytes: int = 4 << 20,
+    ssl_context: ssl.SSLContext | None = None,
+) -> FetchedResponse:
+    """One request and its whole, complete response (a small JSON document, not a stream).
+
+    No deadline of its own: put one around the call (``trio.fail_after``); it then covers
+    connecting, the head and the body, so a server that sends a head and then stalls cannot
+    hold the caller.  Pass ``Accept`` in ``headers`` (the default is ``text/event-stream``,
+    this module's main use).  The connection is closed before this returns or raises.
+
+    Raises:
+        ValueError: a bad URL, or a header h11 refuses.
+        SSEConnectionError: connecting failed, the connection broke, or the body was cut short.
+        SSEResponseTooLargeError: the body is larger than ``max_body_bytes``.
+    """
+    response = await open_response(
+        url, method=method, headers=headers, body=body, ssl_context=ssl_context
+    )
+    try:
+        data = await response.read_all(max_body_bytes)
+    finally:
+        await response.aclose()
+    return FetchedResponse(response.status, response.headers, data)

@@ -33,7 +33,7 @@ import trio
 
 from ..core.errors import EventTooLargeError
 from ..core.sse_parser import DEFAULT_MAX_EVENT_BYTES, EventStreamParser, ServerSentEvent
-from .backoff import Backoff
+from .backoff import MAX_RECONNECTION_TIME, Backoff
 from .errors import SSEConnectionError, SSEEventTooLargeError, SSEResponseError
 from .http import Headers, HTTPResponse, open_response
 
@@ -88,16 +88,27 @@ class SSEResponse:
         """The next event, waiting for it.
 
         Raises:
-            StopAsyncIteration: the server ended the stream (a half-sent event is dropped).
+            StopAsyncIteration: the server ended the stream (a half-sent event is dropped),
+                or :meth:`aclose` was called (from another task, say).
             SSEConnectionError: the connection broke, the body was cut short, or nothing
                 arrived for ``read_timeout`` seconds.
             SSEEventTooLargeError: a line or an event's data exceeded ``max_event_bytes``.
+
+        Always a checkpoint, even when the event was already buffered; a cancellation takes
+        nothing from the stream (the event is still there for the next call).
         """
+        if self._next < len(self._ready):
+            await trio.lowlevel.checkpoint()
         while self._next == len(self._ready):
             if self._ended:
                 raise StopAsyncIteration
             with trio.move_on_after(self._read_timeout) as scope:
-                data = await self._http.receive_body()
+                try:
+                    data = await self._http.receive_body()
+                except SSEConnectionError:
+                    if self._ended:  # closed by aclose() while waiting: the end, not a failure
+                        raise StopAsyncIteration from None
+                    raise
             if scope.cancelled_caught:
                 raise SSEConnectionError(f"no data for {self._read_timeout} s")
             if not data:
@@ -145,7 +156,11 @@ async def _open_stream(
     connect_timeout: float | None,
     read_timeout: float | None,
 ) -> SSEResponse:
-    """Connect, send the request and check the response head (see :func:`connect_sse`)."""
+    """Connect, send the request and check the response head (see :func:`connect_sse`).
+
+    ``connect_timeout`` covers the head and, for a refused response, the bounded read of
+    its body: an upstream that sends ``503`` and then stalls its body cannot hold us.
+    """
     try:
         with trio.fail_after(math.inf if connect_timeout is None else connect_timeout):
             http = await open_response(
@@ -156,20 +171,19 @@ async def _open_stream(
                 last_event_id=parser.last_event_id,
                 ssl_context=ssl_context,
             )
+            try:
+                reason = _refusal(http)
+                refused_body = b"" if reason is None else await http.read_bounded()
+            except BaseException:
+                await http.aclose()
+                raise
     except trio.TooSlowError as exc:
         raise SSEConnectionError(f"no response within {connect_timeout} s") from exc
-    try:
-        reason = _refusal(http)
-        if reason is not None:
-            raise SSEResponseError(
-                f"{method} {url}: {reason}",
-                status=http.status,
-                headers=http.headers,
-                body=await http.read_bounded(),
-            )
-    except BaseException:
+    if reason is not None:
         await http.aclose()
-        raise
+        raise SSEResponseError(
+            f"{method} {url}: {reason}", status=http.status, headers=http.headers, body=refused_body
+        )
     return SSEResponse(http, parser, read_timeout=read_timeout)
 
 
@@ -197,7 +211,8 @@ async def connect_sse(
             until the stream sets one.
         ssl_context: for https; ``ssl.create_default_context()`` if not given.
         max_event_bytes: the largest line, and largest data of one event, accepted.
-        connect_timeout: seconds allowed to connect and receive the response head.
+        connect_timeout: seconds allowed to connect and receive the response head (and, when
+            the response is refused, the start of its body for ``SSEResponseError.body``).
         read_timeout: seconds the stream may stay silent before it counts as broken.
 
     Yields:
@@ -246,6 +261,9 @@ class EventSource:
             (the spec's default: 3 s).
         max_backoff: the cap, in seconds, of the window that doubles with each consecutive
             failure (the server's ``retry:`` is honoured even above it).
+        min_backoff: the least delay, in seconds, once attempts fail, when the reconnection
+            time is shorter: ``retry: 0`` reconnects at once after a healthy stream, but not
+            in a loop when the server keeps failing (see :mod:`rawstream.client.backoff`).
         max_reconnects: give up (raise :class:`SSEConnectionError`) after this many
             reconnection attempts in total; ``None`` never gives up.
         healthy_after: a connection that delivered no event counts as a failure for the
@@ -275,6 +293,7 @@ class EventSource:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         retry: float = 3.0,
         max_backoff: float = 30.0,
+        min_backoff: float = 1.0,
         max_reconnects: int | None = None,
         healthy_after: float = 10.0,
         connect_timeout: float | None = 30.0,
@@ -293,7 +312,9 @@ class EventSource:
         self._parser = EventStreamParser(
             last_event_id=last_event_id or "", max_event_bytes=max_event_bytes
         )
-        self._backoff = Backoff(retry=retry, max_backoff=max_backoff, random=random)
+        self._backoff = Backoff(
+            retry=retry, max_backoff=max_backoff, min_backoff=min_backoff, random=random
+        )
         self._response: SSEResponse | None = None
         self._opened_at = 0.0
         self._delivered = False
@@ -310,9 +331,13 @@ class EventSource:
 
     @property
     def retry(self) -> float:
-        """The reconnection time in seconds (the server's last ``retry:``, else the default)."""
+        """The reconnection time in seconds (the server's last ``retry:``, else the default).
+
+        Reading it changes nothing: the server's ``retry:`` is applied to the backoff in one
+        place, when the next delay is computed.
+        """
         if self._parser.retry is not None:
-            self._backoff.set_retry_ms(self._parser.retry)
+            return min(self._parser.retry / 1000, MAX_RECONNECTION_TIME)
         return self._backoff.retry
 
     @property
@@ -350,9 +375,13 @@ class EventSource:
             try:
                 event = await response.__anext__()
             except StopAsyncIteration:
+                if self._finished:  # aclose() from another task ended the stream
+                    raise
                 await self._drop()
                 continue
             except SSEConnectionError as exc:
+                if self._finished:
+                    raise StopAsyncIteration from None
                 self._last_error = exc
                 await self._drop()
                 continue
@@ -372,6 +401,8 @@ class EventSource:
                         f"gave up after {self.reconnects} reconnection attempts"
                     ) from self._last_error
                 await trio.sleep(self._next_delay())
+                if self._finished:  # closed while waiting
+                    raise StopAsyncIteration
                 self.reconnects += 1
             try:
                 response = await _open_stream(
@@ -394,6 +425,9 @@ class EventSource:
                 raise
             # Only an attempt that finished counts: one cancelled halfway is simply redone.
             self._attempted = True
+            if self._finished:  # aclose() from another task while this one connected
+                await response.aclose()
+                raise StopAsyncIteration
             if response.status == 204:
                 self._finished = True
                 await response.aclose()

@@ -5,8 +5,8 @@
 * ``POST /v1/chat/completions``: ``stream: true`` answers with ``chat.completion.chunk``
   Server-Sent Events ending with ``data: [DONE]``, ``stream: false`` with one
   ``chat.completion``; a malformed request gets 400 with an OpenAI-style error body.
-* ``GET /v1/models`` and ``GET /v1/models/{model}``: the model list, as
-  ``client.models.list()`` reads it.
+* ``GET /v1/models`` and ``GET /v1/models/{model}`` (``{owner}/{model}`` too): the model
+  list, as ``client.models.list()`` reads it, and one model.
 
 The answers come from the built-in model (:mod:`rawstream.llm.generator`: no network, no
 weights, paced at ``token_rate`` tokens a second) or, with ``upstream``, from another
@@ -41,6 +41,7 @@ __all__ = [
     "MODEL_ID",
     "UPSTREAM_API_KEY_ENV",
     "APIError",
+    "Relay",
     "add_chat_completions",
 ]
 
@@ -55,7 +56,7 @@ _MODEL_CREATED = 1_700_000_000
 def add_chat_completions(
     app: App,
     *,
-    upstream: str | None = None,
+    upstream: str | Relay | None = None,
     token_rate: float = DEFAULT_TOKEN_RATE,
     api_key: str | None = None,
     head_timeout: float = 60.0,
@@ -64,8 +65,10 @@ def add_chat_completions(
 
     Args:
         app: the application to add the routes to.
-        upstream: an OpenAI-compatible base URL (``http://HOST:PORT/v1``) to relay to;
-            None answers with the built-in model, ``rawstream-echo``.
+        upstream: an OpenAI-compatible base URL (``http://HOST:PORT/v1``) to relay to, or a
+            :class:`~rawstream.llm.relay.Relay` (to set its limits; ``api_key`` and
+            ``head_timeout`` are then its own); None answers with the built-in model,
+            ``rawstream-echo``.
         token_rate: tokens a second of the built-in model's streams (0 or ``math.inf``: as
             fast as the client reads).
         api_key: the relay's bearer token for the upstream; default
@@ -74,12 +77,13 @@ def add_chat_completions(
         head_timeout: seconds the upstream gets to start answering (then 504).
 
     Raises:
-        ValueError: ``token_rate`` is negative or NaN, or ``upstream`` is not an http(s) URL.
+        ValueError: ``token_rate`` is negative or NaN, ``upstream`` is not an http(s) URL
+            with a host, or the API key cannot be sent as a header value.
     """
     if math.isnan(token_rate) or token_rate < 0:
         raise ValueError(f"token_rate must be 0 or more tokens a second, not {token_rate}")
-    relay: Relay | None = None
-    if upstream is not None:
+    relay: Relay | None = upstream if isinstance(upstream, Relay) else None
+    if isinstance(upstream, str):  # Relay() checks the URL and the key
         key = api_key if api_key is not None else os.environ.get(UPSTREAM_API_KEY_ENV)
         relay = Relay(upstream, api_key=key, head_timeout=head_timeout)
 
@@ -104,8 +108,9 @@ def add_chat_completions(
 
     @_api_errors
     async def retrieve_model(request: Request) -> Response:
-        """One model by name."""
-        name = request.path_params["model"]
+        """One model by name (``owner/name`` ids included: see the routes below)."""
+        params = request.path_params
+        name = f"{params['owner']}/{params['model']}" if "owner" in params else params["model"]
         if relay is not None:
             return await relay.get("/models/" + quote(name, safe=""))
         if name != MODEL_ID:
@@ -120,6 +125,10 @@ def add_chat_completions(
     app.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_route("/v1/models", list_models)
     app.add_route("/v1/models/{model}", retrieve_model)
+    # A path parameter is one segment, and the server decodes %2F before routing, so a
+    # Hugging Face style id (meta-llama/Llama-3.1-8B) needs its own route.  Ids with two
+    # slashes or more are not routed (404 from the router): docs/LLM.md.
+    app.add_route("/v1/models/{owner}/{model}", retrieve_model)
 
 
 def _api_errors(

@@ -9,6 +9,11 @@ Per choice ``index``, deltas concatenate: ``content`` and ``refusal`` text, and
 ``tool_calls`` by their own ``index`` (``id``, ``type`` and ``function.name`` arrive once,
 ``function.arguments`` in pieces).  The last ``finish_reason`` wins; ``usage`` comes from the
 usage chunk the relay asks for (``stream_options.include_usage``).
+
+The chunks come from another server: a value of the wrong type where the folding looks
+inside (a choice ``index`` that is a list, a ``delta`` that is a string...) raises
+``ValueError``, which the relay answers like any broken upstream stream.  Values it only
+copies (ids, names, ``usage``) are passed on as they came.
 """
 
 from __future__ import annotations
@@ -28,24 +33,34 @@ class _Choice:
     finish_reason: str | None = None
 
     def add(self, delta: dict[str, Any]) -> None:
+        """Take one ``delta`` (a dict, checked by the caller).
+
+        Raises:
+            ValueError: ``tool_calls`` is not a list of objects, or one is malformed.
+        """
         if isinstance(delta.get("role"), str):
             self.role = delta["role"]
         if isinstance(delta.get("content"), str):
             self.content.append(delta["content"])
         if isinstance(delta.get("refusal"), str):
             self.refusal.append(delta["refusal"])
-        for call in delta.get("tool_calls") or ():
-            if isinstance(call, dict):
-                self._add_tool_call(call)
+        calls = delta.get("tool_calls") or []
+        if not isinstance(calls, list):
+            raise ValueError(f"tool_calls is not a list: {calls!r}"[:500])
+        for call in calls:
+            if not isinstance(call, dict):
+                raise ValueError(f"not a tool call: {call!r}"[:500])
+            self._add_tool_call(call)
 
     def _add_tool_call(self, piece: dict[str, Any]) -> None:
-        call = self.tool_calls.setdefault(
-            piece.get("index", 0), {"id": "", "type": "function", "function": {}}
-        )
+        index = _index(piece)
+        call = self.tool_calls.setdefault(index, {"id": "", "type": "function", "function": {}})
         for key in ("id", "type"):
             if piece.get(key):
                 call[key] = piece[key]
         function = piece.get("function") or {}
+        if not isinstance(function, dict):
+            raise ValueError(f"tool call function is not an object: {function!r}"[:500])
         if function.get("name"):
             call["function"]["name"] = function["name"]
         if isinstance(function.get("arguments"), str):
@@ -83,14 +98,22 @@ class CompletionBuilder:
         for key in ("id", "created", "model", "system_fingerprint", "service_tier"):
             if chunk.get(key) is not None:
                 self._head.setdefault(key, chunk[key])
-        for choice in chunk.get("choices") or ():
+        choices = chunk.get("choices") or []
+        if not isinstance(choices, list):
+            raise ValueError(f"choices is not a list: {choices!r}"[:500])
+        for choice in choices:
             if not isinstance(choice, dict):
                 raise ValueError(f"not a choice: {choice!r}"[:500])
-            index = choice.get("index", 0)
-            state = self._choices.setdefault(index, _Choice())
-            state.add(choice.get("delta") or {})
-            if choice.get("finish_reason") is not None:
-                state.finish_reason = choice["finish_reason"]
+            delta = choice.get("delta") or {}
+            finish_reason = choice.get("finish_reason")
+            if not isinstance(delta, dict):
+                raise ValueError(f"delta is not an object: {delta!r}"[:500])
+            if finish_reason is not None and not isinstance(finish_reason, str):
+                raise ValueError(f"finish_reason is not a string: {finish_reason!r}"[:500])
+            state = self._choices.setdefault(_index(choice), _Choice())
+            state.add(delta)
+            if finish_reason is not None:
+                state.finish_reason = finish_reason
         if chunk.get("usage") is not None:
             self._usage = chunk["usage"]
 
@@ -117,3 +140,15 @@ class CompletionBuilder:
         if self._usage is not None:
             completion["usage"] = self._usage
         return completion
+
+
+def _index(value: dict[str, Any]) -> int:
+    """The ``index`` of a choice or a tool call piece (0 if absent): a non-negative integer.
+
+    Raises:
+        ValueError: anything else (a list is not even hashable).
+    """
+    index = value.get("index", 0)
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ValueError(f"index is not a non-negative integer: {index!r}"[:500])
+    return index

@@ -4,12 +4,14 @@ Theory of operation.  The relay always asks its upstream for a stream
 (``POST {base}/chat/completions`` with ``stream: true``, through
 :func:`rawstream.client.connect_sse`), whatever its own client asked for:
 
-* the answer is a :class:`~rawstream.response.Response` whose body is an async generator;
-  the server streams it with backpressure and, when the downstream client goes away, cancels
-  it and closes it with ``aclose()``.  The generator is suspended inside
-  ``async with connect_sse(...)``, so closing it leaves that block, which closes the upstream
-  TCP connection: the upstream server sees its client go and stops generating.  No task,
-  timer or flag is involved; the cancellation path is the generator's own cleanup.
+* the answer is a :class:`~rawstream.response.Response` whose body (:class:`_UpstreamBody`)
+  owns the upstream generator; the server streams it with backpressure and, when the
+  downstream client goes away, cancels it and closes it with ``aclose()``.  The generator is
+  suspended inside ``async with connect_sse(...)``, so closing it leaves that block, which
+  closes the upstream TCP connection: the upstream server sees its client go and stops
+  generating.  The body's ``aclose()`` closes the upstream generator even when iteration never
+  started (the client left before the head was sent): a plain wrapper generator would not, as
+  closing an unstarted generator runs none of its code.  No task, timer or flag is involved.
 * before answering, the handler advances that generator once, to the point where the upstream
   has sent a ``2xx`` ``text/event-stream`` head (:func:`_open_upstream` yields ``None`` there).
   Until then nothing is committed, so an upstream error (``SSEResponseError``: 4xx/5xx, or
@@ -19,14 +21,19 @@ Theory of operation.  The relay always asks its upstream for a stream
   is passed through unchanged, never parsed: fields the relay does not know (tool calls,
   logprobs, a vendor's extras) survive, and a token costs one SSE re-encoding, which keeps
   the framing valid whatever the data holds.  The stream ends after the upstream's
-  ``[DONE]``; if the upstream fails mid-stream, a final ``{"error": ...}`` chunk says so (the
-  ``openai`` client raises ``APIError`` on it) and no ``[DONE]`` follows.
+  ``[DONE]``; if the upstream fails mid-stream, or ends its stream without ``[DONE]`` (a
+  model that stopped, cut short), a final ``{"error": ...}`` chunk says so (the ``openai``
+  client raises ``APIError`` on it) and no ``[DONE]`` follows.  An event type that cannot be
+  re-encoded (NUL in it, legal in SSE) is dropped: the event goes on as a plain message.
 * ``stream: false`` downstream: the chunks are folded into one ``chat.completion``
   (:class:`~rawstream.llm.aggregate.CompletionBuilder`; the relay asks for the usage chunk).
   It is still sent as a streamed body (one chunk at the end) so that a client that gives up,
   a timeout, say, cancels the upstream generation as well.  The price: a failure after the
   upstream's head can no longer change the status, so the response is cut short (the client
-  sees an incomplete body) instead of getting a 502.
+  sees an incomplete body) instead of getting a 502; so it is when the chunks do not add up
+  to a completion (no ``[DONE]``, a malformed chunk, more than ``max_completion_bytes``).
+* ``GET /models`` is one small JSON document: :func:`rawstream.client.http.fetch` reads it
+  whole (at most ``max_response_bytes``, refused if cut short) within ``head_timeout``.
 
 Credentials: ``api_key`` (the CLI reads ``$RAWSTREAM_UPSTREAM_API_KEY``) is sent upstream as
 ``Authorization: Bearer``.  The downstream client's own ``Authorization`` is never
@@ -36,13 +43,17 @@ forwarded: it was meant for this server, not for the upstream.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
+from urllib.parse import urlsplit
 
+import h11
 import trio
 
 from ..client import ServerSentEvent, SSEClientError, SSEResponseError, connect_sse
-from ..client.http import MAX_ERROR_BODY_BYTES
+from ..client.http import FetchedResponse, fetch
+from ..core.errors import InvalidEventError
 from ..core.sse import Event
 from ..request import HTTPError
 from ..response import Response
@@ -52,9 +63,13 @@ from .protocol import APIError, ChatRequest, dumps, sse_json
 
 __all__ = ["Relay"]
 
+log = logging.getLogger("rawstream.llm")
+
 _DONE_DATA = "[DONE]"
 #: Upstream response headers passed through with an error answer.
 _PASSED_HEADERS = ("content-type", "retry-after")
+
+Events = AsyncGenerator[ServerSentEvent | None, None]
 
 
 class Relay:
@@ -63,11 +78,20 @@ class Relay:
     Args:
         base_url: the upstream's API base, e.g. ``http://127.0.0.1:11434/v1``
             (``/chat/completions`` and ``/models`` are appended).
-        api_key: sent upstream as ``Authorization: Bearer API_KEY``, if given.
+        api_key: sent upstream as ``Authorization: Bearer API_KEY``, if given (surrounding
+            whitespace stripped).
         head_timeout: seconds the upstream gets to answer with a response head (connecting
-            included); beyond it the client gets 504.  Once tokens flow there is no timeout:
-            the downstream client decides how long it waits.
+            included, and the body of an error answer or of ``/models``); beyond it the client
+            gets 504.  Once tokens flow there is no timeout: the downstream client decides
+            how long it waits.
         max_event_bytes: the largest upstream event accepted (the client's bound).
+        max_completion_bytes: the most upstream chunk data folded into one ``stream: false``
+            answer; beyond it the answer is cut short.
+        max_response_bytes: the largest ``/models`` answer passed through (beyond it: 502).
+
+    Raises:
+        ValueError: ``base_url`` is not an http(s) URL with a host, or ``api_key`` cannot be
+            sent as a header value (CR, LF, NUL or another control character in it).
     """
 
     def __init__(
@@ -77,15 +101,23 @@ class Relay:
         api_key: str | None = None,
         head_timeout: float = 60.0,
         max_event_bytes: int = 1 << 20,
+        max_completion_bytes: int = 4 << 20,
+        max_response_bytes: int = 4 << 20,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"the upstream must be an http:// or https:// URL: {base_url!r}")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = _check_base_url(base_url)
         self.head_timeout = head_timeout
         self.max_event_bytes = max_event_bytes
-        self._headers = [("accept", "text/event-stream"), ("content-type", "application/json")]
-        if api_key:
-            self._headers.append(("authorization", f"Bearer {api_key}"))
+        self.max_completion_bytes = max_completion_bytes
+        self.max_response_bytes = max_response_bytes
+        self._auth: list[tuple[str, str]] = []
+        if api_key and api_key.strip():
+            value = _check_header("the upstream API key", f"Bearer {api_key.strip()}")
+            self._auth.append(("authorization", value))
+        self._headers = [
+            ("accept", "text/event-stream"),
+            ("content-type", "application/json"),
+            *self._auth,
+        ]
 
     async def answer(self, chat: ChatRequest) -> Response:
         """Relay ``chat`` upstream and answer with its stream, or its aggregate.
@@ -107,34 +139,61 @@ class Relay:
         try:
             await events.__anext__()  # returns once the upstream has answered 2xx
         except SSEResponseError as exc:
-            return _pass_through(exc)
+            return _pass_through(exc.status, exc.headers, exc.body)
         except SSEClientError as exc:
             raise _upstream_failed(exc) from exc
+        # From here on the body owns `events`: the server closes it however the answer ends.
         if chat.stream:
-            return sse_response(_forward(events))
-        return Response(_aggregate(events), content_type="application/json")
+            return sse_response(_UpstreamBody(events, _forward))
+        limit = self.max_completion_bytes
+        return Response(
+            _UpstreamBody(events, lambda e: _aggregate(e, limit)), content_type="application/json"
+        )
 
     async def get(self, path: str) -> Response:
         """``GET {base}{path}`` (``/models``), passed through: status, body, content type.
 
+        The whole answer is read within ``head_timeout``; it must be complete and at most
+        ``max_response_bytes``.
+
         Raises:
-            APIError: 502 (upstream unreachable, its answer too large, or an event stream),
-                504 (no answer within ``head_timeout``).
+            APIError: 502 (upstream unreachable, its answer too large or cut short), 504 (no
+                whole answer within ``head_timeout``).
         """
+        headers = [("accept", "application/json"), *self._auth]
         try:
-            async with connect_sse(
-                self.base_url + path, headers=self._headers, connect_timeout=self.head_timeout
-            ):
-                pass
-        except SSEResponseError as exc:
-            # To an SSE client, a JSON answer is "not an event stream": the error carries the
-            # status and the start of the body, which is all of it unless it hit the bound.
-            if len(exc.body) >= MAX_ERROR_BODY_BYTES:
-                raise _upstream_failed(f"the upstream's answer to {path} is too large") from exc
-            return _pass_through(exc)
+            with trio.fail_after(self.head_timeout):
+                answer: FetchedResponse = await fetch(
+                    self.base_url + path, headers=headers, max_body_bytes=self.max_response_bytes
+                )
+        except trio.TooSlowError as exc:
+            raise _upstream_timeout(f"no answer to {path} within {self.head_timeout} s") from exc
         except SSEClientError as exc:
             raise _upstream_failed(exc) from exc
-        raise _upstream_failed(f"the upstream answered {path} with an event stream")
+        return _pass_through(answer.status, answer.headers, answer.body)
+
+
+def _check_base_url(base_url: str) -> str:
+    """``base_url`` without its trailing slashes, if it is an http(s) URL with a host."""
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 (a bad port raises ValueError)
+    except ValueError as exc:
+        raise ValueError(f"the upstream is not a valid URL: {base_url!r} ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"the upstream must be an http:// or https:// URL: {base_url!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"the upstream base URL must not have a query or fragment: {base_url!r}")
+    return base_url.rstrip("/")
+
+
+def _check_header(what: str, value: str) -> str:
+    """``value`` if h11 can send it as a header value (no CR, LF, NUL, control characters)."""
+    try:
+        h11.Request(method="GET", target="/", headers=[(b"host", b"x"), (b"x", value.encode())])
+    except h11.LocalProtocolError:
+        raise ValueError(f"{what} cannot be sent in an HTTP header") from None
+    return value
 
 
 async def _open_upstream(
@@ -144,11 +203,14 @@ async def _open_upstream(
     body: bytes,
     connect_timeout: float,
     max_event_bytes: int,
-) -> AsyncGenerator[ServerSentEvent | None, None]:
+) -> Events:
     """Yield ``None`` once the upstream has answered 2xx with an event stream, then its events.
 
     Closing this generator (``aclose()``, or cancellation while it waits) leaves
     ``connect_sse``, which closes the upstream connection.
+
+    Raises:
+        SSEClientError: ... and a 204 (no stream at all) from the upstream.
     """
     async with connect_sse(
         url,
@@ -158,49 +220,105 @@ async def _open_upstream(
         connect_timeout=connect_timeout,
         max_event_bytes=max_event_bytes,
     ) as response:
+        if response.status == 204:
+            raise SSEClientError("the upstream answered 204 No Content, not a stream")
         yield None
         async for event in response.events():
             yield event
 
 
-async def _forward(
-    events: AsyncGenerator[ServerSentEvent | None, None],
-) -> AsyncGenerator[bytes, None]:
+class _UpstreamBody:
+    """A response body that owns the upstream generator ``events``.
+
+    Iterating it runs ``produce(events)``; :meth:`aclose` closes that generator *and*
+    ``events``, so the upstream connection is released at once even when the server never
+    started the body (its client left before the head went out).  Closing a generator that
+    never started runs none of its code, so the forwarding generator alone could not do this.
+    """
+
+    def __init__(
+        self, events: Events, produce: Callable[[Events], AsyncGenerator[bytes, None]]
+    ) -> None:
+        self._events = events
+        self._chunks = produce(events)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        """Close the forwarding generator and the upstream generator (its connection)."""
+        try:
+            await self._chunks.aclose()
+        finally:
+            await self._events.aclose()
+
+
+async def _forward(events: Events) -> AsyncGenerator[bytes, None]:
     """The downstream SSE body: every upstream event, re-encoded, up to ``[DONE]``."""
     async with aclosing(events):
         try:
             async for event in events:
                 assert event is not None  # only the first item, consumed by Relay.answer
-                kind = None if event.event == "message" else event.event
-                yield Event(data=event.data, event=kind).encode()
+                yield _reencode(event)
                 if event.data == _DONE_DATA:
                     return
         except SSEClientError as exc:
             yield sse_json(_upstream_failed(exc, "the upstream stream failed").body())
+            return
+    # The upstream's stream ended cleanly but without [DONE]: the answer may be cut short.
+    failed = _upstream_failed("the upstream stream ended without [DONE]")
+    yield sse_json(failed.body())
 
 
-async def _aggregate(
-    events: AsyncGenerator[ServerSentEvent | None, None],
-) -> AsyncGenerator[bytes, None]:
-    """The downstream JSON body: the upstream's chunks folded into one completion."""
+def _reencode(event: ServerSentEvent) -> bytes:
+    """``event`` as one SSE event; a type that cannot be encoded (NUL in it) is dropped."""
+    kind = None if event.event == "message" else event.event
+    try:
+        return Event(data=event.data, event=kind).encode()
+    except InvalidEventError:
+        log.debug("upstream event type %r cannot be re-encoded; sent as a message", kind)
+        return Event(data=event.data).encode()
+
+
+async def _aggregate(events: Events, limit: int) -> AsyncGenerator[bytes, None]:
+    """The downstream JSON body: the upstream's chunks folded into one completion.
+
+    Raises:
+        HTTPError: 502 (the server cuts the body short: the 200 head is out) when the
+            upstream fails, ends without ``[DONE]``, sends a chunk that is not one, or more
+            than ``limit`` bytes of chunk data.
+    """
     builder = CompletionBuilder()
+    size = 0
     async with aclosing(events):
         try:
             async for event in events:
                 assert event is not None
                 if event.data == _DONE_DATA:
                     break
+                size += len(event.data)
+                if size > limit:
+                    raise ValueError(f"the answer is larger than {limit} bytes")
                 builder.add(json.loads(event.data))
+            else:
+                raise ValueError("the stream ended without [DONE]")
         except (SSEClientError, ValueError) as exc:
             # The 200 head is out: the one honest signal left is an incomplete body.
             raise HTTPError(502, f"the upstream stream failed: {exc}") from exc
     yield dumps(builder.result()).encode()
 
 
-def _pass_through(exc: SSEResponseError) -> Response:
+def _pass_through(status: int, headers: list[tuple[str, str]], body: bytes) -> Response:
     """The upstream's answer as it came: status, body, content type (and Retry-After)."""
-    headers = [(k, v) for k, v in exc.headers if k.lower() in _PASSED_HEADERS]
-    return Response(exc.body, status=exc.status, headers=headers)
+    passed = [(k, v) for k, v in headers if k.lower() in _PASSED_HEADERS]
+    return Response(body, status=status, headers=passed)
+
+
+def _upstream_timeout(message: str) -> APIError:
+    return APIError(message, status=504, type="server_error", code="upstream_timeout")
 
 
 def _upstream_failed(
@@ -209,10 +327,6 @@ def _upstream_failed(
     """A 502 (a 504 if the upstream was too slow to answer) in the API's error format."""
     if isinstance(cause, str):
         return APIError(cause, status=502, type="server_error", code="upstream_error")
-    timed_out = isinstance(cause.__cause__, trio.TooSlowError)
-    return APIError(
-        f"{doing}: {cause}",
-        status=504 if timed_out else 502,
-        type="server_error",
-        code="upstream_timeout" if timed_out else "upstream_error",
-    )
+    if isinstance(cause.__cause__, trio.TooSlowError):
+        return _upstream_timeout(f"{doing}: {cause}")
+    return APIError(f"{doing}: {cause}", status=502, type="server_error", code="upstream_error")
