@@ -16,7 +16,6 @@ Routes (a public contract: docs, tests and users rely on these paths):
 
 * ``GET /``: the demo page (chat, ticker, LLM chat, long task); ``GET /static/{name}`` its
   assets (:mod:`rawstream.demo.page`; docs/DEMO.md).
-
 * ``GET /healthz``: ``{"status": "ok" | "degraded", "pid": PID, "broker": ...}``, always 200
   while the process serves (``degraded``: the broker is unreachable; publishes answer 503,
   channel streams end with ``retry:`` until it is back, everything else works).
