@@ -36,6 +36,11 @@ __all__ = ["Backoff"]
 MAX_RECONNECTION_TIME = 86_400.0
 
 
+def reconnection_time(milliseconds: int) -> float:
+    """A server's ``retry:`` value as seconds, at most :data:`MAX_RECONNECTION_TIME`."""
+    return min(milliseconds / 1000, MAX_RECONNECTION_TIME)
+
+
 class Backoff:
     """The reconnection policy: reconnection time, consecutive failures, jittered delay.
 
@@ -65,7 +70,7 @@ class Backoff:
 
     def set_retry_ms(self, milliseconds: int) -> None:
         """Take the server's ``retry:`` field (milliseconds) as the new reconnection time."""
-        self.retry = min(milliseconds / 1000, MAX_RECONNECTION_TIME)
+        self.retry = reconnection_time(milliseconds)
 
     def window(self, failures: int | None = None) -> tuple[float, float]:
         """The range ``(low, high)`` the next delay is drawn from."""

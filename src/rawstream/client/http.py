@@ -102,6 +102,12 @@ def request_headers(
     ]
 
 
+def first_header(headers: list[tuple[str, str]], name: str) -> str | None:
+    """The first value of header ``name`` (case-insensitive) among lower-cased ``headers``."""
+    name = name.lower()
+    return next((value for key, value in headers if key == name), None)
+
+
 class HTTPResponse:
     """A response whose head has arrived; its body is read with :meth:`receive_body`.
 
@@ -121,8 +127,7 @@ class HTTPResponse:
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or ``None``."""
-        name = name.lower()
-        return next((value for key, value in self.headers if key == name), None)
+        return first_header(self.headers, name)
 
     async def receive_body(self) -> bytes:
         """The next piece of the body as it arrives; ``b""`` once it is complete.
@@ -307,8 +312,7 @@ class FetchedResponse:
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or ``None``."""
-        name = name.lower()
-        return next((value for key, value in self.headers if key == name), None)
+        return first_header(self.headers, name)
 
 
 async def fetch(

@@ -33,7 +33,7 @@ import trio
 
 from ..core.errors import EventTooLargeError
 from ..core.sse_parser import DEFAULT_MAX_EVENT_BYTES, EventStreamParser, ServerSentEvent
-from .backoff import MAX_RECONNECTION_TIME, Backoff
+from .backoff import Backoff, reconnection_time
 from .errors import SSEConnectionError, SSEEventTooLargeError, SSEResponseError
 from .http import Headers, HTTPResponse, open_response
 
@@ -337,7 +337,7 @@ class EventSource:
         place, when the next delay is computed.
         """
         if self._parser.retry is not None:
-            return min(self._parser.retry / 1000, MAX_RECONNECTION_TIME)
+            return reconnection_time(self._parser.retry)
         return self._backoff.retry
 
     @property

@@ -16,8 +16,9 @@ The events, each an SSE event of that channel:
 * ``done``: ``{"done": N, "total": N, "percent": 100}``, last;
 * ``cancelled``: ``{"done": k, "total": N, "percent": p, "reason": TEXT}``, last, instead of
   ``done``, when the server stops before the task ends (the job dies with the process).  It
-  is published in a shielded scope bounded by :data:`CANCEL_PUBLISH_SECONDS`; the hub is
-  stopping at the same moment, so it may not make it: a follower must also treat a
+  is published in a shielded scope bounded by :data:`CANCEL_PUBLISH_SECONDS`, through a
+  hub that is still running (services stop last started first, and the hub was started
+  before this one).  A broker that is down may still lose it, so a follower also treats a
   ``reset`` (the in-memory hub's history went with the process) or a long silence as the
   end.
 
