@@ -1,0 +1,442 @@
+"""The benchmark harness: every stack, every workload, one command.
+
+Run:  .venv/bin/python benchmarks/run.py                 # the full run (about 15 minutes)
+      .venv/bin/python benchmarks/run.py --smoke         # a few seconds per stack (CI)
+      .venv/bin/python benchmarks/run.py --stacks rawstream,aiohttp --workloads ws_echo
+
+Each measurement starts the server in a process of its own (``servers/STACK.py``), pinned to
+CPU 0 when the machine has two or more, and runs the load generator (``loadgen.py``) in
+another, pinned to CPU 1; the server is stopped (SIGTERM, by its PID) before the next one
+starts.  Repeats are interleaved: every stack runs once per repeat, in an order rotated per
+repeat, so a slow minute of the machine spreads over all of them.
+
+Results go to ``benchmarks/results/`` (or ``--out``): ``results.json`` (every run),
+``RESULTS.md`` (medians and ratios; failures and runs where the load generator was the
+bottleneck are marked) and ``results.png`` (one chart per workload).  ``--update-readme``
+also writes the headline table into README.md between its ``bench:`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+#: Flag a run where the load generator was busy this much of the time: it measured itself.
+CLIENT_BOUND = 0.90
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    title: str
+    loadgen: str  # loadgen.py's workload
+    metric: str  # the result field compared
+    unit: str
+    higher_is_better: bool
+    params: dict[str, Any]
+    smoke: dict[str, Any]
+    extra: tuple[tuple[str, str], ...] = ()  # (field, label) shown beside the metric
+
+
+WORKLOADS = [
+    Workload(
+        "sse_fanout_100", "SSE fan-out, 100 subscribers", "sse_fanout", "events_per_s",
+        "delivered events/s", True,
+        {"subscribers": 100, "n": 200, "size": 256, "burst": 50, "seconds": 3},
+        {"subscribers": 10, "n": 20, "size": 256, "burst": 10, "seconds": 0.2},
+        (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")),
+    ),
+    Workload(
+        "sse_fanout_1000", "SSE fan-out, 1000 subscribers", "sse_fanout", "events_per_s",
+        "delivered events/s", True,
+        {"subscribers": 1000, "n": 100, "size": 256, "burst": 50, "seconds": 3},
+        {"subscribers": 30, "n": 20, "size": 256, "burst": 10, "seconds": 0.2},
+        (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")),
+    ),
+    Workload(
+        "sse_stream", "SSE stream of small events, 10 x 20 000 x 64 B", "sse_stream",
+        "events_per_s", "events/s", True,
+        {"clients": 10, "n": 20000, "size": 64},
+        {"clients": 2, "n": 300, "size": 64},
+        (("ttfb_ms", "TTFB ms"),),
+    ),
+    Workload(
+        "ws_echo", "WebSocket echo, 50 clients, 64 B", "ws_echo", "round_trips_per_s",
+        "round trips/s", True,
+        {"clients": 50, "size": 64, "seconds": 3},
+        {"clients": 5, "size": 64, "seconds": 0.2},
+        (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")),
+    ),
+    Workload(
+        "ws_fanout_1000", "WebSocket fan-out, 1000 subscribers", "ws_fanout", "events_per_s",
+        "delivered messages/s", True,
+        {"subscribers": 1000, "n": 100, "size": 256, "burst": 50, "seconds": 3},
+        {"subscribers": 30, "n": 20, "size": 256, "burst": 10, "seconds": 0.2},
+        (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")),
+    ),
+    Workload(
+        "idle_memory", "Idle memory, 5000 SSE connections", "idle_memory", "rss_per_conn_kib",
+        "KiB RSS per connection", False,
+        {"connections": 5000, "settle": 1.0},
+        {"connections": 50, "settle": 0.1},
+    ),
+    Workload(
+        "churn", "Connection churn (connect, first event, close)", "churn",
+        "connections_per_s", "connections/s", True,
+        {"concurrency": 50, "seconds": 3},
+        {"concurrency": 5, "seconds": 0.2},
+    ),
+]
+
+SSE = ("sse_fanout_100", "sse_fanout_1000", "sse_stream", "idle_memory", "churn")
+WS = ("ws_echo", "ws_fanout_1000")
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    label: str
+    script: str
+    workloads: tuple[str, ...]
+    framework: bool = True  # a peer framework stack (not rawstream, not the floor)
+
+
+STACKS = [
+    Stack("rawstream", "rawstream", "rawstream_server.py", SSE + WS, framework=False),
+    Stack("uvicorn", "uvicorn + starlette + sse-starlette", "uvicorn_server.py", SSE + WS),
+    Stack("hypercorn", "hypercorn (trio) + starlette", "hypercorn_trio.py", SSE + WS),
+    Stack("aiohttp", "aiohttp + aiohttp-sse", "aiohttp_server.py", SSE + WS),
+    Stack("websockets", "websockets", "websockets_server.py", WS),
+    Stack("trio_websocket", "trio-websocket", "trio_websocket_server.py", WS),
+    Stack("floor", "floor: plain Trio", "floor_trio.py", SSE + WS, framework=False),
+]
+
+
+@dataclass
+class Run:
+    stack: str
+    workload: str
+    repeat: int
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pin(cpu: int | None) -> Any:
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("the server did not start listening")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def measure(stack: Stack, workload: Workload, smoke: bool, cpus: tuple[int | None, int | None],
+            timeout: float) -> dict[str, Any]:
+    """Start the server, run the load generator once, stop the server."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "servers" / stack.script), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=pin(cpus[0]),
+    )
+    try:
+        wait_listening(port, server)
+        time.sleep(0.2)
+        params = workload.smoke if smoke else workload.params
+        completed = subprocess.run(
+            [sys.executable, str(HERE / "loadgen.py"), workload.loadgen, "--port", str(port),
+             "--server-pid", str(server.pid), "--params", json.dumps(params)],
+            capture_output=True, text=True, timeout=timeout, preexec_fn=pin(cpus[1]),
+        )
+        lines = completed.stdout.strip().splitlines()
+        if completed.returncode != 0 or not lines:
+            return {"ok": False, "error": f"load generator failed: {completed.stderr[-500:]}"}
+        result: dict[str, Any] = json.loads(lines[-1])
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        result = {"ok": False, "error": str(exc)}
+    finally:
+        stop(server)
+        assert server.stderr is not None
+        stderr = server.stderr.read().decode(errors="replace")
+    if stderr.strip():
+        result["server_stderr"] = stderr[-2000:]
+    return result
+
+
+def median_of(runs: list[Run], stack: str, workload: Workload) -> float | None:
+    values = [
+        r.result[workload.metric] for r in runs
+        if r.stack == stack and r.workload == workload.name and r.result.get("ok")
+    ]
+    return statistics.median(values) if values else None
+
+
+def fmt(value: float | None, unit: str = "") -> str:
+    if value is None or value != value:  # None or NaN
+        return "-"
+    if abs(value) >= 100:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return text + unit
+
+
+def ratio(ours: float | None, theirs: float | None, higher_is_better: bool) -> str:
+    """How many times better rawstream is (above 1: ahead)."""
+    if not ours or not theirs:
+        return "-"
+    return f"{(ours / theirs if higher_is_better else theirs / ours):.2f}x"
+
+
+def report(runs: list[Run], stacks: list[Stack], workloads: list[Workload], args: Any,
+           machine: dict[str, Any]) -> tuple[str, str]:
+    """The full Markdown report and the README's headline table."""
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {machine['date']} on {machine['cpus']} CPUs ({machine['cpu_model']}), "
+        f"Python {machine['python']}, {machine['pinning']}; medians of {args.repeats} "
+        f"interleaved repeat(s){' (smoke mode: not a measurement)' if args.smoke else ''}.",
+        f"Command: `{machine['command']}`.",
+        "",
+        "Ratios are rawstream's advantage (above 1.00x: rawstream is ahead); for memory, the "
+        "peer's KiB over rawstream's. `FAIL` marks a run that lost, repeated or reordered "
+        "events or errored (never reported as a speed); `*` marks a median that includes a "
+        "run where the load generator was busy over 90% of the time (it may have measured "
+        "itself).",
+        "",
+    ]
+    headline = [
+        "| workload | rawstream | best framework peer | rawstream / best peer "
+        "| floor (plain Trio) | rawstream / floor |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for workload in workloads:
+        lines += [f"## {workload.title}", "", f"Metric: {workload.unit}"
+                  f" ({'higher' if workload.higher_is_better else 'lower'} is better).", ""]
+        header = ["stack", workload.unit] + [label for _, label in workload.extra] + [
+            "server CPU busy", "loadgen CPU busy", "rawstream vs this"]
+        lines += ["| " + " | ".join(header) + " |",
+                  "|---|" + "---:|" * (len(header) - 1)]
+        ours = median_of(runs, "rawstream", workload)
+        for stack in stacks:
+            if workload.name not in stack.workloads:
+                continue
+            mine = [r for r in runs if r.stack == stack.name and r.workload == workload.name]
+            if not mine:
+                continue
+            failed = [r for r in mine if not r.result.get("ok")]
+            value = median_of(runs, stack.name, workload)
+            good = [r.result for r in mine if r.result.get("ok")]
+            bound = any(r.get("client_busy", 0) > CLIENT_BOUND for r in good)
+            cells = [stack.label, ("FAIL " if failed else "") + fmt(value) + ("*" if bound else "")]
+            for key, _ in workload.extra:
+                values = [r[key] for r in good if key in r]
+                cells.append(fmt(statistics.median(values)) if values else "-")
+            for key in ("server_busy", "client_busy"):
+                values = [r[key] for r in good if key in r]
+                cells.append(f"{statistics.median(values):.0%}" if values else "-")
+            cells.append("" if stack.name == "rawstream" else
+                         ratio(ours, value, workload.higher_is_better))
+            lines.append("| " + " | ".join(cells) + " |")
+            for r in failed:
+                lines.append(f"|  ↳ FAIL (repeat {r.repeat}) | {r.result.get('error', '')[:150]} |"
+                             + " |" * (len(header) - 2))
+        lines.append("")
+        peers = [(median_of(runs, s.name, workload), s) for s in stacks
+                 if s.framework and workload.name in s.workloads]
+        peers = [(v, s) for v, s in peers if v is not None]
+        best = (max if workload.higher_is_better else min)(peers, key=lambda p: p[0],
+                                                           default=(None, None))
+        floor = median_of(runs, "floor", workload)
+        headline.append(
+            f"| {workload.title} ({workload.unit}) | {fmt(ours)} | "
+            f"{best[1].label if best[1] else '-'} {fmt(best[0])} | "
+            f"{ratio(ours, best[0], workload.higher_is_better)} | {fmt(floor)} | "
+            f"{ratio(ours, floor, workload.higher_is_better)} |"
+        )
+    core = [r for r in runs if r.stack == "core"]
+    if core:
+        lines += ["## The sans-IO core alone (rawstream, operations/s)", "",
+                  "| operation | ops/s |", "|---|---:|"]
+        names = core[0].result.get("ops", {}).keys()
+        for name in names:
+            values = [r.result["ops"][name] for r in core if name in r.result.get("ops", {})]
+            lines.append(f"| {name} | {fmt(statistics.median(values))} |")
+        lines.append("")
+    lines += ["## Headline", "", *headline, ""]
+    return "\n".join(lines), "\n".join(headline)
+
+
+def chart(runs: list[Run], stacks: list[Stack], workloads: list[Workload], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [w for w in workloads if any(r.workload == w.name for r in runs)]
+    if not shown:
+        return
+    columns = 2
+    rows = (len(shown) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(13, 3.4 * rows), squeeze=False)
+    for ax, workload in zip(axes.flat, shown, strict=False):
+        entries = [(s.label, median_of(runs, s.name, workload), s.name) for s in stacks
+                   if workload.name in s.workloads]
+        entries = [(label, value, name) for label, value, name in entries if value is not None]
+        labels = [label for label, _, _ in entries]
+        values = [value for _, value, _ in entries]
+        colors = ["#d62728" if name == "rawstream" else "#7f7f7f" if name == "floor"
+                  else "#1f77b4" for _, _, name in entries]
+        ax.barh(labels, values, color=colors)
+        ax.invert_yaxis()
+        ax.set_title(workload.title, fontsize=10)
+        ax.set_xlabel(workload.unit + ("" if workload.higher_is_better else " (lower is better)"),
+                      fontsize=9)
+        ax.tick_params(labelsize=8)
+        for y, value in enumerate(values):
+            ax.text(value, y, " " + fmt(value), va="center", fontsize=8)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def run_core(cpu: int | None, seconds: float) -> dict[str, Any]:
+    completed = subprocess.run(
+        [sys.executable, str(HERE / "core_bench.py"), "--seconds", str(seconds)],
+        capture_output=True, text=True, timeout=300, preexec_fn=pin(cpu),
+    )
+    ops = {}
+    for line in completed.stdout.splitlines():
+        name, value, *_ = line.split()
+        ops[name] = float(value.replace(",", ""))
+    return {"ok": completed.returncode == 0, "ops": ops}
+
+
+def update_readme(headline: str, readme: Path) -> None:
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme} has no {start} ... {end} markers")
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    readme.write_text(f"{before}{start}\n{headline}\n{end}{after}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny loads: checks it all works")
+    parser.add_argument("--repeats", type=int, default=None, help="default 3 (smoke: 1)")
+    parser.add_argument("--stacks", default=",".join(s.name for s in STACKS))
+    parser.add_argument("--workloads", default=",".join(w.name for w in WORKLOADS))
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per measurement")
+    parser.add_argument("--update-readme", action="store_true")
+    args = parser.parse_args()
+    args.repeats = args.repeats or (1 if args.smoke else 3)
+    stacks = [s for s in STACKS if s.name in args.stacks.split(",")]
+    wanted = args.workloads.split(",")
+    workloads = [w for w in WORKLOADS if w.name in wanted]
+    unknown = set(args.stacks.split(",")) - {s.name for s in STACKS} | (
+        set(wanted) - {w.name for w in WORKLOADS} - {"core"})
+    if unknown:
+        parser.error(f"unknown stacks or workloads: {', '.join(sorted(unknown))}")
+    cpus: tuple[int | None, int | None] = (None, None)
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) >= 2:
+        cpus = (available[0], available[1])
+    machine = {
+        "date": datetime.date.today().isoformat(),
+        "cpus": len(available),
+        "cpu_model": cpu_model(),
+        "python": platform.python_version(),
+        "pinning": (f"server on CPU {cpus[0]}, load generator on CPU {cpus[1]}"
+                    if cpus[0] is not None else "no pinning (one CPU)"),
+        "command": "python benchmarks/run.py " + " ".join(sys.argv[1:]),
+    }
+    runs: list[Run] = []
+    for repeat in range(args.repeats):
+        rotation = repeat % max(len(stacks), 1)
+        order = stacks[rotation:] + stacks[:rotation]
+        for workload in workloads:
+            for stack in order:
+                if workload.name not in stack.workloads:
+                    continue
+                result = measure(stack, workload, args.smoke, cpus, args.timeout)
+                runs.append(Run(stack.name, workload.name, repeat, result))
+                value = result.get(workload.metric)
+                print(f"[{repeat + 1}/{args.repeats}] {workload.name:16} {stack.name:15} "
+                      + (fmt(value) + " " + workload.unit if result.get("ok")
+                         else "FAIL " + result.get("error", "")), flush=True)
+        if "core" in wanted:
+            runs.append(Run("core", "core", repeat, run_core(cpus[0], 0.1 if args.smoke else 1)))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(
+        {"machine": machine, "runs": [r.__dict__ for r in runs]}, indent=1))
+    markdown, headline = report(runs, stacks, workloads, args, machine)
+    (args.out / "RESULTS.md").write_text(markdown + "\n")
+    chart(runs, stacks, workloads, args.out / "results.png")
+    if args.update_readme:
+        update_readme(headline, ROOT / "README.md")
+    print(markdown)
+    failures = [r for r in runs if not r.result.get("ok")]
+    return 1 if failures else 0
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
