@@ -17,10 +17,14 @@ import trio
 from .broker import Broker, HistoryLost, LocalChannel
 from .message import HistoryLimits, Message, Position, check_channel
 
-__all__ = ["YIELD_BYTES", "YIELD_INTERVAL", "Hub"]
+__all__ = ["MAX_UNYIELDED", "YIELD_BATCH", "YIELD_BYTES", "YIELD_INTERVAL", "Hub"]
 
-#: Seconds of publishing between two schedule points (see :meth:`Hub._pace`).
+#: Seconds of publishing between two schedule points (see :meth:`Hub._pace`) ...
 YIELD_INTERVAL = 0.005
+#: ... once at least this many messages have been published since the last one ...
+YIELD_BATCH = 16
+#: ... and never longer than this.
+MAX_UNYIELDED = 0.05
 #: Bytes published between two schedule points at most (well below ``outbox_low_bytes``).
 YIELD_BYTES = 32 * 1024
 
@@ -48,6 +52,7 @@ class Hub(Broker):
         self._prefix = self.epoch + "-"
         self._last_yield = 0.0
         self._unyielded_bytes = 0
+        self._unyielded_messages = 0
         #: One sequence for every channel: ids still increase per channel, and a channel
         #: forgotten and made anew never hands out an id it had already given.
         self._sequence = 0
@@ -62,25 +67,37 @@ class Hub(Broker):
         local.window.append(message, message.published_at)
         local.fan_out(message)
         self._unyielded_bytes += message.size
+        self._unyielded_messages += 1
         await self._pace()
         return message.id
 
     async def _pace(self) -> None:
-        """Yield to the scheduler every ``YIELD_INTERVAL`` seconds of publishing, or sooner
-        once ``YIELD_BYTES`` have been published (so a burst of large messages cannot fill a
-        reading subscriber's outbox before its writer gets to run).
+        """Yield to the scheduler once ``YIELD_INTERVAL`` seconds of publishing have put out
+        at least ``YIELD_BATCH`` messages, at the latest after ``MAX_UNYIELDED`` seconds, and
+        as soon as ``YIELD_BYTES`` have been published (so a burst of large messages cannot
+        fill a reading subscriber's outbox before its writer gets to run).
 
         Every publish is a cancellation point.  Yielding after each one would wake every
-        subscriber's writer per message, one ``send`` per message per subscriber; yielding
-        every few milliseconds lets each writer drain what accumulated in one ``send``, and
-        still keeps a tight publishing loop from starving the writers (or anything else).
-        A publish after a pause yields at once, so a lone message waits for nothing.
+        subscriber's writer per message: one ``send`` per message per subscriber, and a
+        ``send`` costs far more than queueing a message.  Yielding every few milliseconds
+        lets each writer drain what accumulated in one ``send``, and still keeps a tight
+        publishing loop from starving the writers (or anything else).  With many
+        subscribers one publish itself takes a while (a millisecond for a thousand), so the
+        interval stretches until a batch of messages has gone out: otherwise every writer
+        would again wake for every message or two.  A lone message waits for nothing
+        either way: its writers run as soon as the publisher awaits anything that blocks.
         """
         now = time.perf_counter()
-        if now - self._last_yield >= YIELD_INTERVAL or self._unyielded_bytes >= YIELD_BYTES:
+        elapsed = now - self._last_yield
+        if (
+            (elapsed >= YIELD_INTERVAL and self._unyielded_messages >= YIELD_BATCH)
+            or elapsed >= MAX_UNYIELDED
+            or self._unyielded_bytes >= YIELD_BYTES
+        ):
             await trio.lowlevel.checkpoint()
             self._last_yield = time.perf_counter()
             self._unyielded_bytes = 0
+            self._unyielded_messages = 0
         else:
             await trio.lowlevel.checkpoint_if_cancelled()
 

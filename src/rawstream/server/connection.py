@@ -46,6 +46,7 @@ from ..policy import SlowConsumer
 from ..request import HTTPError, Request
 from ..response import Response
 from .config import Config
+from .fastio import paced_checkpoint
 from .outbox import Outbox
 from .receiver import Receiver
 
@@ -56,6 +57,11 @@ __all__ = ["Connection", "ConnectionStatistics", "Phase", "StreamEnd"]
 
 log = logging.getLogger("rawstream.connection")
 _ids = itertools.count(1)
+
+#: A connection we close while the client may still be sending (after a 4xx for a head too
+#: large, say) reads and discards for at most this long and this much (see _linger).
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 256 * 1024
 
 
 class Phase(enum.Enum):
@@ -152,9 +158,34 @@ class Connection:
                 await self._serve_requests()
                 with trio.move_on_after(self.config.close_timeout):
                     await self.outbox.flush()
+                await self._linger()
                 nursery.cancel_scope.cancel()
         finally:
             await trio.aclose_forcefully(self.stream)
+
+    async def _linger(self) -> None:
+        """Close our side, then read and discard what the client still sends, briefly.
+
+        Closing a socket with unread data makes the kernel send a reset, and a client still
+        sending (the rest of a head we refused as too large) may then lose our answer before
+        reading it.  Sending our FIN first and draining until the client's (bounded in time
+        and bytes) lets it read the answer; it is what "lingering close" means in servers.
+        """
+        if self.receiver.closed.is_set() or self.outbox.broken or self.outbox.buffered:
+            return  # (unwritten bytes: the flush timed out; the writer owns the send side)
+        if not isinstance(self.stream, trio.abc.HalfCloseableStream):
+            return  # TLS has no half close; its close_notify ends the exchange instead
+        with trio.move_on_after(LINGER_SECONDS):
+            try:
+                await self.stream.send_eof()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            discarded = 0
+            while discarded < LINGER_BYTES:
+                data = await self.receiver.receive()
+                if not data:
+                    return
+                discarded += len(data)
 
     async def _serve_requests(self) -> None:
         first = True
@@ -407,6 +438,7 @@ class Connection:
         """
         self.phase = Phase.STREAM
         self._stream_end = None
+        self.outbox.streaming = True
         self._end_on_shutdown = end_on_shutdown
         failure: HTTPError | None = None
         async with trio.open_nursery() as nursery:
@@ -428,6 +460,7 @@ class Connection:
                 failure = HTTPError(500, "internal server error")
                 self._end_stream(StreamEnd.FAILED)
         self._stream_nursery = None
+        self.outbox.streaming = False
         end = self._stream_end or StreamEnd.DONE
         if failure is not None and not self.outbox.broken:
             # Outside the (cancelled) stream scope: the answer must still go out.
@@ -445,6 +478,7 @@ class Connection:
         """Record why the stream ends (first reason wins) and cancel what is left of it."""
         if self._stream_end is None:
             self._stream_end = end
+        self.outbox.streaming = False
         if self._stream_nursery is not None:
             self._stream_nursery.cancel_scope.cancel()
 
@@ -516,7 +550,7 @@ class Connection:
             if timer.cancelled_caught:
                 self._mark_slow_consumer("blocked longer than send_timeout")
         else:
-            await checkpoint()
+            await paced_checkpoint()  # a cancellation point; a yield once a millisecond
         try:
             self._queue_stream_item(frame, policy, gap, waited=True)
         except trio.BrokenResourceError:

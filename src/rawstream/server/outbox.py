@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import trio
 from trio.lowlevel import ParkingLot, checkpoint
 
+from .fastio import paced_checkpoint, socket_io
+
 __all__ = ["Outbox", "OutboxStatistics"]
 
 _KEEP = -1
@@ -59,7 +61,8 @@ class Outbox:
         low_water: int | None = None,
         max_write: int | None = None,
     ) -> None:
-        self._stream = stream
+        # Plain TCP: writes straight to the socket (see fastio); anything else: send_all.
+        self._send_all = (socket_io(stream) or stream).send_all
         self._high = high_water
         # Waiting senders resume at or below low water, which is below high water.
         self._low = high_water // 2 if low_water is None else min(low_water, high_water - 1)
@@ -74,11 +77,15 @@ class Outbox:
         self._space = ParkingLot()
         self._flushed = ParkingLot()
         self._watched: list[tuple[bytes, trio.Event]] = []  # items someone waits to see written
+        #: A stream is running and takes items (the connection clears it the moment the
+        #: stream ends, so a broadcast arriving later takes the general path and fails).
+        self.streaming = False
         self.bytes_sent = 0
         self.writes = 0
         self.items_dropped = 0
         self.time_blocked = 0.0
-        #: ``trio.current_time()`` of the last queued item (keepalives use it to see idleness).
+        #: ``trio.current_time()`` when the latest batch started to queue (keepalives use it
+        #: to see idleness; read once a batch, not once an item).
         self.last_put = trio.current_time()
 
     @property
@@ -108,12 +115,14 @@ class Outbox:
 
     async def wait_writable(self) -> None:
         """Return at once below the high-water mark; at or above it, wait until the outbox
-        has drained to the low-water mark.  Always a checkpoint.
+        has drained to the low-water mark.  Always a cancellation point; a yield to the
+        scheduler at least once a millisecond (:func:`~rawstream.server.fastio.paced_checkpoint`:
+        events queued without a yield between them leave in one write).
 
         Raises:
             trio.BrokenResourceError: the connection failed.
         """
-        await checkpoint()
+        await paced_checkpoint()
         self._raise_if_broken()
         if self._buffered < self._high:
             return
@@ -140,8 +149,24 @@ class Outbox:
             self._drops.append(_EVENT if droppable else _KEEP)
             self._pending += len(data)
             self._buffered += len(data)
+            if len(self._chunks) == 1:  # the first of a batch: the writer may be parked
+                self.last_put = trio.current_time()
+                self._writer_wakeup.unpark_all()
+
+    def put_shared(self, data: bytes) -> bool:
+        """The fan-out fast path: queue ``data`` (non-empty, droppable) if a stream is running
+        and the outbox has room; False if not (the caller takes the general path, which
+        applies the slow-consumer policy or raises)."""
+        if self._buffered >= self._high or not self.streaming or self._broken is not None:
+            return False
+        self._chunks.append(data)
+        self._drops.append(_EVENT)
+        self._pending += len(data)
+        self._buffered += len(data)
+        if len(self._chunks) == 1:
             self.last_put = trio.current_time()
             self._writer_wakeup.unpark_all()
+        return True
 
     def drop_pending(self, make_marker: Callable[[int], bytes]) -> int:
         """Remove every droppable item not yet being written, and put one gap notice,
@@ -216,15 +241,15 @@ class Outbox:
                 while not self._chunks:
                     await self._writer_wakeup.park()
                 data, chunks = self._take_batch()
-                await self._stream.send_all(data)
+                await self._send_all(data)
                 self.bytes_sent += len(data)
                 self.writes += 1
                 if self._watched:
                     self._notify_written(chunks)
                 self._buffered -= len(data)
-                if self._buffered <= self._low:
+                if self._buffered <= self._low and len(self._space):
                     self._space.unpark_all()
-                if not self._buffered:
+                if not self._buffered and len(self._flushed):
                     self._flushed.unpark_all()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._broken = exc

@@ -9,7 +9,9 @@ stops reading, the kernel's receive window fills, and TCP pushes back on the cli
 from __future__ import annotations
 
 import trio
-from trio.lowlevel import ParkingLot, checkpoint
+from trio.lowlevel import ParkingLot
+
+from .fastio import paced_checkpoint, socket_io
 
 __all__ = ["Receiver"]
 
@@ -20,7 +22,8 @@ class Receiver:
     """Bytes read from ``stream`` and not yet consumed: below ``limit`` plus one read."""
 
     def __init__(self, stream: trio.abc.ReceiveStream, *, limit: int) -> None:
-        self._stream = stream
+        # Plain TCP: reads straight from the socket (see fastio); anything else: receive_some.
+        self._receive_some = (socket_io(stream) or stream).receive_some
         self._limit = limit
         self._buffer = bytearray()
         self._data_ready = ParkingLot()
@@ -42,7 +45,7 @@ class Receiver:
                 while len(self._buffer) >= self._limit:
                     self._state_changed.unpark_all()
                     await self._space.park()
-                data = await self._stream.receive_some(RECEIVE_SIZE)
+                data = await self._receive_some(RECEIVE_SIZE)
                 if not data:
                     break
                 self.bytes_received += len(data)
@@ -63,7 +66,7 @@ class Receiver:
 
     async def receive(self) -> bytes:
         """Everything buffered, waiting for at least one byte; ``b""`` once the client closed."""
-        await checkpoint()
+        await paced_checkpoint()
         while not self._buffer and not self.closed.is_set():
             await self._data_ready.park()
         data = bytes(self._buffer)

@@ -66,6 +66,8 @@ class SSEStream(SlowConsumerPolicy):
         self._gzip = GzipEventEncoder() if gzip else None
         self._headers = SSE_HEADERS + _GZIP_HEADERS if gzip else SSE_HEADERS
         self._ended = False
+        #: Open, uncompressed and chunked: a broadcast's shared chunk is queued as is.
+        self._plain_chunks = False
         self.slow_consumer = slow_consumer
 
     def _frames_depend_on_each_other(self) -> bool:
@@ -122,8 +124,13 @@ class SSEStream(SlowConsumerPolicy):
         """:meth:`send_nowait` for a broadcast: ``data`` is an encoded event and ``chunk`` is
         ``chunk_frame(data)``, both made once for every subscriber.  A plain chunked stream
         queues ``chunk`` itself, so fan-out copies nothing; others frame ``data`` here."""
+        if self._plain_chunks and self._conn.outbox.put_shared(chunk):
+            return  # the fast path: an open, uncompressed, chunked stream with room
         self._raise_if_ended()
         self._queue_nowait(partial(self._frame_shared, data, chunk))
+        self._plain_chunks = (
+            self._gzip is None and self.opened and self._conn.http.body_is_chunked
+        )
 
     def _queue_nowait(self, frame: Callable[[], bytes]) -> None:
         """The head first if not yet out, then the event, under the slow-consumer policy."""
@@ -196,6 +203,7 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
 
     end = await conn.run_stream(body, watch_disconnect=True, end_on_shutdown=True)
     stream._ended = True
+    stream._plain_chunks = False
     if end in (StreamEnd.DONE, StreamEnd.SHUTDOWN) and not conn.outbox.broken:
         await stream.open()
     hint = b"" if end is StreamEnd.DONE else conn.shutdown_retry_hint()

@@ -46,6 +46,7 @@ from ..core.websocket import (
 from ..policy import SLOW_CONSUMER_CLOSE_CODE, SlowConsumer, SlowConsumerPolicy
 from ..request import HTTPError, Request
 from .connection import Phase, StreamEnd
+from .fastio import paced_checkpoint
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -92,7 +93,7 @@ class _MessageQueue:
 
     async def get(self) -> str | bytes | None:
         """The next message, or None once closed and empty."""
-        await checkpoint()
+        await paced_checkpoint()
         while not self._items:
             if self._closed:
                 return None

@@ -1,0 +1,116 @@
+"""The two places rawstream goes around Trio's conveniences on the hot path, and why.
+
+Every ``await stream.send_all()`` or ``receive_some()`` on a ``trio.SocketStream`` that
+succeeds at once still yields to the scheduler (a full checkpoint), and so does every
+``trio.lowlevel.checkpoint()``.  A scheduler round trip costs several microseconds: at tens of
+thousands of events per second per core, those yields, not the protocol code, decide the
+speed (a plain Trio server doing one ``send_all`` per event delivers about 34k events/s to
+1000 subscribers; draining each subscriber's queue into one write, about 1.9 million).
+
+* :func:`paced_checkpoint` is what rawstream's hot loops await instead of a checkpoint: a
+  cancellation point every time, but a real yield only when this thread has gone
+  ``PACE_INTERVAL`` seconds without one.  A producer that never blocks (a generator yielding
+  tokens, a tight publish loop) so fills the outbox with many events before the writer runs,
+  and the writer sends them in one write; other tasks still get the CPU within a millisecond.
+* :class:`SocketIO` reads and writes a plain TCP socket's file descriptor directly
+  (``os.read``/``os.write`` on the non-blocking socket Trio made), waiting with
+  ``trio.lowlevel.wait_readable``/``wait_writable`` only when the kernel would block.  It is
+  used for plain TCP streams only; TLS streams keep ``trio.SSLStream``.  Trio still owns the
+  socket: closing it wakes our waits with ``ClosedResourceError``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+import trio
+from trio.lowlevel import checkpoint, checkpoint_if_cancelled, wait_readable, wait_writable
+
+__all__ = ["PACE_INTERVAL", "SocketIO", "paced_checkpoint", "socket_io"]
+
+#: The longest a task runs through :func:`paced_checkpoint` calls without yielding.
+PACE_INTERVAL = 0.001
+
+_last_yield = 0.0
+
+
+async def paced_checkpoint() -> None:
+    """A checkpoint that yields to the scheduler only once per ``PACE_INTERVAL`` (see the
+    module doc); it always raises ``Cancelled`` when cancelled."""
+    global _last_yield
+    now = time.perf_counter()
+    if now - _last_yield >= PACE_INTERVAL:
+        await checkpoint()
+        _last_yield = time.perf_counter()
+    else:
+        await checkpoint_if_cancelled()
+
+
+def note_yield() -> None:
+    """The caller just yielded (parked): the pacing interval starts again."""
+    global _last_yield
+    _last_yield = time.perf_counter()
+
+
+_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN, errno.ETIMEDOUT)
+
+
+class SocketIO:
+    """Non-blocking reads and writes on a connected socket's file descriptor."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    async def send_all(self, data: bytes) -> None:
+        """Write all of ``data``, waiting for the socket only when its buffer is full.
+
+        Raises:
+            trio.BrokenResourceError: the peer is gone.
+            trio.ClosedResourceError: the socket was closed.
+        """
+        await checkpoint_if_cancelled()
+        view = memoryview(data)
+        while view:
+            try:
+                sent = os.write(self._fd, view)
+            except BlockingIOError:
+                await wait_writable(self._fd)
+                note_yield()
+                continue
+            except OSError as exc:
+                raise _translate(exc) from exc
+            view = view[sent:]
+
+    async def receive_some(self, max_bytes: int) -> bytes:
+        """Up to ``max_bytes`` bytes, waiting until there is at least one; ``b""`` at EOF.
+
+        Raises:
+            trio.BrokenResourceError: the connection was reset.
+            trio.ClosedResourceError: the socket was closed.
+        """
+        await paced_checkpoint()
+        while True:
+            try:
+                return os.read(self._fd, max_bytes)
+            except BlockingIOError:
+                await wait_readable(self._fd)
+                note_yield()
+            except OSError as exc:
+                raise _translate(exc) from exc
+
+
+def _translate(exc: OSError) -> Exception:
+    if exc.errno == errno.EBADF:
+        return trio.ClosedResourceError("the socket was closed")
+    if exc.errno in _GONE:
+        return trio.BrokenResourceError(f"the connection is gone: {exc.strerror}")
+    return exc
+
+
+def socket_io(stream: object) -> SocketIO | None:
+    """A :class:`SocketIO` for a plain ``trio.SocketStream`` (None for any other stream)."""
+    if isinstance(stream, trio.SocketStream):
+        return SocketIO(stream.socket.fileno())
+    return None
