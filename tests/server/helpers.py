@@ -20,14 +20,24 @@ def connect(
     else:
         client, server_side = trio.testing.memory_stream_pair()
     settings = Config(**config)
-    conn = Connection(server_side, ("test-client", 1), app, settings, Server(app, settings))
-    nursery.start_soon(_run_recording_errors, conn)
+    server = Server(app, settings)
+    conn = Connection(server_side, ("test-client", 1), app, settings, server)
+    nursery.start_soon(_run_with_keepalives, conn, server)
+
     return client, conn
 
 
 #: Errors that escaped a connection (checked after every test by tests/server/conftest.py:
 #: pytest-trio's nursery fixture does not report a task that fails after the test body).
 ESCAPED: list[BaseException] = []
+
+
+async def _run_with_keepalives(conn: Connection, server: Server) -> None:
+    """The connection, beside the keepalive sweeper Server.serve would run (until it ends)."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.keepalive.run)
+        await _run_recording_errors(conn)
+        nursery.cancel_scope.cancel()
 
 
 async def _run_recording_errors(conn: Connection) -> None:

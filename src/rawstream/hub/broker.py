@@ -232,13 +232,20 @@ class Subscription:
         self._sink = sink
         self._max_queued_bytes = max_queued_bytes
         self._locals: list[LocalChannel] = []
-        self._queue: deque[Message | Reset] = deque()
+        self._queue: deque[Message | Reset] | None = None  # made when first needed
         self._queued_bytes = 0
         self._attached = False
         self._error: BaseException | None = None
         self._wakeup = trio.Event()
         self._closed = False
         self._first = 0  # the channel a catch-up pass starts with (rotates)
+
+    def _queued(self) -> deque[Message | Reset]:
+        """The queue, made on first use (a live subscription with a sink never needs one:
+        an idle stream should not pay for an empty deque)."""
+        if self._queue is None:
+            self._queue = deque()
+        return self._queue
 
     # -- opening and closing ------------------------------------------------------------------
 
@@ -352,7 +359,7 @@ class Subscription:
         else:
             taken = self._queued_bytes + message.size <= self._max_queued_bytes
             if taken:
-                self._queue.append(message)
+                self._queued().append(message)
                 self._queued_bytes += message.size
         if not taken:  # no room: catch up from history once the consumer has room again
             self._taken[name] = previous
@@ -439,10 +446,10 @@ class Subscription:
         self._attach()
 
     def _take(self, name: str, messages: list[Message]) -> None:
-        self._queue.extend(messages)
+        self._queued().extend(messages)
         self._queued_bytes += sum(message.size for message in messages)
         self._taken[name] = messages[-1].position
 
     def _reset(self, name: str, lost: HistoryLost) -> None:
         self.positions[name] = self._taken[name] = lost.resume_from
-        self._queue.append(Reset(name, lost.reason, self.cursor()))
+        self._queued().append(Reset(name, lost.reason, self.cursor()))

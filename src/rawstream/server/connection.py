@@ -130,6 +130,7 @@ class Connection:
         self._overloaded = overloaded
         self._idle_scope: trio.CancelScope | None = None
         self._stream_nursery: trio.Nursery | None = None
+        self._stream_scope: trio.CancelScope | None = None
         self._stream_end: StreamEnd | None = None
         self._on_shutdown: Callable[[], None] | None = None
         self._end_on_shutdown = False
@@ -153,8 +154,9 @@ class Connection:
         """Serve requests until the client leaves, an error ends the connection, or shutdown."""
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.outbox.run_writer, nursery.cancel_scope)
-                nursery.start_soon(self.receiver.run)
+                # Constant task names: trio would format one string per task otherwise.
+                nursery.start_soon(self.outbox.run_writer, nursery.cancel_scope, name="writer")
+                nursery.start_soon(self.receiver.run, name="receiver")
                 await self._serve_requests()
                 with trio.move_on_after(self.config.close_timeout):
                     await self.outbox.flush()
@@ -429,38 +431,34 @@ class Connection:
         *,
         watch_disconnect: bool,
         end_on_shutdown: bool = False,
+        with_tasks: bool = False,
     ) -> StreamEnd:
         """Run a streaming handler in a scope the client's departure cancels.
 
         With ``end_on_shutdown`` (SSE: streams that never end by themselves) shutdown cancels
         it too; other streams are responses in progress, left to finish until the drain
-        deadline.
+        deadline.  ``with_tasks`` runs it in a nursery, so :meth:`start_stream_task` can add
+        siblings (a WebSocket's frame reader); without, a cancel scope is all it needs (an
+        idle SSE stream is cheaper for it).
         """
         self.phase = Phase.STREAM
         self._stream_end = None
         self.outbox.streaming = True
         self._end_on_shutdown = end_on_shutdown
         failure: HTTPError | None = None
-        async with trio.open_nursery() as nursery:
-            self._stream_nursery = nursery
-            if end_on_shutdown and self.server.draining:
-                self._end_stream(StreamEnd.SHUTDOWN)
-            if watch_disconnect:
-                nursery.start_soon(self._cancel_when_client_leaves)
-            try:
-                await body()
-                self._end_stream(StreamEnd.DONE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._end_stream(StreamEnd.CLIENT_GONE)
-            except HTTPError as exc:
-                failure = exc
-                self._end_stream(StreamEnd.FAILED)
-            except Exception:
-                log.exception("conn %d: streaming handler failed", self.id)
-                failure = HTTPError(500, "internal server error")
-                self._end_stream(StreamEnd.FAILED)
-        self._stream_nursery = None
-        self.outbox.streaming = False
+        try:
+            if with_tasks:
+                async with trio.open_nursery() as nursery:
+                    self._stream_nursery = nursery
+                    self._stream_scope = nursery.cancel_scope
+                    failure = await self._run_stream_body(body, end_on_shutdown, watch_disconnect)
+            else:
+                with trio.CancelScope() as self._stream_scope:
+                    failure = await self._run_stream_body(body, end_on_shutdown, watch_disconnect)
+        finally:
+            self._stream_nursery = self._stream_scope = None
+            self.outbox.streaming = False
+            self.receiver.watch(None)
         end = self._stream_end or StreamEnd.DONE
         if failure is not None and not self.outbox.broken:
             # Outside the (cancelled) stream scope: the answer must still go out.
@@ -468,6 +466,28 @@ class Connection:
         if end is not StreamEnd.DONE:
             log.debug("conn %d: stream ended: %s", self.id, end.value)
         return end
+
+    async def _run_stream_body(
+        self, body: Callable[[], Awaitable[None]], end_on_shutdown: bool, watch_disconnect: bool
+    ) -> HTTPError | None:
+        """Run ``body`` inside the stream's scope; return the error to answer with, if any."""
+        if end_on_shutdown and self.server.draining:
+            self._end_stream(StreamEnd.SHUTDOWN)
+        if watch_disconnect:
+            self.receiver.watch(self._client_left)
+        try:
+            await body()
+            self._end_stream(StreamEnd.DONE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._end_stream(StreamEnd.CLIENT_GONE)
+        except HTTPError as exc:
+            self._end_stream(StreamEnd.FAILED)
+            return exc
+        except Exception:
+            log.exception("conn %d: streaming handler failed", self.id)
+            self._end_stream(StreamEnd.FAILED)
+            return HTTPError(500, "internal server error")
+        return None
 
     def start_stream_task(self, fn: Callable[[], Awaitable[None]]) -> None:
         """Start a sibling of the streaming handler (a WebSocket's frame reader)."""
@@ -479,8 +499,8 @@ class Connection:
         if self._stream_end is None:
             self._stream_end = end
         self.outbox.streaming = False
-        if self._stream_nursery is not None:
-            self._stream_nursery.cancel_scope.cancel()
+        if self._stream_scope is not None:
+            self._stream_scope.cancel()
 
     @property
     def stream_end(self) -> StreamEnd | None:
@@ -492,8 +512,8 @@ class Connection:
         self.closing = True
         self._end_stream(StreamEnd.CLIENT_GONE)
 
-    async def _cancel_when_client_leaves(self) -> None:
-        await self.receiver.wait_closed_or_full()
+    def _client_left(self) -> None:
+        """The receiver saw the client close (or fill the read buffer) during a stream."""
         if not self.receiver.closed.is_set():
             # A client has nothing to send during a stream but a pipelined request or two; a
             # full read buffer is abuse, and would also hide its EOF from us.

@@ -76,12 +76,14 @@ class SocketIO:
             try:
                 sent = os.write(self._fd, view)
             except BlockingIOError:
-                await wait_writable(self._fd)
-                note_yield()
-                continue
+                sent = 0  # (waited for below: not inside the handler, which keeps the error)
             except OSError as exc:
                 raise _translate(exc) from exc
-            view = view[sent:]
+            if sent:
+                view = view[sent:]
+            else:
+                await wait_writable(self._fd)
+                note_yield()
 
     async def receive_some(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` bytes, waiting until there is at least one; ``b""`` at EOF.
@@ -95,10 +97,11 @@ class SocketIO:
             try:
                 return os.read(self._fd, max_bytes)
             except BlockingIOError:
-                await wait_readable(self._fd)
-                note_yield()
+                pass  # waited for below: an idle connection keeps no exception alive
             except OSError as exc:
                 raise _translate(exc) from exc
+            await wait_readable(self._fd)
+            note_yield()
 
 
 def _translate(exc: OSError) -> Exception:

@@ -74,8 +74,8 @@ class Outbox:
         self._buffered = 0  # pending + the write in flight
         self._broken: BaseException | None = None
         self._writer_wakeup = ParkingLot()
-        self._space = ParkingLot()
-        self._flushed = ParkingLot()
+        # Senders waiting for room and flushers waiting for empty (each re-checks on waking).
+        self._drained = ParkingLot()
         self._watched: list[tuple[bytes, trio.Event]] = []  # items someone waits to see written
         #: A stream is running and takes items (the connection clears it the moment the
         #: stream ends, so a broadcast arriving later takes the general path and fails).
@@ -129,7 +129,7 @@ class Outbox:
         start = trio.current_time()
         try:
             while self._buffered > self._low:
-                await self._space.park()
+                await self._drained.park()
                 self._raise_if_broken()
         finally:
             self.time_blocked += trio.current_time() - start
@@ -196,14 +196,14 @@ class Outbox:
         self._pending = sum(map(len, chunks))
         self._buffered = in_flight + self._pending
         self.items_dropped += dropped
-        self._space.unpark_all()
+        self._drained.unpark_all()
         return dropped
 
     async def flush(self) -> None:
         """Wait until the outbox is empty (everything queued has been written)."""
         await checkpoint()
         while self._buffered and self._broken is None:
-            await self._flushed.park()
+            await self._drained.park()
 
     def _take_batch(self) -> tuple[bytes, list[bytes]]:
         if self._pending <= self._max_write:
@@ -247,17 +247,14 @@ class Outbox:
                 if self._watched:
                     self._notify_written(chunks)
                 self._buffered -= len(data)
-                if self._buffered <= self._low and len(self._space):
-                    self._space.unpark_all()
-                if not self._buffered and len(self._flushed):
-                    self._flushed.unpark_all()
+                if self._buffered <= self._low and len(self._drained):
+                    self._drained.unpark_all()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._broken = exc
             self._chunks.clear()
             self._drops.clear()
             self._pending = self._buffered = 0
-            for lot in (self._space, self._flushed):
-                lot.unpark_all()
+            self._drained.unpark_all()
             for _, event in self._watched:
                 event.set()
             self._watched.clear()

@@ -8,6 +8,8 @@ stops reading, the kernel's receive window fills, and TCP pushes back on the cli
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import trio
 from trio.lowlevel import ParkingLot
 
@@ -26,9 +28,9 @@ class Receiver:
         self._receive_some = (socket_io(stream) or stream).receive_some
         self._limit = limit
         self._buffer = bytearray()
-        self._data_ready = ParkingLot()
-        self._space = ParkingLot()
-        self._state_changed = ParkingLot()
+        # Consumers waiting for data, and the reading task waiting for room (never both).
+        self._changed = ParkingLot()
+        self._on_gone: Callable[[], None] | None = None
         #: Set once the client closed its side or the connection failed.
         self.closed = trio.Event()
         self.bytes_received = 0
@@ -43,33 +45,41 @@ class Receiver:
         try:
             while True:
                 while len(self._buffer) >= self._limit:
-                    self._state_changed.unpark_all()
-                    await self._space.park()
+                    self._notify_gone()
+                    await self._changed.park()
                 data = await self._receive_some(RECEIVE_SIZE)
                 if not data:
                     break
                 self.bytes_received += len(data)
                 self._buffer += data
-                self._data_ready.unpark_all()
+                self._changed.unpark_all()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
             self.closed.set()
-            self._data_ready.unpark_all()
-            self._state_changed.unpark_all()
+            self._changed.unpark_all()
+            self._notify_gone()
 
-    async def wait_closed_or_full(self) -> None:
-        """Wait until the client has closed, or the buffer is full and reading has stopped
-        (after which a close could no longer be seen)."""
-        while not (self.closed.is_set() or len(self._buffer) >= self._limit):
-            await self._state_changed.park()
+    def watch(self, on_gone: Callable[[], None] | None) -> None:
+        """Call ``on_gone()`` once when the client closes, or when the buffer is full and
+        reading stops (after which a close could no longer be seen); at once if that has
+        happened.  None stops watching.  (A callback, not a task per connection: an idle
+        stream costs less memory.)"""
+        self._on_gone = on_gone
+        if self.closed.is_set() or len(self._buffer) >= self._limit:
+            self._notify_gone()
+
+    def _notify_gone(self) -> None:
+        on_gone, self._on_gone = self._on_gone, None
+        if on_gone is not None:
+            on_gone()
 
     async def receive(self) -> bytes:
         """Everything buffered, waiting for at least one byte; ``b""`` once the client closed."""
         await paced_checkpoint()
         while not self._buffer and not self.closed.is_set():
-            await self._data_ready.park()
+            await self._changed.park()
         data = bytes(self._buffer)
         self._buffer.clear()
-        self._space.unpark_all()
+        self._changed.unpark_all()
         return data

@@ -32,6 +32,7 @@ import trio
 from ..app import App
 from .config import Config
 from .connection import Connection, ConnectionStatistics
+from .sse import KeepaliveSweeper
 
 __all__ = ["Server", "ServerStatistics", "open_reuse_port_listeners", "reuse_port_option", "serve"]
 
@@ -156,6 +157,8 @@ class Server:
         self._shutdown_requested = trio.Event()
         self._all_closed = trio.Event()
         self._drain_scope = trio.CancelScope()
+        #: Sends SSE keepalive comments for every stream of this server.
+        self.keepalive = KeepaliveSweeper(self.config.sse_keepalive)
 
     def statistics(self) -> ServerStatistics:
         """Open connections by phase, plus traffic totals (closed connections included)."""
@@ -233,6 +236,7 @@ class Server:
         async with trio.open_nursery() as connections:
             try:
                 async with trio.open_nursery() as acceptors:
+                    acceptors.start_soon(self.keepalive.run)
                     for listener in listeners:
                         acceptors.start_soon(self._accept_loop, listener, connections)
                     task_status.started(self)
@@ -271,7 +275,7 @@ class Server:
             if overloaded and self._rejecting >= self.config.max_connections:
                 await trio.aclose_forcefully(stream)
                 continue
-            nursery.start_soon(self._handle, stream, overloaded)
+            nursery.start_soon(self._handle, stream, overloaded, name="connection")
 
     async def _handle(self, stream: trio.abc.Stream, overloaded: bool) -> None:
         try:

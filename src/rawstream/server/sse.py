@@ -7,7 +7,8 @@ reconnecting).  When the connection's outbox is full, the stream's slow-consumer
 decides: wait (``BLOCK``, up to ``send_timeout``), end the stream (``DISCONNECT``), or drop
 queued events for a ``gap`` event (``DROP_OLDEST``); a slow client affects nobody else.
 
-A stream silent for ``sse_keepalive`` seconds gets a comment line.  With ``compress`` and a
+A stream silent for ``sse_keepalive`` seconds gets a comment line (from the server's one
+:class:`KeepaliveSweeper`).  With ``compress`` and a
 client that accepts gzip, each event is compressed and flushed so it decodes on arrival.
 
 When the client goes away the handler is cancelled.  On server shutdown, or when a slow
@@ -170,6 +171,16 @@ class SSEStream(SlowConsumerPolicy):
         trailer if the stream is compressed."""
         return self._gzip.finish(data) if self._gzip is not None else data
 
+    def _keepalive_due(self, now: float, interval: float) -> bool:
+        """Silent for ``interval`` seconds: open, nothing queued, nothing put since."""
+        outbox = self._conn.outbox
+        return (
+            not self._ended
+            and self.opened
+            and not outbox.buffered
+            and now - outbox.last_put >= interval
+        )
+
     def _gap(self, dropped: int) -> bytes:
         return self._frame(Event(json.dumps({"dropped": dropped}), event="gap").encode())
 
@@ -192,8 +203,6 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
         return
 
     async def body() -> None:
-        if conn.config.sse_keepalive is not None:
-            conn.start_stream_task(partial(_keepalive, conn, stream, conn.config.sse_keepalive))
         if route.is_generator:
             async with aclosing(route.handler(request)) as events:
                 async for event in events:
@@ -201,7 +210,12 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
         else:
             await route.handler(request, stream)
 
-    end = await conn.run_stream(body, watch_disconnect=True, end_on_shutdown=True)
+    keepalive = conn.server.keepalive
+    keepalive.add(stream)
+    try:
+        end = await conn.run_stream(body, watch_disconnect=True, end_on_shutdown=True)
+    finally:
+        keepalive.discard(stream)
     stream._ended = True
     stream._plain_chunks = False
     if end in (StreamEnd.DONE, StreamEnd.SHUTDOWN) and not conn.outbox.broken:
@@ -213,17 +227,40 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
 _KEEPALIVE = encode_comment()
 
 
-async def _keepalive(conn: Connection, stream: SSEStream, interval: float) -> None:
-    """Send a comment whenever the stream has been silent for ``interval`` seconds."""
-    while True:
-        silent_for = trio.current_time() - conn.outbox.last_put
-        if silent_for < interval or conn.outbox.buffered or not stream.opened:
-            # Not idle (bytes are flowing), or the handler may still refuse the stream.
-            await trio.sleep(max(interval - silent_for, interval / 10))
-            continue
-        try:
-            stream.send_nowait(_KEEPALIVE)
-        except trio.WouldBlock:
-            pass
-        except trio.BrokenResourceError:
+class KeepaliveSweeper:
+    """Comments for silent SSE streams: one task for the whole server, not one per stream.
+
+    Every ``interval / 8`` seconds it looks at each registered stream and sends a comment
+    to those silent for ``interval`` seconds or more (so a comment goes out after between
+    ``interval`` and ``interval * 9/8`` seconds of silence).  A task per stream would cost
+    every idle connection a task, its coroutines and a timer: a third of what an idle
+    stream holds.
+    """
+
+    def __init__(self, interval: float | None) -> None:
+        self.interval = interval
+        self._streams: dict[SSEStream, None] = {}  # in order of registration
+
+    def add(self, stream: SSEStream) -> None:
+        if self.interval is not None:
+            self._streams[stream] = None
+
+    def discard(self, stream: SSEStream) -> None:
+        self._streams.pop(stream, None)
+
+    async def run(self) -> None:
+        """Sweep until cancelled (the server runs this while it accepts connections)."""
+        if self.interval is None:
             return
+        while True:
+            await trio.sleep(self.interval / 8)
+            now = trio.current_time()
+            for stream in list(self._streams):
+                if not stream._keepalive_due(now, self.interval):
+                    continue
+                try:
+                    stream.send_nowait(_KEEPALIVE)
+                except trio.WouldBlock:
+                    pass
+                except trio.BrokenResourceError:
+                    self.discard(stream)

@@ -428,7 +428,9 @@ async def run_websocket(conn: Connection, request: Request, route: Route) -> Non
         elif ws.accepted:
             await ws.close(1000)
 
-    end = await conn.run_stream(session, watch_disconnect=False, end_on_shutdown=True)
+    end = await conn.run_stream(
+        session, watch_disconnect=False, end_on_shutdown=True, with_tasks=True
+    )
     conn.set_shutdown_action(None)
     if end is StreamEnd.SLOW_CONSUMER:
         ws._close_now(SLOW_CONSUMER_CLOSE_CODE, "too slow: reconnect")
