@@ -373,7 +373,7 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny loads: checks it all works")
     parser.add_argument("--repeats", type=int, default=None, help="default 3 (smoke: 1)")
     parser.add_argument("--stacks", default=",".join(s.name for s in STACKS))
-    parser.add_argument("--workloads", default=",".join(w.name for w in WORKLOADS))
+    parser.add_argument("--workloads", default=",".join([*(w.name for w in WORKLOADS), "core"]))
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per measurement")
     parser.add_argument("--update-readme", action="store_true")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+from conftest import require
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,3 +55,26 @@ def test_client_stream_bench_runs() -> None:
     """benchmarks/client_stream.py runs briefly: both clients get every event, in order."""
     output = run_benchmark("client_stream.py", "--events", "2000", "--repeats", "1", timeout=120)
     assert "ratio rawstream.client / httpx-sse" in output
+
+
+def test_harness_smoke_runs_every_stack(tmp_path: Path) -> None:
+    """benchmarks/run.py --smoke: every stack serves every workload it supports, and every
+    event arrives once and in order (a failure is a FAIL row and exit status 1)."""
+    for module, reason in (
+        ("uvicorn", "the uvicorn stack"),
+        ("sse_starlette", "the starlette stacks"),
+        ("hypercorn", "the hypercorn stack"),
+        ("aiohttp_sse", "the aiohttp stack"),
+        ("trio_websocket", "the trio-websocket stack"),
+        ("matplotlib", "the charts"),
+    ):
+        require(module, reason)
+    output = run_benchmark("run.py", "--smoke", "--out", str(tmp_path), timeout=300)
+    assert " FAIL " not in output  # (the per-run lines; the report's legend names FAIL too)
+    report = (tmp_path / "RESULTS.md").read_text()
+    for label in ("rawstream", "uvicorn", "hypercorn", "aiohttp", "websockets", "floor"):
+        assert label in report
+    assert (tmp_path / "results.png").stat().st_size > 10_000
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert {run["stack"] for run in runs} >= {"rawstream", "floor", "trio_websocket", "core"}
+    assert all(run["result"]["ok"] for run in runs)

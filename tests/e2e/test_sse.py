@@ -210,3 +210,24 @@ async def test_no_gzip_without_accept_encoding_or_when_dropping(gzip_base: str) 
     assert "content-encoding" not in plain.headers
     assert plain.text.startswith("id: 0\n")
     assert "content-encoding" not in dropping.headers
+
+
+async def test_tight_loop_of_large_events_keeps_a_reading_client(start_server) -> None:
+    """A handler sending large events in a loop that never blocks fills the outbox faster
+    than one writer turn per millisecond drains it: the server must let the writer run
+    before the DISCONNECT policy could take a client that reads for a slow one."""
+    app = App()
+
+    @app.sse("/big", slow_consumer=SlowConsumer.DISCONNECT)
+    async def big(request: Request, stream: SSEStream) -> None:
+        for i in range(300):
+            await stream.send(Event(f"{i} " + "x" * 2048))
+
+    server = await start_server(app)
+    async with (
+        httpx.AsyncClient() as client,
+        aconnect_sse(client, "GET", f"http://127.0.0.1:{server.port}/big") as source,
+    ):
+        received = [int(e.data.split()[0]) async for e in source.aiter_sse()]
+    assert received == list(range(300))
+    assert server.slow_consumers_disconnected == 0

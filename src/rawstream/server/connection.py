@@ -8,12 +8,14 @@
   ``send_all`` per batch;
 * the **request cycle** runs in the nursery's body: it parses requests with the sans-IO
   :class:`~rawstream.core.http.HTTPConnection`, routes them and runs their handlers.  A
-  streaming handler (SSE, a streamed body, a WebSocket) runs in a nested nursery whose cancel
-  scope is cancelled when the client goes away or the server shuts down, so the handler's
+  streaming handler (SSE, a streamed body, a WebSocket) runs in a cancel scope (a nested
+  nursery for a WebSocket, whose frame reader runs beside it) that is cancelled when the
+  client goes away (the receiver calls back) or the server shuts down, so the handler's
   ``finally`` blocks and ``async with`` exits run promptly.
 
-Cleanup is layered: the graceful part (flushing the outbox) runs under a deadline; the outermost
-``finally`` always closes the socket with ``trio.aclose_forcefully``.
+Cleanup is layered: the graceful part (flushing the outbox; after an error answer, a brief
+lingering close) runs under deadlines; the outermost ``finally`` always closes the socket with
+``trio.aclose_forcefully``.
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ class Connection:
         self._idle_scope: trio.CancelScope | None = None
         self._stream_nursery: trio.Nursery | None = None
         self._stream_scope: trio.CancelScope | None = None
+        self._linger_on_close = False
         self._stream_end: StreamEnd | None = None
         self._on_shutdown: Callable[[], None] | None = None
         self._end_on_shutdown = False
@@ -166,17 +169,20 @@ class Connection:
             await trio.aclose_forcefully(self.stream)
 
     async def _linger(self) -> None:
-        """Close our side, then read and discard what the client still sends, briefly.
+        """After an error answer that ends the connection: close our side, then read and
+        discard what the client still sends, briefly.
 
         Closing a socket with unread data makes the kernel send a reset, and a client still
         sending (the rest of a head we refused as too large) may then lose our answer before
         reading it.  Sending our FIN first and draining until the client's (bounded in time
         and bytes) lets it read the answer; it is what "lingering close" means in servers.
         """
+        if not self._linger_on_close or self.server.draining:
+            return  # only after refusing a request; never slowing a shutdown
         if self.receiver.closed.is_set() or self.outbox.broken or self.outbox.buffered:
             return  # (unwritten bytes: the flush timed out; the writer owns the send side)
         if not isinstance(self.stream, trio.abc.HalfCloseableStream):
-            return  # TLS has no half close; its close_notify ends the exchange instead
+            return  # TLS has no half close: such a connection closes at once
         with trio.move_on_after(LINGER_SECONDS):
             try:
                 await self.stream.send_eof()
@@ -399,6 +405,7 @@ class Connection:
     ) -> None:
         """Answer with an error status; unless ``close`` is false the connection then ends."""
         self.closing = self.closing or close
+        self._linger_on_close = self._linger_on_close or close  # the client may still be sending
 
         def produce() -> None:
             if self.http.response_started:  # too late for a status: the connection just ends
@@ -569,6 +576,10 @@ class Connection:
                 await self.outbox.wait_writable()
             if timer.cancelled_caught:
                 self._mark_slow_consumer("blocked longer than send_timeout")
+        elif self.outbox.buffered >= self.config.outbox_low_bytes:
+            # Filling up: let the writer drain before the policy could take a fast reader
+            # (one that simply has not had a turn) for a slow one.
+            await checkpoint()
         else:
             await paced_checkpoint()  # a cancellation point; a yield once a millisecond
         try:

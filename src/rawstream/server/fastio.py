@@ -26,42 +26,47 @@ import os
 import time
 
 import trio
-from trio.lowlevel import checkpoint, checkpoint_if_cancelled, wait_readable, wait_writable
+from trio.lowlevel import (
+    RunVar,
+    checkpoint,
+    checkpoint_if_cancelled,
+    wait_readable,
+    wait_writable,
+)
 
 __all__ = ["PACE_INTERVAL", "SocketIO", "paced_checkpoint", "socket_io"]
 
 #: The longest a task runs through :func:`paced_checkpoint` calls without yielding.
 PACE_INTERVAL = 0.001
 
-_last_yield = 0.0
+#: When a paced task of this Trio run last yielded (a run is one thread's scheduler).
+_last_yield: RunVar[float] = RunVar("rawstream_last_yield", default=0.0)
 
 
 async def paced_checkpoint() -> None:
     """A checkpoint that yields to the scheduler only once per ``PACE_INTERVAL`` (see the
     module doc); it always raises ``Cancelled`` when cancelled."""
-    global _last_yield
-    now = time.perf_counter()
-    if now - _last_yield >= PACE_INTERVAL:
+    if time.perf_counter() - _last_yield.get() >= PACE_INTERVAL:
         await checkpoint()
-        _last_yield = time.perf_counter()
+        _last_yield.set(time.perf_counter())
     else:
         await checkpoint_if_cancelled()
 
 
 def note_yield() -> None:
     """The caller just yielded (parked): the pacing interval starts again."""
-    global _last_yield
-    _last_yield = time.perf_counter()
+    _last_yield.set(time.perf_counter())
 
 
-_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN, errno.ETIMEDOUT)
+_CLOSED = (errno.EBADF, errno.ENOTSOCK)
 
 
 class SocketIO:
     """Non-blocking reads and writes on a connected socket's file descriptor."""
 
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
+    def __init__(self, sock: trio.socket.SocketType) -> None:
+        # The fd is read per call: -1 once Trio closed the socket (EBADF, never a reused fd).
+        self._fileno = sock.fileno
 
     async def send_all(self, data: bytes) -> None:
         """Write all of ``data``, waiting for the socket only when its buffer is full.
@@ -74,7 +79,7 @@ class SocketIO:
         view = memoryview(data)
         while view:
             try:
-                sent = os.write(self._fd, view)
+                sent = os.write(self._fileno(), view)
             except BlockingIOError:
                 sent = 0  # (waited for below: not inside the handler, which keeps the error)
             except OSError as exc:
@@ -82,7 +87,7 @@ class SocketIO:
             if sent:
                 view = view[sent:]
             else:
-                await wait_writable(self._fd)
+                await wait_writable(self._fileno())
                 note_yield()
 
     async def receive_some(self, max_bytes: int) -> bytes:
@@ -95,25 +100,24 @@ class SocketIO:
         await paced_checkpoint()
         while True:
             try:
-                return os.read(self._fd, max_bytes)
+                return os.read(self._fileno(), max_bytes)
             except BlockingIOError:
                 pass  # waited for below: an idle connection keeps no exception alive
             except OSError as exc:
                 raise _translate(exc) from exc
-            await wait_readable(self._fd)
+            await wait_readable(self._fileno())
             note_yield()
 
 
 def _translate(exc: OSError) -> Exception:
-    if exc.errno == errno.EBADF:
+    """What trio's SocketStream raises for the same error (closed, or broken for any other)."""
+    if exc.errno in _CLOSED:
         return trio.ClosedResourceError("the socket was closed")
-    if exc.errno in _GONE:
-        return trio.BrokenResourceError(f"the connection is gone: {exc.strerror}")
-    return exc
+    return trio.BrokenResourceError(f"the connection is gone: {exc.strerror}")
 
 
 def socket_io(stream: object) -> SocketIO | None:
     """A :class:`SocketIO` for a plain ``trio.SocketStream`` (None for any other stream)."""
     if isinstance(stream, trio.SocketStream):
-        return SocketIO(stream.socket.fileno())
+        return SocketIO(stream.socket)
     return None

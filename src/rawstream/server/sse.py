@@ -20,6 +20,7 @@ from ``Last-Event-ID``).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from contextlib import aclosing
 from functools import partial
@@ -37,7 +38,9 @@ from .connection import StreamEnd
 if TYPE_CHECKING:
     from .connection import Connection
 
-__all__ = ["SSEStream", "run_sse"]
+__all__ = ["KeepaliveSweeper", "SSEStream", "run_sse"]
+
+log = logging.getLogger("rawstream.server")
 
 _GZIP_HEADERS = ((b"content-encoding", b"gzip"), (b"vary", b"accept-encoding"))
 
@@ -216,8 +219,8 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
         end = await conn.run_stream(body, watch_disconnect=True, end_on_shutdown=True)
     finally:
         keepalive.discard(stream)
-    stream._ended = True
-    stream._plain_chunks = False
+        stream._ended = True
+        stream._plain_chunks = False
     if end in (StreamEnd.DONE, StreamEnd.SHUTDOWN) and not conn.outbox.broken:
         await stream.open()
     hint = b"" if end is StreamEnd.DONE else conn.shutdown_retry_hint()
@@ -255,7 +258,9 @@ class KeepaliveSweeper:
         while True:
             await trio.sleep(self.interval / 8)
             now = trio.current_time()
-            for stream in list(self._streams):
+            for count, stream in enumerate(list(self._streams), 1):
+                if count % 1000 == 0:
+                    await trio.lowlevel.checkpoint()  # a big sweep is no stall for the others
                 if not stream._keepalive_due(now, self.interval):
                     continue
                 try:
@@ -263,4 +268,7 @@ class KeepaliveSweeper:
                 except trio.WouldBlock:
                     pass
                 except trio.BrokenResourceError:
+                    self.discard(stream)
+                except Exception:  # one stream's failure must not stop every keepalive
+                    log.exception("keepalive failed on a stream; not sweeping it again")
                     self.discard(stream)
