@@ -356,7 +356,7 @@ class Connection:
         """
         await self.outbox.wait_writable()
         produce()
-        self.outbox.put_nowait(self.http.data_to_send())
+        self.outbox.put_nowait(self.http.data_to_send(), write_through=True)
 
     async def send_response(self, response: Response) -> None:
         """Send ``response``; a streamed body runs until done, the client leaves, or shutdown."""
@@ -611,8 +611,9 @@ class Connection:
         *,
         waited: bool,
     ) -> None:
-        """The slow-consumer decision, shared by both sends (``waited``: a ``BLOCK`` sender
-        already waited its turn, and may overshoot the bound by this one item)."""
+        """The slow-consumer decision, shared by both sends (``waited``: the sender awaited
+        its turn, in its own task: a ``BLOCK`` sender may overshoot the bound by this one
+        item, and an idle connection writes it through at once)."""
         if self._stream_end is not None:
             raise trio.BrokenResourceError(f"the stream has ended ({self._stream_end.value})")
         if self.outbox.full:
@@ -624,7 +625,9 @@ class Connection:
                 self._drop_pending(gap)
             elif not waited:
                 raise trio.WouldBlock
-        self.outbox.put_nowait(frame(), droppable=policy is SlowConsumer.DROP_OLDEST)
+        self.outbox.put_nowait(
+            frame(), droppable=policy is SlowConsumer.DROP_OLDEST, write_through=waited
+        )
 
     def _drop_pending(self, gap: Callable[[int], bytes]) -> None:
         dropped = self.outbox.drop_pending(gap)

@@ -1,4 +1,4 @@
-"""The two places rawstream goes around Trio's conveniences on the hot path, and why.
+"""Where rawstream goes around Trio's conveniences on the hot path, and why.
 
 Every ``await stream.send_all()`` or ``receive_some()`` on a ``trio.SocketStream`` that
 succeeds at once still yields to the scheduler (a full checkpoint), and so does every
@@ -16,7 +16,8 @@ speed (a plain Trio server doing one ``send_all`` per event delivers about 34k e
   (``os.read``/``os.write`` on the non-blocking socket Trio made), waiting with
   ``trio.lowlevel.wait_readable``/``wait_writable`` only when the kernel would block.  It is
   used for plain TCP streams only; TLS streams keep ``trio.SSLStream``.  Trio still owns the
-  socket: closing it wakes our waits with ``ClosedResourceError``.
+  socket: closing it wakes our waits with ``ClosedResourceError``.  Its :meth:`SocketIO.try_send`
+  is the outbox's write-through (:meth:`~rawstream.server.outbox.Outbox.put_nowait`).
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ class SocketIO:
             else:
                 await wait_writable(self._fileno())
                 note_yield()
+
+    def try_send(self, data: bytes) -> int:
+        """Write what the kernel takes of ``data`` now, without waiting: the count written
+        (0 if it would block, or on any error, which the writer's next write then meets)."""
+        try:
+            return os.write(self._fileno(), data)
+        except OSError:
+            return 0
 
     async def receive_some(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` bytes, waiting until there is at least one; ``b""`` at EOF.

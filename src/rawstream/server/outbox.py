@@ -25,6 +25,7 @@ context-free WebSocket frame) may be removed again before they are written, by
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,7 +34,11 @@ from trio.lowlevel import ParkingLot, checkpoint
 
 from .fastio import paced_checkpoint, socket_io
 
-__all__ = ["Outbox", "OutboxStatistics"]
+__all__ = ["WRITE_THROUGH_GAP", "Outbox", "OutboxStatistics"]
+
+#: An outbox that is empty, on a plain TCP socket, and has not written for this long writes a
+#: new item at once, in the sender's task (see :meth:`Outbox.put_nowait`).
+WRITE_THROUGH_GAP = 0.001
 
 _KEEP = -1
 _EVENT = 0
@@ -62,7 +67,10 @@ class Outbox:
         max_write: int | None = None,
     ) -> None:
         # Plain TCP: writes straight to the socket (see fastio); anything else: send_all.
-        self._send_all = (socket_io(stream) or stream).send_all
+        direct = socket_io(stream)
+        self._send_all = (direct or stream).send_all
+        self._try_send = direct.try_send if direct is not None else None
+        self._last_write_through = 0.0
         self._high = high_water
         # Waiting senders resume at or below low water, which is below high water.
         self._low = high_water // 2 if low_water is None else min(low_water, high_water - 1)
@@ -135,15 +143,41 @@ class Outbox:
             self.time_blocked += trio.current_time() - start
 
     def put_nowait(
-        self, data: bytes, *, droppable: bool = False, written: trio.Event | None = None
+        self,
+        data: bytes,
+        *,
+        droppable: bool = False,
+        written: trio.Event | None = None,
+        write_through: bool = False,
     ) -> None:
         """Queue ``data`` without waiting (callers bound themselves with :meth:`wait_writable`
         or a slow-consumer policy).  ``written`` is set once these bytes have been written
-        (or the connection failed): a WebSocket ping's deadline starts there."""
+        (or the connection failed): a WebSocket ping's deadline starts there.
+
+        *Write-through* (``write_through``: a sender answering in its own task, never a
+        fan-out, whose publisher must not make a syscall per subscriber): on a plain TCP
+        socket, an item put into an empty outbox that has not written for
+        ``WRITE_THROUGH_GAP`` seconds is written here, at once, as far as the kernel takes
+        it (the rest is queued).  A reply to a request (a WebSocket echo, a
+        response head) then costs no wake-up of the writer task; a producer sending in a
+        loop writes through once, and its next items, less than the gap later, wait for the
+        writer and leave together."""
         self._raise_if_broken()
         if written is not None:
             assert data and not droppable, "only non-empty items that stay can be watched"
             self._watched.append((data, written))
+        if write_through and data and not self._buffered and self._try_send is not None:
+            now = time.perf_counter()
+            if now - self._last_write_through >= WRITE_THROUGH_GAP:
+                self._last_write_through = now
+                sent = self._try_send(data)
+                if sent:
+                    self.bytes_sent += sent
+                    self.writes += 1
+                    self.last_put = trio.current_time()
+                    if sent == len(data):
+                        return
+                    data, droppable = data[sent:], False  # the rest goes to the writer
         if data:
             self._chunks.append(data)
             self._drops.append(_EVENT if droppable else _KEEP)

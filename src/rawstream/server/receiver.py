@@ -25,7 +25,11 @@ class Receiver:
 
     def __init__(self, stream: trio.abc.ReceiveStream, *, limit: int) -> None:
         # Plain TCP: reads straight from the socket (see fastio); anything else: receive_some.
-        self._receive_some = (socket_io(stream) or stream).receive_some
+        self._direct = socket_io(stream)
+        self._receive_some = (self._direct or stream).receive_some
+        self._scope = trio.CancelScope()
+        self._handed_off = False  # hand_off() was called ...
+        self._stopped = False  # ... and the reading task has stopped: receive() reads itself
         self._limit = limit
         self._buffer = bytearray()
         # Consumers waiting for data, and the reading task waiting for room (never both).
@@ -41,24 +45,38 @@ class Receiver:
         return len(self._buffer)
 
     async def run(self) -> None:
-        """Read until EOF or a connection error, pausing while the buffer is full."""
+        """Read until EOF or a connection error, pausing while the buffer is full (or until
+        :meth:`hand_off`)."""
         try:
-            while True:
-                while len(self._buffer) >= self._limit:
-                    self._notify_gone()
-                    await self._changed.park()
-                data = await self._receive_some(RECEIVE_SIZE)
-                if not data:
-                    break
-                self.bytes_received += len(data)
-                self._buffer += data
-                self._changed.unpark_all()
+            with self._scope:
+                while True:
+                    while len(self._buffer) >= self._limit:
+                        self._notify_gone()
+                        await self._changed.park()
+                    data = await self._receive_some(RECEIVE_SIZE)
+                    if not data:
+                        break
+                    self.bytes_received += len(data)
+                    self._buffer += data
+                    self._changed.unpark_all()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
-            self.closed.set()
+            if self._handed_off and not self.closed.is_set():
+                self._stopped = True  # receive() reads from now on
+            else:
+                self.closed.set()
+                self._notify_gone()
             self._changed.unpark_all()
-            self._notify_gone()
+
+    def hand_off(self) -> None:
+        """Stop reading ahead: from now on :meth:`receive` reads the socket itself, in its
+        caller's task.  For a WebSocket, whose frame reader reads all the time (so it sees
+        EOF) and bounds what it takes: one task fewer between the socket and the handler for
+        every message.  Plain TCP only (elsewhere, nothing changes)."""
+        if self._direct is not None and not self._handed_off:
+            self._handed_off = True
+            self._scope.cancel()
 
     def watch(self, on_gone: Callable[[], None] | None) -> None:
         """Call ``on_gone()`` once when the client closes, or when the buffer is full and
@@ -78,8 +96,21 @@ class Receiver:
         """Everything buffered, waiting for at least one byte; ``b""`` once the client closed."""
         await paced_checkpoint()
         while not self._buffer and not self.closed.is_set():
+            if self._stopped:
+                return await self._receive_directly()
             await self._changed.park()
         data = bytes(self._buffer)
         self._buffer.clear()
         self._changed.unpark_all()
         return data
+
+    async def _receive_directly(self) -> bytes:
+        try:
+            data = await self._receive_some(RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        if data:
+            self.bytes_received += len(data)
+        else:
+            self.closed.set()
+        return data if isinstance(data, bytes) else bytes(data)

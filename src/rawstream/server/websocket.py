@@ -165,7 +165,7 @@ class WebSocket(SlowConsumerPolicy):
                 the route's ``subprotocols`` that the client offered, if any.
         """
         if self.accepted or self.rejected:
-            await checkpoint()
+            await paced_checkpoint()  # (send and receive call this for every message)
             return
         if subprotocol is None:
             offered = self._core.offered_subprotocols
@@ -180,6 +180,7 @@ class WebSocket(SlowConsumerPolicy):
         self._core.receive_data(conn.http.upgrade_data())  # the h11 -> wsproto handoff
         conn.phase = Phase.WEBSOCKET
         conn.set_shutdown_action(lambda: self._close_now(1001, "server shutting down"))
+        conn.receiver.hand_off()  # the frame reader reads the socket itself from now on
         conn.start_stream_task(self._read_frames)
         if conn.config.ws_ping_interval is not None:
             conn.start_stream_task(
