@@ -26,7 +26,14 @@ from contextlib import suppress
 
 from aiohttp import WSMsgType, web
 from aiohttp_sse import sse_response
-from common import fanout_payload, parse_args, publish_params, stream_params, stream_payload
+from common import (
+    fanout_payload,
+    parse_args,
+    publish_params,
+    stream_params,
+    stream_payload,
+    ws_publish_params,
+)
 
 Subscribers = set[asyncio.Queue[str]]
 sse_subscribers: Subscribers = set()
@@ -118,8 +125,7 @@ async def ws_publish(request: web.Request) -> web.WebSocketResponse:
     with suppress(ConnectionResetError):  # the client left before the reply
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
-                n, size, burst = msg.data.split()
-                n, size, burst = publish_params({"n": n, "size": size, "burst": burst})
+                n, size, burst = ws_publish_params(msg.data)
                 subscribers = await publish(ws_subscribers, n, size, burst)
                 await ws.send_str(json.dumps({"published": n, "subscribers": subscribers}))
     return ws

@@ -22,7 +22,7 @@ from contextlib import suppress
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from common import fanout_payload, publish_params, stream_params, stream_payload
+from common import fanout_payload, publish_params, stream_params, stream_payload, ws_publish_params
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -121,8 +121,7 @@ async def ws_publish(websocket: WebSocket) -> None:
     await websocket.accept()
     with suppress(WebSocketDisconnect):
         async for text in websocket.iter_text():
-            n, size, burst = text.split()
-            n, size, burst = publish_params({"n": n, "size": size, "burst": burst})
+            n, size, burst = ws_publish_params(text)
             subscribers = await publish(ws_subscribers, n, size, burst)
             await websocket.send_text(json.dumps({"published": n, "subscribers": subscribers}))
 

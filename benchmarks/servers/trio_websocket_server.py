@@ -17,10 +17,9 @@ import math
 import signal
 
 import trio
-from common import fanout_payload, parse_args, publish_params
+from common import fanout_payload, parse_args, ws_publish_params
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
-PARAMS = ("n", "size", "burst")  # a /ws/publish message is "N S B"
 SUBSCRIBERS: set[trio.MemorySendChannel[str]] = set()
 
 
@@ -53,7 +52,7 @@ async def fanout(ws: WebSocketConnection) -> None:
 async def publish(ws: WebSocketConnection) -> None:
     while True:
         message = str(await ws.get_message())
-        n, size, burst = publish_params(dict(zip(PARAMS, message.split(), strict=False)))
+        n, size, burst = ws_publish_params(message)
         subscribers = len(SUBSCRIBERS)
         for i in range(n):
             payload = fanout_payload(i, size)

@@ -17,13 +17,12 @@ import logging
 import signal
 from http import HTTPStatus
 
-from common import fanout_payload, parse_args, publish_params
+from common import fanout_payload, parse_args, ws_publish_params
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 WS_PATHS = {"/ws/echo", "/ws/fanout", "/ws/publish"}
-PARAMS = ("n", "size", "burst")  # a /ws/publish message is "N S B"
 SUBSCRIBERS: set[ServerConnection] = set()
 
 
@@ -56,7 +55,7 @@ async def fanout(ws: ServerConnection) -> None:
 
 async def publish(ws: ServerConnection) -> None:
     async for message in ws:
-        n, size, burst = publish_params(dict(zip(PARAMS, str(message).split(), strict=False)))
+        n, size, burst = ws_publish_params(message)
         subscribers = len(SUBSCRIBERS)
         for i in range(n):
             broadcast(SUBSCRIBERS, fanout_payload(i, size))
