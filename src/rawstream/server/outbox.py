@@ -25,6 +25,7 @@ context-free WebSocket frame) may be removed again before they are written, by
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,12 +66,14 @@ class Outbox:
         high_water: int,
         low_water: int | None = None,
         max_write: int | None = None,
+        write_through_gap: float = WRITE_THROUGH_GAP,
     ) -> None:
         # Plain TCP: writes straight to the socket (see fastio); anything else: send_all.
         direct = socket_io(stream)
         self._send_all = (direct or stream).send_all
         self._try_send = direct.try_send if direct is not None else None
-        self._last_write_through = 0.0
+        self._write_through_gap = write_through_gap
+        self._last_write_through = -math.inf
         self._high = high_water
         # Waiting senders resume at or below low water, which is below high water.
         self._low = high_water // 2 if low_water is None else min(low_water, high_water - 1)
@@ -166,9 +169,15 @@ class Outbox:
         if written is not None:
             assert data and not droppable, "only non-empty items that stay can be watched"
             self._watched.append((data, written))
-        if write_through and data and not self._buffered and self._try_send is not None:
+        if (
+            write_through
+            and data
+            and written is None  # (a watched item is reported by the writer)
+            and not self._buffered
+            and self._try_send is not None
+        ):
             now = time.perf_counter()
-            if now - self._last_write_through >= WRITE_THROUGH_GAP:
+            if now - self._last_write_through >= self._write_through_gap:
                 self._last_write_through = now
                 sent = self._try_send(data)
                 if sent:
