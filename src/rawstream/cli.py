@@ -15,7 +15,7 @@ from pathlib import Path
 import trio
 
 from .app import App
-from .hub import BROKER_ENV, BrokerUnavailable, open_broker
+from .hub import BROKER_ENV, BrokerUnavailable, is_in_memory
 from .llm import DEFAULT_TOKEN_RATE, UPSTREAM_API_KEY_ENV
 from .llm.relay import Relay
 from .server import Config, Server, serve
@@ -112,13 +112,6 @@ def _ssl_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | 
     return context
 
 
-def _channels_are_per_process(args: argparse.Namespace) -> bool:
-    """Whether the app's channels live inside each process (the in-memory hub), so that
-    several workers do not share them."""
-    url = args.broker or os.environ.get(BROKER_ENV) or "memory://"
-    return url.startswith("memory")
-
-
 #: Options the supervisor sets itself on a worker's command line (each takes one value).
 _SUPERVISOR_OPTIONS = ("--workers", "--port")
 
@@ -152,7 +145,7 @@ def _supervise(args: argparse.Namespace, argv: list[str]) -> int:
         port=args.port,
         scheme="https" if ssl_context else "http",
         drain_timeout=args.drain_timeout,
-        channels_per_process=_channels_are_per_process(args),
+        channels_per_process=is_in_memory(args.broker),
     )
 
 
@@ -215,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"tokens a second of the built-in model (default {DEFAULT_TOKEN_RATE:g})",
     )
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        _check_demo_options(parser, args)
+    relay = _check_demo_options(parser, args) if args.command == "demo" else None
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -226,13 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.broker:  # the app (and every worker) finds it with rawstream.hub.open_broker()
         os.environ[BROKER_ENV] = args.broker
     if args.command == "demo":
-        from .demo import build_demo
+        from .demo import build_demo, open_demo_broker
 
         try:
-            hub = open_broker(args.broker)
+            hub = open_demo_broker(args.broker)
         except ValueError as exc:
             parser.error(str(exc))
-        app = build_demo(hub, upstream=args.upstream, token_rate=args.token_rate)
+        app = build_demo(hub, upstream=relay, token_rate=args.token_rate)
     else:
         app = load_app(args.app)
     config = Config(
@@ -251,16 +243,19 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if unavailable else 0
 
 
-def _check_demo_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def _check_demo_options(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> Relay | None:
     """Refuse a bad ``--token-rate`` or ``--upstream`` (and upstream key) with a usage error,
-    before anything starts."""
+    before anything starts; return the relay to ``--upstream``, if any."""
     if not args.token_rate >= 0:  # NaN too
         parser.error(f"--token-rate must be 0 or more tokens a second, not {args.token_rate}")
-    if args.upstream is not None:
-        try:
-            Relay(args.upstream, api_key=os.environ.get(UPSTREAM_API_KEY_ENV))
-        except ValueError as exc:
-            parser.error(f"--upstream: {exc}")
+    if args.upstream is None:
+        return None
+    try:
+        return Relay(args.upstream, api_key=os.environ.get(UPSTREAM_API_KEY_ENV))
+    except ValueError as exc:
+        parser.error(f"--upstream: {exc}")
 
 
 def _run_server(

@@ -19,6 +19,13 @@ __all__ = [
 ]
 
 
+def first_header(headers: list[tuple[str, str]], name: str) -> str | None:
+    """The first value of header ``name`` (case-insensitive) among lower-cased ``headers``.
+    (Here, not in ``http``, which imports this module: every response type uses it.)"""
+    name = name.lower()
+    return next((value for key, value in headers if key == name), None)
+
+
 class SSEClientError(Exception):
     """Base class of every error the SSE client raises."""
 
@@ -32,8 +39,9 @@ class SSEConnectionError(SSEClientError):
 
 
 class SSEResponseError(SSEClientError):
-    """The server answered, but not with an event stream: a status other than 2xx, or a
-    ``Content-Type`` other than ``text/event-stream``.  Never retried.
+    """The server answered, but not with an event stream: a status other than 2xx, a
+    ``Content-Type`` other than ``text/event-stream``, or a ``Content-Encoding`` that was not
+    asked for.  Never retried.
 
     Attributes:
         status: the HTTP status code.
@@ -51,8 +59,7 @@ class SSEResponseError(SSEClientError):
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or ``None``."""
-        name = name.lower()
-        return next((value for key, value in self.headers if key == name), None)
+        return first_header(self.headers, name)
 
 
 class SSEEventTooLargeError(SSEClientError, EventTooLargeError):

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import h11
 import trio
 
-from .errors import SSEConnectionError, SSEResponseTooLargeError
+from .errors import SSEConnectionError, SSEResponseTooLargeError, first_header
 
 __all__ = [
     "MAX_ERROR_BODY_BYTES",
@@ -100,12 +100,6 @@ def request_headers(
         (name.encode("ascii"), value if isinstance(value, bytes) else value.encode())
         for name, value in merged
     ]
-
-
-def first_header(headers: list[tuple[str, str]], name: str) -> str | None:
-    """The first value of header ``name`` (case-insensitive) among lower-cased ``headers``."""
-    name = name.lower()
-    return next((value for key, value in headers if key == name), None)
 
 
 class HTTPResponse:

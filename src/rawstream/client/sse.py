@@ -6,8 +6,9 @@ Processing model (9.2.3), as applied here:
 * The request carries ``Accept: text/event-stream``, ``Cache-Control: no-cache`` and, when the
   last event id is not empty, ``Last-Event-ID``.
 * A response with status 204 ends the stream for good: :func:`connect_sse` yields no event and
-  :class:`EventSource` stops iterating.  Any other status outside 2xx, or a ``Content-Type``
-  other than ``text/event-stream`` (parameters ignored), *fails the connection*:
+  :class:`EventSource` stops iterating.  Any other status outside 2xx, a ``Content-Type``
+  other than ``text/event-stream`` (parameters ignored), or a ``Content-Encoding`` other
+  than ``identity`` (none is asked for), *fails the connection*:
   :class:`SSEResponseError`, never retried.  (The spec accepts 200 only; other 2xx statuses
   are accepted here.  Redirects are not followed: a 3xx is an ``SSEResponseError``.)
 * A network error, a malformed response or the end of the stream *reestablishes the
@@ -27,6 +28,7 @@ import random as _random
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from types import TracebackType
 
 import trio
@@ -219,8 +221,9 @@ async def connect_sse(
         The :class:`SSEResponse`, whose head has arrived and been checked.
 
     Raises:
-        SSEResponseError: before entering the block, when the status is not 2xx or the
-            content type is not ``text/event-stream``.  (204 enters, with no events.)
+        SSEResponseError: before entering the block, when the status is not 2xx, the
+            content type is not ``text/event-stream`` or the body is encoded.  (204 enters,
+            with no events.)
         SSEConnectionError: connecting failed or the connection broke.
         ValueError: a URL that is not http(s), or a header value h11 refuses.
 
@@ -301,12 +304,6 @@ class EventSource:
         random: _random.Random | None = None,
     ) -> None:
         self.url = url
-        self._method = method
-        self._headers = headers
-        self._body = body
-        self._ssl_context = ssl_context
-        self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
         self._max_reconnects = max_reconnects
         self._healthy_after = healthy_after
         self._parser = EventStreamParser(
@@ -316,6 +313,19 @@ class EventSource:
             retry=retry, max_backoff=max_backoff, min_backoff=min_backoff, random=random
         )
         self._response: SSEResponse | None = None
+        #: One connection attempt, the request the same every time but for Last-Event-ID
+        #: (the parser's, read when the request is made).
+        self._open = partial(
+            _open_stream,
+            url,
+            self._parser,
+            method=method,
+            headers=headers,
+            body=body,
+            ssl_context=ssl_context,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
         self._opened_at = 0.0
         self._delivered = False
         self._attempted = False
@@ -405,16 +415,7 @@ class EventSource:
                     raise StopAsyncIteration
                 self.reconnects += 1
             try:
-                response = await _open_stream(
-                    self.url,
-                    self._parser,
-                    method=self._method,
-                    headers=self._headers,
-                    body=self._body,
-                    ssl_context=self._ssl_context,
-                    connect_timeout=self._connect_timeout,
-                    read_timeout=self._read_timeout,
-                )
+                response = await self._open()
             except SSEConnectionError as exc:
                 self._attempted = True
                 self._last_error = exc

@@ -50,6 +50,7 @@ from rawstream import App, Event, HTTPError, Request, Response, SSEStream, WebSo
 from rawstream.app import Service
 from rawstream.hub import Broker, BrokerUnavailable, Hub, Rooms, open_broker, sse_channels
 from rawstream.llm import DEFAULT_TOKEN_RATE, add_chat_completions
+from rawstream.llm.relay import Relay
 from rawstream.server.workers import WORKER_ENV
 
 from .page import add_demo_page
@@ -66,22 +67,34 @@ DEMO_MAX_CHANNELS = 1000
 TICKER = "ticker"
 
 
+def open_demo_broker(url: str | None = None) -> Broker:
+    """The demo's hub: :func:`~rawstream.hub.open_broker` for ``url``, and, in memory, bounded
+    to ``DEMO_MAX_CHANNELS`` channels (every task and room is a channel).
+
+    Raises:
+        ValueError: an unsupported URL scheme.
+    """
+    hub = open_broker(url)
+    if isinstance(hub, Hub):
+        hub.max_channels = DEMO_MAX_CHANNELS
+    return hub
+
+
 def build_demo(
     hub: Broker | None = None,
     *,
-    upstream: str | None = None,
+    upstream: str | Relay | None = None,
     token_rate: float = DEFAULT_TOKEN_RATE,
 ) -> App:
     """The demo app over ``hub`` (default: :func:`~rawstream.hub.open_broker`, in memory
     unless ``$RAWSTREAM_BROKER`` names Redis).
 
     ``/v1/chat/completions`` answers with the built-in token generator at ``token_rate``
-    tokens a second, or relays ``upstream`` (an OpenAI-compatible base URL) when given.
+    tokens a second, or relays ``upstream`` (an OpenAI-compatible base URL, or a
+    :class:`~rawstream.llm.relay.Relay`) when given.
     """
     if hub is None:
-        hub = open_broker()
-        if isinstance(hub, Hub):  # every task and room is a channel: bound what they hold
-            hub.max_channels = DEMO_MAX_CHANNELS
+        hub = open_demo_broker()
     app = App()
     add_demo_page(app)
     app.service(hub.run)

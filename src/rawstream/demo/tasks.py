@@ -85,6 +85,11 @@ MAX_JOBS = 64
 CANCEL_PUBLISH_SECONDS = 1.0
 
 
+
+def task_channel(task_id: str) -> str:
+    """The hub channel a task's progress is published to."""
+    return check_channel(f"task/{task_id}")
+
 class Unavailable(Exception):
     """No task can start now (the answer is ``503``; the message says why, ``retry_after``
     in how many seconds to try again)."""
@@ -161,7 +166,7 @@ class _Jobs:
     ) -> None:
         """Publish 0 %, report that event's id, then a step per ``interval`` (published when
         the whole percent goes up), then done; ``cancelled`` if the server stops first."""
-        channel = check_channel(f"task/{task_id}")
+        channel = task_channel(task_id)
         # Before started(): an error here reaches the POST (a 503), not the nursery.
         task_status.started(await self.hub.publish(channel, _state(0, steps), "progress"))
         done = percent = 0
@@ -248,7 +253,7 @@ def add_tasks(app: App, hub: Broker, *, max_jobs: int = MAX_JOBS) -> None:
         except Unavailable as exc:
             headers = [("retry-after", str(exc.retry_after))]
             return Response.json({"error": str(exc)}, status=503, headers=headers)
-        channel = f"task/{task_id}"
+        channel = task_channel(task_id)
         query = urlencode({"channel": channel, "last_event_id": first_id}, safe="/")
         return Response.json(
             {

@@ -44,12 +44,7 @@ class _Choice:
             self.content.append(delta["content"])
         if isinstance(delta.get("refusal"), str):
             self.refusal.append(delta["refusal"])
-        calls = delta.get("tool_calls") or []
-        if not isinstance(calls, list):
-            raise ValueError(f"tool_calls is not a list: {calls!r}"[:500])
-        for call in calls:
-            if not isinstance(call, dict):
-                raise ValueError(f"not a tool call: {call!r}"[:500])
+        for call in _objects(delta.get("tool_calls"), "tool_calls", "a tool call"):
             self._add_tool_call(call)
 
     def _add_tool_call(self, piece: dict[str, Any]) -> None:
@@ -60,7 +55,7 @@ class _Choice:
                 call[key] = piece[key]
         function = piece.get("function") or {}
         if not isinstance(function, dict):
-            raise ValueError(f"tool call function is not an object: {function!r}"[:500])
+            raise _invalid(f"tool call function is not an object: {function!r}")
         if function.get("name"):
             call["function"]["name"] = function["name"]
         if isinstance(function.get("arguments"), str):
@@ -94,22 +89,17 @@ class CompletionBuilder:
             ValueError: ``chunk`` is not a chunk object (an upstream error object, say).
         """
         if not isinstance(chunk, dict) or "error" in chunk:
-            raise ValueError(f"not a completion chunk: {chunk!r}"[:500])
+            raise _invalid(f"not a completion chunk: {chunk!r}")
         for key in ("id", "created", "model", "system_fingerprint", "service_tier"):
             if chunk.get(key) is not None:
                 self._head.setdefault(key, chunk[key])
-        choices = chunk.get("choices") or []
-        if not isinstance(choices, list):
-            raise ValueError(f"choices is not a list: {choices!r}"[:500])
-        for choice in choices:
-            if not isinstance(choice, dict):
-                raise ValueError(f"not a choice: {choice!r}"[:500])
+        for choice in _objects(chunk.get("choices"), "choices", "a choice"):
             delta = choice.get("delta") or {}
             finish_reason = choice.get("finish_reason")
             if not isinstance(delta, dict):
-                raise ValueError(f"delta is not an object: {delta!r}"[:500])
+                raise _invalid(f"delta is not an object: {delta!r}")
             if finish_reason is not None and not isinstance(finish_reason, str):
-                raise ValueError(f"finish_reason is not a string: {finish_reason!r}"[:500])
+                raise _invalid(f"finish_reason is not a string: {finish_reason!r}")
             state = self._choices.setdefault(_index(choice), _Choice())
             state.add(delta)
             if finish_reason is not None:
@@ -150,5 +140,26 @@ def _index(value: dict[str, Any]) -> int:
     """
     index = value.get("index", 0)
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-        raise ValueError(f"index is not a non-negative integer: {index!r}"[:500])
+        raise _invalid(f"index is not a non-negative integer: {index!r}")
     return index
+
+
+def _objects(value: Any, list_name: str, item_name: str) -> list[dict[str, Any]]:
+    """``value`` (None: empty) as a list of objects.
+
+    Raises:
+        ValueError: it is not a list, or an item is not an object.
+    """
+    items = value or []
+    if not isinstance(items, list):
+        raise _invalid(f"{list_name} is not a list: {items!r}")
+    for item in items:
+        if not isinstance(item, dict):
+            raise _invalid(f"not {item_name}: {item!r}")
+    return items
+
+
+def _invalid(message: str) -> ValueError:
+    """The error for malformed upstream JSON, its message cut to 500 characters (it quotes
+    the upstream's data)."""
+    return ValueError(message[:500])

@@ -10,10 +10,9 @@ whole text is ready, and there is nothing to watch arrive.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
-from ..core.sse import SSE_HEADERS
 from ..response import Response
 from .generator import MODEL_ID, Completion, complete, paced
 from .protocol import (
@@ -25,14 +24,10 @@ from .protocol import (
     completion_json,
     new_completion_id,
     sse_json,
+    sse_response,
 )
 
-__all__ = ["answer_builtin", "sse_response"]
-
-
-def sse_response(body: AsyncIterator[bytes]) -> Response:
-    """A streamed ``text/event-stream`` response (no caching, no proxy buffering)."""
-    return Response(body, headers=[(k.decode(), v.decode()) for k, v in SSE_HEADERS])
+__all__ = ["answer_builtin"]
 
 
 def answer_builtin(chat: ChatRequest, token_rate: float) -> Response:

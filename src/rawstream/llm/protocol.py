@@ -20,13 +20,16 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.sse import Event
+from ..core.sse import SSE_HEADERS, Event
+from ..response import Response
 
 __all__ = [
     "DONE",
+    "DONE_DATA",
     "MAX_MESSAGES",
     "ROLES",
     "APIError",
@@ -39,6 +42,7 @@ __all__ = [
     "new_completion_id",
     "parse_chat_request",
     "sse_json",
+    "sse_response",
 ]
 
 #: The roles a message may have (``developer`` is the newer name of ``system``).
@@ -270,13 +274,20 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-#: The event that ends a stream: ``data: [DONE]``.
-DONE = Event(data="[DONE]").encode()
+#: The data of the event that ends a stream ...
+DONE_DATA = "[DONE]"
+#: ... and that event: ``data: [DONE]``.
+DONE = Event(data=DONE_DATA).encode()
 
 
 def sse_json(value: Any) -> bytes:
     """One SSE event whose data is ``value`` as JSON."""
     return Event(data=dumps(value)).encode()
+
+
+def sse_response(body: AsyncIterator[bytes]) -> Response:
+    """A streamed ``text/event-stream`` response (no caching, no proxy buffering)."""
+    return Response(body, headers=[(k.decode(), v.decode()) for k, v in SSE_HEADERS])
 
 
 def chunk_json(
@@ -315,14 +326,12 @@ def completion_json(
     content: str,
     finish_reason: str,
     usage: Usage,
-    *,
-    created: int | None = None,
 ) -> dict[str, Any]:
     """One ``chat.completion`` (the ``stream: false`` answer), with a single choice."""
     return {
         "id": completion_id,
         "object": "chat.completion",
-        "created": int(time.time()) if created is None else created,
+        "created": int(time.time()),
         "model": model,
         "choices": [
             {

@@ -45,7 +45,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import aclosing
 from urllib.parse import urlsplit
 
 import h11
@@ -58,14 +57,12 @@ from ..core.sse import Event
 from ..request import HTTPError
 from ..response import Response
 from .aggregate import CompletionBuilder
-from .builtin import sse_response
-from .protocol import APIError, ChatRequest, dumps, sse_json
+from .protocol import DONE_DATA, APIError, ChatRequest, dumps, sse_json, sse_response
 
 __all__ = ["Relay"]
 
 log = logging.getLogger("rawstream.llm")
 
-_DONE_DATA = "[DONE]"
 #: Upstream response headers passed through with an error answer.
 _PASSED_HEADERS = ("content-type", "retry-after")
 
@@ -258,16 +255,15 @@ class _UpstreamBody:
 
 async def _forward(events: Events) -> AsyncGenerator[bytes, None]:
     """The downstream SSE body: every upstream event, re-encoded, up to ``[DONE]``."""
-    async with aclosing(events):
-        try:
-            async for event in events:
-                assert event is not None  # only the first item, consumed by Relay.answer
-                yield _reencode(event)
-                if event.data == _DONE_DATA:
-                    return
-        except SSEClientError as exc:
-            yield sse_json(_upstream_failed(exc, "the upstream stream failed").body())
-            return
+    try:
+        async for event in events:
+            assert event is not None  # only the first item, consumed by Relay.answer
+            yield _reencode(event)
+            if event.data == DONE_DATA:
+                return
+    except SSEClientError as exc:
+        yield sse_json(_upstream_failed(exc, "the upstream stream failed").body())
+        return
     # The upstream's stream ended cleanly but without [DONE]: the answer may be cut short.
     failed = _upstream_failed("the upstream stream ended without [DONE]")
     yield sse_json(failed.body())
@@ -293,21 +289,20 @@ async def _aggregate(events: Events, limit: int) -> AsyncGenerator[bytes, None]:
     """
     builder = CompletionBuilder()
     size = 0
-    async with aclosing(events):
-        try:
-            async for event in events:
-                assert event is not None
-                if event.data == _DONE_DATA:
-                    break
-                size += len(event.data)
-                if size > limit:
-                    raise ValueError(f"the answer is larger than {limit} bytes")
-                builder.add(json.loads(event.data))
-            else:
-                raise ValueError("the stream ended without [DONE]")
-        except (SSEClientError, ValueError) as exc:
-            # The 200 head is out: the one honest signal left is an incomplete body.
-            raise HTTPError(502, f"the upstream stream failed: {exc}") from exc
+    try:
+        async for event in events:
+            assert event is not None
+            if event.data == DONE_DATA:
+                break
+            size += len(event.data.encode())  # (the bound is in bytes)
+            if size > limit:
+                raise ValueError(f"the answer is larger than {limit} bytes")
+            builder.add(json.loads(event.data))
+        else:
+            raise ValueError("the stream ended without [DONE]")
+    except (SSEClientError, ValueError) as exc:
+        # The 200 head is out: the one honest signal left is an incomplete body.
+        raise HTTPError(502, f"the upstream stream failed: {exc}") from exc
     yield dumps(builder.result()).encode()
 
 

@@ -225,7 +225,7 @@ function startChat() {
         onRoomMessage(envelope);
         break;
       case "reset":
-        appendToLog(log, element("li", "note", "history reset: some messages may be missing"));
+        addToLog(element("li", "note", "history reset: some messages may be missing"));
         break;
       default:
         break; // a type this page does not know: ignore it
@@ -248,7 +248,11 @@ function startChat() {
       element("span", "user", valid ? data.user : "(raw)"),
       element("span", "text", valid ? data.text : raw ?? ""),
     );
-    appendToLog(log, item);
+    addToLog(item);
+  }
+
+  function addToLog(node) {
+    appendToLog(log, node);
     trimLog(log, CHAT_KEEP, false);
   }
 
