@@ -270,7 +270,7 @@ class HTTPConnection:
 
     def send_continue(self) -> None:
         """Send ``100 Continue`` if (and only if) the client is waiting for it."""
-        if self._h11.they_are_waiting_for_100_continue:
+        if self.waiting_for_continue:
             self._send(
                 h11.InformationalResponse(status_code=100, headers=[], reason=reason_phrase(100))
             )
@@ -281,7 +281,7 @@ class HTTPConnection:
         With a ``content-length`` header the body is fixed-length; without one it is chunked
         (or, for an HTTP/1.0 client, delimited by closing the connection).
         """
-        if self._h11.they_are_waiting_for_100_continue:
+        if self.waiting_for_continue:
             # The client never got 100 Continue, so its body may or may not follow: the only
             # safe way to find the next request's first byte is a new connection.
             self._must_close = True
@@ -312,8 +312,17 @@ class HTTPConnection:
         return self._body_chunked
 
     def send_body(self, data: bytes) -> None:
-        """Send a piece of the response body (dropped for HEAD, as the head alone answers)."""
-        if data and not self.is_head_request:
+        """Send a piece of the response body (dropped for HEAD, as the head alone answers).
+
+        A chunked body's piece is framed here with :func:`chunk_frame`, the bytes h11 would
+        write, without a trip through h11's event machinery: h11 keeps no state per chunk,
+        and the end of the body still goes through it (:meth:`end_response`).
+        """
+        if not data:
+            return
+        if self._body_chunked and self._h11.our_state is h11.SEND_BODY:
+            self._out.write(chunk_frame(data))
+        elif not self.is_head_request:
             self._send(h11.Data(data=data))
 
     def end_response(self) -> None:

@@ -31,6 +31,7 @@ from types import TracebackType
 
 import trio
 
+from ..server.fastio import paced_checkpoint
 from .message import HistoryLimits, Message, Position, Reset, check_channel
 from .window import Window
 
@@ -87,9 +88,9 @@ class LocalChannel:
         self.name = name
         self.window = Window(limits, base)
         self.subscribers: set[Subscription] = set()
-        self.refs = 0  # subscriptions using the channel, attached or not
-        #: Those subscriptions themselves, so a backend that loses its connection can fail
-        #: them all, live or catching up (:meth:`Subscription.fail`).
+        #: Every subscription using the channel, live or catching up: a backend that loses
+        #: its connection fails them all (:meth:`Subscription.fail`), and the channel is
+        #: unused once this is empty.
         self.all_subscriptions: set[Subscription] = set()
 
     def fan_out(self, message: Message) -> None:
@@ -155,11 +156,15 @@ class Broker(abc.ABC):
         """
         await trio.lowlevel.checkpoint()
         count = max(0, self._members.get(channel, 0) + delta)
+        self._set_members(channel, count)
+        return count
+
+    def _set_members(self, channel: str, count: int) -> None:
+        """Record this process's member count of ``channel`` (0: forget the channel)."""
         if count:
             self._members[channel] = count
         else:
             self._members.pop(channel, None)
-        return count
 
     def health(self) -> Health:
         """Whether the broker works (``/healthz`` reports it)."""
@@ -253,7 +258,6 @@ class Subscription:
         try:
             for name in self.channels:
                 channel = await self.broker._open_channel(name)
-                channel.refs += 1
                 channel.all_subscriptions.add(self)
                 self._locals.append(channel)
         except BaseException:
@@ -298,9 +302,8 @@ class Subscription:
 
     def _release(self) -> None:
         for channel in self._locals:
-            channel.refs -= 1
             channel.all_subscriptions.discard(self)
-            if channel.refs == 0:
+            if not channel.all_subscriptions:
                 self.broker._close_channel(channel)
         self._locals = []
 
@@ -388,7 +391,7 @@ class Subscription:
     async def __anext__(self) -> Message | Reset:
         """The next message or reset: queued ones, then history, then live ones (with a sink,
         only what the sink did not take: replay, catch-up and resets)."""
-        await trio.lowlevel.checkpoint()
+        await paced_checkpoint()  # a replay is many items: not a scheduler round trip each
         while True:
             if self._queue:
                 item = self._queue.popleft()

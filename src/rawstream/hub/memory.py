@@ -14,6 +14,7 @@ import time
 
 import trio
 
+from ..server.fastio import note_yield
 from .broker import Broker, HistoryLost, LocalChannel
 from .message import HistoryLimits, Message, Position, check_channel
 
@@ -41,7 +42,7 @@ class Hub(Broker):
 
         hub = Hub()
         app.service(hub.run)
-        hub.sse_route(app, "/events")     # GET /events?channel=news (see sse_route)
+        sse_channels(app, "/events", hub)  # GET /events?channel=news
         await hub.publish("news", "hello")
     """
 
@@ -62,7 +63,7 @@ class Hub(Broker):
         subscriber's outbox or queue before this returns; never waits for a subscriber."""
         local = self._channel(check_channel(channel))
         position = (self._sequence + 1, 0)
-        message = Message(channel, self._prefix + str(position[0]), position, data, event)
+        message = Message(channel, self.format_id(position), position, data, event)
         self._sequence += 1  # (after Message() validated the event type)
         local.window.append(message, message.published_at)
         local.fan_out(message)
@@ -95,6 +96,7 @@ class Hub(Broker):
             or self._unyielded_bytes >= YIELD_BYTES
         ):
             await trio.lowlevel.checkpoint()
+            note_yield()  # (the handlers' paced checkpoints need not yield again at once)
             self._last_yield = time.perf_counter()
             self._unyielded_bytes = 0
             self._unyielded_messages = 0
@@ -115,7 +117,7 @@ class Hub(Broker):
 
     def _forget_one(self) -> None:
         for name, local in self.channels.items():
-            if local.refs == 0:
+            if not local.all_subscriptions:
                 del self.channels[name]
                 return
         raise RuntimeError(f"every one of {self.max_channels} channels has subscribers")

@@ -29,6 +29,7 @@ __all__ = [
     "Position",
     "Reset",
     "check_channel",
+    "check_event_type",
 ]
 
 #: A channel's name: what a URL's ``channel=`` may carry.  ``=`` and ``,`` are kept out so a
@@ -43,6 +44,17 @@ def check_channel(name: str) -> str:
     if not CHANNEL_NAME.fullmatch(name):
         raise ValueError(f"invalid channel name {name!r}: 1 to 200 of A-Z a-z 0-9 _ . : @ / -")
     return name
+
+
+def check_event_type(event: str | None) -> str | None:
+    """Return ``event`` if it can be an SSE event type (None: a plain message).
+
+    Raises:
+        InvalidEventError: (a ``ValueError``) it holds CR, LF or NUL.
+    """
+    if event is not None:
+        Event(event=event)
+    return event
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +114,7 @@ class Message:
         event: str | None = None,
         published_at: float | None = None,
     ) -> None:
-        if event is not None:
-            Event(event=event)  # InvalidEventError (a ValueError) for CR, LF or NUL, now
+        check_event_type(event)  # now, not when the first subscriber encodes it
         self.channel = channel
         self.id = id
         self.position = position

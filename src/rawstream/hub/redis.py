@@ -78,9 +78,8 @@ from coredis.response.types import StreamEntry
 from coredis.retry import NoRetryPolicy
 from coredis.tokens import PureToken
 
-from ..core.sse import Event
 from .broker import Broker, BrokerUnavailable, Health, HistoryLost, LocalChannel
-from .message import HistoryLimits, Message, Position, check_channel
+from .message import HistoryLimits, Message, Position, check_channel, check_event_type
 from .window import Window
 
 __all__ = ["RedisHub"]
@@ -226,8 +225,7 @@ class RedisHub(Broker):
                 have been stored if Redis stopped answering while it was in flight.
         """
         key = self._stream_key(check_channel(channel))
-        if event is not None:
-            Event(event=event)  # InvalidEventError (a ValueError) now, not in every reader
+        check_event_type(event)  # now, not in every reader
         redis = self._client()
         if isinstance(data, str):
             fields = {b"data": data.encode("utf-8", "surrogatepass"), b"kind": b"str"}
@@ -378,7 +376,7 @@ class RedisHub(Broker):
             if self.channels.get(name) is channel:  # (not closed while we waited)
                 break
         if not self._connected:  # Redis was lost meanwhile (and every subscription failed)
-            if channel.refs == 0:
+            if not channel.all_subscriptions:
                 self._close_channel(channel)
             raise BrokerUnavailable(self._health.detail)
         channel.window.trim(time.time())
@@ -590,12 +588,6 @@ class RedisHub(Broker):
             return
 
     # -- member counts -----------------------------------------------------------------------------
-
-    def _set_members(self, channel: str, count: int) -> None:
-        if count:
-            self._members[channel] = count
-        else:
-            self._members.pop(channel, None)
 
     async def _count_members(self, redis: coredis.Redis[bytes], channel: str) -> int:
         """Write this instance's count, then sum the live instances' (dropping dead ones)."""

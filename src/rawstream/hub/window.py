@@ -30,11 +30,6 @@ class Window:
     def __len__(self) -> int:
         return len(self._items) - self._start
 
-    @property
-    def bytes(self) -> int:
-        """What the held messages cost (payloads plus a per-message overhead)."""
-        return self._bytes
-
     def append(self, message: Message, now: float) -> None:
         """Add the channel's next message (positions must increase), then trim."""
         if message.position <= self.head:

@@ -10,7 +10,8 @@
   :class:`~rawstream.core.http.HTTPConnection`, routes them and runs their handlers.  A
   streaming handler (SSE, a streamed body, a WebSocket) runs in a cancel scope (a nested
   nursery for a WebSocket, whose frame reader runs beside it) that is cancelled when the
-  client goes away (the receiver calls back) or the server shuts down, so the handler's
+  client goes away (the receiver calls back; for a WebSocket, its frame reader sees it) or
+  the server shuts down, so the handler's
   ``finally`` blocks and ``async with`` exits run promptly.
 
 Cleanup is layered: the graceful part (flushing the outbox; after an error answer, a brief
@@ -576,7 +577,7 @@ class Connection:
                 await self.outbox.wait_writable()
             if timer.cancelled_caught:
                 self._mark_slow_consumer("blocked longer than send_timeout")
-        elif self.outbox.buffered >= self.config.outbox_low_bytes:
+        elif self.outbox.buffered >= self.outbox.low_water:
             # Filling up: let the writer drain before the policy could take a fast reader
             # (one that simply has not had a turn) for a slow one.
             await checkpoint()

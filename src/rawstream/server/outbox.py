@@ -37,8 +37,8 @@ from .fastio import paced_checkpoint, socket_io
 
 __all__ = ["WRITE_THROUGH_GAP", "Outbox", "OutboxStatistics"]
 
-#: An outbox that is empty, on a plain TCP socket, and has not written for this long writes a
-#: new item at once, in the sender's task (see :meth:`Outbox.put_nowait`).
+#: An empty outbox on a plain TCP socket that has not written through for this long writes
+#: a new item at once, in the sender's task (see :meth:`Outbox.put_nowait`).
 WRITE_THROUGH_GAP = 0.001
 
 _KEEP = -1
@@ -105,6 +105,11 @@ class Outbox:
         return self._buffered
 
     @property
+    def low_water(self) -> int:
+        """Where waiting senders resume (below ``high_water``)."""
+        return self._low
+
+    @property
     def full(self) -> bool:
         """At or above the high-water mark: a blocking sender would wait now."""
         return self._buffered >= self._high
@@ -159,7 +164,7 @@ class Outbox:
 
         *Write-through* (``write_through``: a sender answering in its own task, never a
         fan-out, whose publisher must not make a syscall per subscriber): on a plain TCP
-        socket, an item put into an empty outbox that has not written for
+        socket, an item put into an empty outbox that has not written through for
         ``WRITE_THROUGH_GAP`` seconds is written here, at once, as far as the kernel takes
         it (the rest is queued).  A reply to a request (a WebSocket echo, a
         response head) then costs no wake-up of the writer task; a producer sending in a

@@ -94,6 +94,8 @@ class Receiver:
 
     async def receive(self) -> bytes:
         """Everything buffered, waiting for at least one byte; ``b""`` once the client closed."""
+        if self._stopped and not self._buffer and not self.closed.is_set():
+            return await self._receive_directly()  # (SocketIO's read is the checkpoint)
         await paced_checkpoint()
         while not self._buffer and not self.closed.is_set():
             if self._stopped:
@@ -105,12 +107,13 @@ class Receiver:
         return data
 
     async def _receive_directly(self) -> bytes:
+        assert self._direct is not None, "only a plain TCP receiver hands off"
         try:
-            data = await self._receive_some(RECEIVE_SIZE)
+            data = await self._direct.receive_some(RECEIVE_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             data = b""
         if data:
             self.bytes_received += len(data)
         else:
             self.closed.set()
-        return data if isinstance(data, bytes) else bytes(data)
+        return data

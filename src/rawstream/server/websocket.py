@@ -165,7 +165,7 @@ class WebSocket(SlowConsumerPolicy):
                 the route's ``subprotocols`` that the client offered, if any.
         """
         if self.accepted or self.rejected:
-            await paced_checkpoint()  # (send and receive call this for every message)
+            await checkpoint()
             return
         if subprotocol is None:
             offered = self._core.offered_subprotocols
@@ -203,7 +203,8 @@ class WebSocket(SlowConsumerPolicy):
         Raises:
             WebSocketClosed: the WebSocket closed (normally or not).
         """
-        await self.accept()  # after a reject: returns, and the closed queue ends receive
+        if not (self.accepted or self.rejected):  # (the queue's get is the checkpoint)
+            await self.accept()  # after a reject, the closed queue ends receive
         message = await self._queue.get()
         if message is None:
             raise self._closed_error()
@@ -228,7 +229,8 @@ class WebSocket(SlowConsumerPolicy):
         Raises:
             WebSocketClosed: the WebSocket is closing or closed.
         """
-        await self.accept()
+        if not (self.accepted or self.rejected):  # (send_stream_item is the checkpoint)
+            await self.accept()
         try:
             await self._conn.send_stream_item(
                 partial(self._frame, message), policy or self.slow_consumer, self._gap
