@@ -9,7 +9,7 @@ prints one JSON object: ``ok`` (False with an ``error`` when anything was lost, 
 out of order or refused: a failed run is never reported as a speed), the workload's metrics,
 the wall time measured and the CPU time this process and the server spent in it.  A load
 generator busy for more than 90% of the wall time was measuring itself, not the server: the
-harness flags such a run.
+harness flags such a run (and one where the server was not busy while this was).
 
 It does not parse HTTP or WebSocket beyond a response's status line: every payload carries
 its sequence number (and, for fan-out, its publish time) in digits (see
@@ -219,7 +219,7 @@ class Loop:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise BenchError("timed out")
-            for fd, events in poll(min(remaining, 1.0), 4096):
+            for fd, events in poll(min(remaining, 0.1), 4096):
                 conn = conns.get(fd)
                 if conn is not None:
                     on_event(conn, events)
@@ -356,7 +356,12 @@ def open_streams_plain(loop: Loop, port: int, path: str, deadline: float) -> lis
 
 def fanout(port: int, server_pid: int, kind: str, params: dict[str, Any]) -> dict[str, Any]:
     """One publisher, many subscribers: rounds of ``n`` events until ``seconds`` have passed;
-    each round ends when every subscriber has every event of it, once, in order."""
+    each round ends when every subscriber has every event of it, once, in order.
+
+    Every round numbers its events from 0, so the sampled subscribers also check each event
+    was published in this round (its publish time), and after the last round any event
+    still arriving is a failure (a repeat).
+    """
     subscribers = int(params.get("subscribers", 100))
     n, size, burst = int(params.get("n", 200)), int(params.get("size", 256)), int(
         params.get("burst", 50)
@@ -373,6 +378,7 @@ def fanout(port: int, server_pid: int, kind: str, params: dict[str, Any]) -> dic
     expected = expected_seqs(n)
     latencies: list[int] = []
     unfinished = [0]
+    round_start = [0]  # now_us() when the round was triggered
 
     def on_event(conn: Conn, events: int) -> None:
         if conn is publisher.conn:
@@ -400,7 +406,10 @@ def fanout(port: int, server_pid: int, kind: str, params: dict[str, Any]) -> dic
                 unfinished[0] -= 1
             if conn.sample:
                 received = now_us()
-                latencies.extend(received - int(t) for t in FANOUT_TIME.findall(view[:cut]))
+                published = [int(t) for t in FANOUT_TIME.findall(view[:cut])]
+                if published and min(published) < round_start[0]:
+                    raise BenchError("a subscriber got an event of an earlier round again")
+                latencies.extend(received - t for t in published)
         conn.tail = bytes(view[cut:])
 
     client0, server0, started = own_cpu_seconds(), cpu_seconds_of(server_pid), time.monotonic()
@@ -409,19 +418,23 @@ def fanout(port: int, server_pid: int, kind: str, params: dict[str, Any]) -> dic
         for sub in subs:
             sub.next = 0
         unfinished[0] = len(subs)
+        round_start[0] = now_us()
         publisher.trigger(n, size, burst)
         round_deadline = time.monotonic() + float(params.get("round_timeout", 120))
         loop.run_until(
             lambda: unfinished[0] == 0 and publisher.reply is not None, round_deadline, on_event
         )
         reply = publisher.reply or {}
-        if reply.get("subscribers") not in (None, len(subs)):
+        if reply.get("subscribers") != len(subs):
             raise BenchError(f"the server counted {reply.get('subscribers')} subscribers")
         rounds += 1
         if time.monotonic() - started >= seconds:
             break
     wall = time.monotonic() - started
     client_cpu, server_cpu = own_cpu_seconds() - client0, cpu_seconds_of(server_pid) - server0
+    # Untimed: anything still arriving now is an event beyond n (on_event raises).
+    quiet_until = time.monotonic() + float(params.get("quiet_check", 0.2))
+    loop.run_until(lambda: time.monotonic() >= quiet_until, quiet_until + 1, on_event)
     loop.close()
     delivered = rounds * n * len(subs)
     return {
@@ -609,7 +622,7 @@ def churn(port: int, server_pid: int, params: dict[str, Any]) -> dict[str, Any]:
     active = [0]
 
     def start() -> None:
-        conn = Conn(connect(port, blocking=False), started=time.monotonic())
+        conn = Conn(connect(port, blocking=False))
         loop.add(conn, select.EPOLLOUT)
         active[0] += 1
 

@@ -28,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +37,20 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-#: Flag a run where the load generator was busy this much of the time: it measured itself.
+#: Flag a run where the load generator was busy this much of the time: it measured itself ...
 CLIENT_BOUND = 0.90
+#: ... or where the server was less busy than this while the load generator was busier than
+#: LOADED: something other than the server's CPU (most likely the load generator) set the pace.
+SERVER_IDLE = 0.90
+LOADED = 0.75
+
+
+def limited_elsewhere(result: dict[str, Any]) -> bool:
+    """The run may not have measured the server (see CLIENT_BOUND, SERVER_IDLE)."""
+    if "client_busy" not in result:
+        return False
+    client, server = result["client_busy"], result.get("server_busy", 1.0)
+    return bool(client > CLIENT_BOUND or (server < SERVER_IDLE and client > LOADED))
 
 
 @dataclass(frozen=True)
@@ -174,31 +187,34 @@ def measure(stack: Stack, workload: Workload, smoke: bool, cpus: tuple[int | Non
             timeout: float) -> dict[str, Any]:
     """Start the server, run the load generator once, stop the server."""
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "servers" / stack.script), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=pin(cpus[0]),
-    )
-    try:
-        wait_listening(port, server)
-        time.sleep(0.2)
-        params = workload.smoke if smoke else workload.params
-        completed = subprocess.run(
-            [sys.executable, str(HERE / "loadgen.py"), workload.loadgen, "--port", str(port),
-             "--server-pid", str(server.pid), "--params", json.dumps(params)],
-            capture_output=True, text=True, timeout=timeout, preexec_fn=pin(cpus[1]),
+    # The server's stderr goes to a file, not a pipe: a chatty server must not block on a
+    # full pipe in the middle of a measurement.
+    with tempfile.TemporaryFile() as errors:
+        server = subprocess.Popen(
+            [sys.executable, str(HERE / "servers" / stack.script), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            preexec_fn=pin(cpus[0]),
         )
-        lines = completed.stdout.strip().splitlines()
-        if completed.returncode != 0 or not lines:
-            return {"ok": False, "error": f"load generator failed: {completed.stderr[-500:]}"}
-        result: dict[str, Any] = json.loads(lines[-1])
-    except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        result = {"ok": False, "error": str(exc)}
-    finally:
-        stop(server)
-        assert server.stderr is not None
-        stderr = server.stderr.read().decode(errors="replace")
+        try:
+            wait_listening(port, server)
+            time.sleep(0.2)
+            params = workload.smoke if smoke else workload.params
+            completed = subprocess.run(
+                [sys.executable, str(HERE / "loadgen.py"), workload.loadgen, "--port",
+                 str(port), "--server-pid", str(server.pid), "--params", json.dumps(params)],
+                capture_output=True, text=True, timeout=timeout, preexec_fn=pin(cpus[1]),
+            )
+            lines = completed.stdout.strip().splitlines()
+            if completed.returncode != 0 or not lines:
+                raise RuntimeError(f"load generator failed: {completed.stderr[-500:]}")
+            result: dict[str, Any] = json.loads(lines[-1])
+        except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
+            result = {"ok": False, "error": str(exc)}
+        finally:
+            stop(server)
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
     if stderr.strip():
         result["server_stderr"] = stderr[-2000:]
     return result
@@ -210,6 +226,16 @@ def median_of(runs: list[Run], stack: str, workload: Workload) -> float | None:
         if r.stack == stack and r.workload == workload.name and r.result.get("ok")
     ]
     return statistics.median(values) if values else None
+
+
+def marked(runs: list[Run], stack: str, workload: Workload) -> str:
+    """The median, marked ``FAIL`` if a run failed and ``*`` if one may not have measured
+    the server (the same marks in every table, the headline's included)."""
+    mine = [r.result for r in runs if r.stack == stack and r.workload == workload.name]
+    failed = any(not r.get("ok") for r in mine)
+    elsewhere = any(limited_elsewhere(r) for r in mine if r.get("ok"))
+    value = fmt(median_of(runs, stack, workload))
+    return ("FAIL " if failed else "") + value + ("*" if elsewhere else "")
 
 
 def fmt(value: float | None, unit: str = "") -> str:
@@ -245,8 +271,9 @@ def report(runs: list[Run], stacks: list[Stack], workloads: list[Workload], args
         "Ratios are rawstream's advantage (above 1.00x: rawstream is ahead); for memory, the "
         "peer's KiB over rawstream's. `FAIL` marks a run that lost, repeated or reordered "
         "events or errored (never reported as a speed); `*` marks a median that includes a "
-        "run where the load generator was busy over 90% of the time (it may have measured "
-        "itself).",
+        "run that may not have measured the server: the load generator was busy over 90% of "
+        "the time, or over 75% while the server was busy under 90% (for rawstream and the "
+        "floor such a number is a lower bound).",
         "",
     ]
     headline = [
@@ -271,8 +298,7 @@ def report(runs: list[Run], stacks: list[Stack], workloads: list[Workload], args
             failed = [r for r in mine if not r.result.get("ok")]
             value = median_of(runs, stack.name, workload)
             good = [r.result for r in mine if r.result.get("ok")]
-            bound = any(r.get("client_busy", 0) > CLIENT_BOUND for r in good)
-            cells = [stack.label, ("FAIL " if failed else "") + fmt(value) + ("*" if bound else "")]
+            cells = [stack.label, marked(runs, stack.name, workload)]
             for key, _ in workload.extra:
                 values = [r[key] for r in good if key in r]
                 cells.append(fmt(statistics.median(values)) if values else "-")
@@ -292,10 +318,12 @@ def report(runs: list[Run], stacks: list[Stack], workloads: list[Workload], args
         best = (max if workload.higher_is_better else min)(peers, key=lambda p: p[0],
                                                            default=(None, None))
         floor = median_of(runs, "floor", workload)
+        best_cell = (f"{best[1].label} {marked(runs, best[1].name, workload)}"
+                     if best[1] else "-")
         headline.append(
-            f"| {workload.title} ({workload.unit}) | {fmt(ours)} | "
-            f"{best[1].label if best[1] else '-'} {fmt(best[0])} | "
-            f"{ratio(ours, best[0], workload.higher_is_better)} | {fmt(floor)} | "
+            f"| {workload.title} ({workload.unit}) | {marked(runs, 'rawstream', workload)} | "
+            f"{best_cell} | {ratio(ours, best[0], workload.higher_is_better)} | "
+            f"{marked(runs, 'floor', workload)} | "
             f"{ratio(ours, floor, workload.higher_is_better)} |"
         )
     core = [r for r in runs if r.stack == "core"]
@@ -347,10 +375,13 @@ def chart(runs: list[Run], stacks: list[Stack], workloads: list[Workload], path:
 
 
 def run_core(cpu: int | None, seconds: float) -> dict[str, Any]:
-    completed = subprocess.run(
-        [sys.executable, str(HERE / "core_bench.py"), "--seconds", str(seconds)],
-        capture_output=True, text=True, timeout=300, preexec_fn=pin(cpu),
-    )
+    try:
+        completed = subprocess.run(
+            [sys.executable, str(HERE / "core_bench.py"), "--seconds", str(seconds)],
+            capture_output=True, text=True, timeout=300, preexec_fn=pin(cpu),
+        )
+    except subprocess.TimeoutExpired as exc:
+        return {"ok": False, "error": str(exc), "ops": {}}
     ops = {}
     for line in completed.stdout.splitlines():
         name, value, *_ = line.split()
@@ -400,6 +431,12 @@ def main() -> int:
         "command": "python benchmarks/run.py " + " ".join(sys.argv[1:]),
     }
     runs: list[Run] = []
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every measurement: a crash late in a long run loses nothing
+        (args.out / "results.json").write_text(json.dumps(
+            {"machine": machine, "runs": [r.__dict__ for r in runs]}, indent=1))
+
     for repeat in range(args.repeats):
         rotation = repeat % max(len(stacks), 1)
         order = stacks[rotation:] + stacks[:rotation]
@@ -409,15 +446,14 @@ def main() -> int:
                     continue
                 result = measure(stack, workload, args.smoke, cpus, args.timeout)
                 runs.append(Run(stack.name, workload.name, repeat, result))
+                save()
                 value = result.get(workload.metric)
                 print(f"[{repeat + 1}/{args.repeats}] {workload.name:16} {stack.name:15} "
                       + (fmt(value) + " " + workload.unit if result.get("ok")
                          else "FAIL " + result.get("error", "")), flush=True)
         if "core" in wanted:
             runs.append(Run("core", "core", repeat, run_core(cpus[0], 0.1 if args.smoke else 1)))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(
-        {"machine": machine, "runs": [r.__dict__ for r in runs]}, indent=1))
+            save()
     markdown, headline = report(runs, stacks, workloads, args, machine)
     (args.out / "RESULTS.md").write_text(markdown + "\n")
     chart(runs, stacks, workloads, args.out / "results.png")

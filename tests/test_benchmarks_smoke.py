@@ -72,7 +72,7 @@ def test_harness_smoke_runs_every_stack(tmp_path: Path) -> None:
     output = run_benchmark("run.py", "--smoke", "--out", str(tmp_path), timeout=300)
     assert " FAIL " not in output  # (the per-run lines; the report's legend names FAIL too)
     report = (tmp_path / "RESULTS.md").read_text()
-    for label in ("rawstream", "uvicorn", "hypercorn", "aiohttp", "websockets", "floor"):
+    for label in ("uvicorn", "hypercorn", "aiohttp", "websockets"):
         assert label in report
     assert (tmp_path / "results.png").stat().st_size > 10_000
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]

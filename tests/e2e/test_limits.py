@@ -9,7 +9,7 @@ import sys
 import httpx
 import trio
 from httpx_sse import aconnect_sse
-from support.cli import ROOT, start_cli
+from support.cli import ROOT, start_cli, stop_process
 from support.rawhttp import exchange, status_of
 from support.testapp import Probes, build_app
 
@@ -60,8 +60,8 @@ async def test_cli_runs_an_app_from_a_file() -> None:
         assert response.status_code == 200
         assert "hello" in response.text.lower()
     finally:
-        process.terminate()
-        assert await trio.to_thread.run_sync(lambda: process.wait(10)) == 0
+        code = await trio.to_thread.run_sync(stop_process, process)
+    assert code == 0
 
 
 def test_cli_rejects_a_missing_app() -> None:

@@ -8,6 +8,7 @@ from functools import partial
 import httpx
 import pytest
 import trio
+import trio.testing
 from support.cli import start_cli
 from support.rawhttp import websocket_upgrade
 from support.testapp import Probes, build_app
@@ -127,7 +128,7 @@ async def test_streamed_download_in_progress_finishes(start_server) -> None:
                 with trio.fail_after(5):
                     await probes.started.wait()
                 server.shutdown()
-                await trio.sleep(0.1)
+                await trio.testing.wait_all_tasks_blocked()  # the drain has begun
                 probes.gate.set()
     assert bytes(body) == b"part one;part two"
 

@@ -125,7 +125,7 @@ async def test_refusing_with_204(base: str) -> None:
     assert response.content == b""
 
 
-async def test_head_on_sse_route(base: str) -> None:
+async def test_head_on_sse_route(base: str, probes: Probes) -> None:
     """HEAD on an SSE route gets the SSE head at once; the handler does not run."""
     from support.rawhttp import exchange
 
@@ -136,6 +136,7 @@ async def test_head_on_sse_route(base: str) -> None:
     assert raw.startswith(b"HTTP/1.1 200 ")
     assert b"content-type: text/event-stream; charset=utf-8" in raw
     assert raw.endswith(b"\r\n\r\n")
+    assert not probes.started.is_set()
 
 
 async def test_concurrent_first_sends_open_once(base: str) -> None:

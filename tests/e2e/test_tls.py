@@ -66,7 +66,7 @@ async def test_plain_http_to_tls_port_does_not_hurt(start_server, tls) -> None:
 async def test_cli_serves_tls_with_certfile_and_keyfile(tmp_path) -> None:
     """`rawstream demo --certfile --keyfile` serves https."""
     trustme = require("trustme", "TLS test certificates")
-    from support.cli import start_cli
+    from support.cli import start_cli, stop_process
 
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
@@ -87,5 +87,5 @@ async def test_cli_serves_tls_with_certfile_and_keyfile(tmp_path) -> None:
             response = await client.get(f"https://127.0.0.1:{port}/healthz")
         assert response.json()["status"] == "ok"
     finally:
-        process.terminate()
-        assert await trio.to_thread.run_sync(lambda: process.wait(10)) == 0
+        code = await trio.to_thread.run_sync(stop_process, process)
+    assert code == 0

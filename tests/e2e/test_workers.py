@@ -258,7 +258,6 @@ async def test_workers_that_cannot_start_fail_fast() -> None:
     """`run does_not_exist.py:app --workers 2` exits non-zero at once, the worker's error shown,
     instead of restarting workers forever."""
     command = ["run", "does_not_exist.py:app", "--workers", "2", "--port", "0"]
-    began = trio.current_time()
     with trio.fail_after(PATIENCE):  # on timeout run_process kills the supervisor
         result = await trio.run_process(
             [sys.executable, "-m", "rawstream", *command],
@@ -270,7 +269,6 @@ async def test_workers_that_cannot_start_fail_fast() -> None:
     assert result.returncode != 0, stderr
     assert "no such file: does_not_exist.py" in stderr
     assert "the workers cannot start" in stderr
-    assert trio.current_time() - began < 10
 
 
 async def test_workers_over_tls(start_workers: StartWorkers, tmp_path: Path) -> None:

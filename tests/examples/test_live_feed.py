@@ -45,6 +45,7 @@ async def ticks(
                     events.append(event)
                     if len(events) == count:
                         break
+    assert len(events) == count, f"the stream ended after {len(events)} of {count} ticks"
     return events
 
 

@@ -84,25 +84,27 @@ async def test_resume_race_no_gap_no_duplicate() -> None:
             if i % 7 == 0:
                 await trio.lowlevel.checkpoint()  # let subscribers in at varied points
 
+    rng = random.Random(4)
+
     async def subscriber(index: int) -> None:
-        await trio.sleep(random.random() * 0.01)
+        for _ in range(rng.randrange(100)):  # join at a varied point of the publishing
+            await trio.lowlevel.checkpoint()
         while not published:
             await trio.lowlevel.checkpoint()
         # Never from the last message itself: nothing would follow it, and the loop below
         # waits for "599" (a late subscriber starting there used to hang the test).
-        start = random.randrange(min(len(published), 599))
+        start = rng.randrange(min(len(published), 599))
         async with hub.subscribe("race", last_event_id=published[start]) as subscription:
             seen: list[str] = []
             async for item in subscription:
                 assert isinstance(item, Message)
                 seen.append(item.id)
-                if random.random() < 0.1:
+                if rng.random() < 0.1:
                     await trio.lowlevel.checkpoint()  # consumers of varied speed
                 if item.data == "599":  # the last one
                     break
         results[index] = (start, seen)
 
-    random.seed(4)
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(publisher)

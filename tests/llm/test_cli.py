@@ -5,24 +5,14 @@ Two real processes; the synchronous ``openai`` client talks to them from a plain
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from support.cli import start_cli
+from support.cli import start_cli, stop_process
 
 from rawstream.llm.generator import MODEL_ID, answer
 from rawstream.llm.protocol import Message
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture
@@ -32,7 +22,7 @@ def demo_port() -> Iterator[int]:
     try:
         yield port
     finally:
-        stop(process)
+        stop_process(process)
 
 
 def test_demo_relays_to_another_demo(demo_port: int, openai_client: Callable[[str], Any]) -> None:
@@ -49,7 +39,7 @@ def test_demo_relays_to_another_demo(demo_port: int, openai_client: Callable[[st
             streamed = "".join(c.choices[0].delta.content or "" for c in stream)
         whole = client.chat.completions.create(model=MODEL_ID, messages=messages)
     finally:
-        stop(relay)
+        stop_process(relay)
     assert streamed == expected
     assert whole.choices[0].message.content == expected
 

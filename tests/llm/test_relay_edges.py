@@ -12,7 +12,7 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from conftest import StartServer
+from conftest import StartServer, require
 from httpx_sse import aconnect_sse
 
 from rawstream import App
@@ -248,7 +248,7 @@ async def test_a_model_id_with_a_slash(
     assert found.json() == model
     assert upstream.heads[0].startswith(b"GET /v1/models/meta-llama%2FLlama-3 HTTP/1.1")
     client = openai_client(builtin)
-    openai = pytest.importorskip("openai")
+    openai = require("openai", "the official OpenAI client")
     with pytest.raises(openai.NotFoundError):
         await trio.to_thread.run_sync(lambda: client.models.retrieve("meta-llama/Llama-3"))
 

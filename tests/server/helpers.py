@@ -56,12 +56,11 @@ async def _run_recording_errors(conn: Connection) -> None:
 async def read_until(
     stream: trio.abc.ReceiveStream, marker: bytes, buffer: bytearray | None = None
 ) -> bytes:
-    """Read until ``marker`` has arrived; return everything read."""
+    """Read until ``marker`` has arrived; return everything read (EOF first fails)."""
     data = buffer if buffer is not None else bytearray()
     while marker not in data:
         chunk = await stream.receive_some(65536)
-        if not chunk:
-            break
+        assert chunk, f"EOF before {marker!r}"
         data += chunk
     return bytes(data)
 

@@ -109,8 +109,11 @@ async def test_outbox_wait_writable_blocks_at_its_limit() -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_lone_event_is_written_at_once(nursery: trio.Nursery) -> None:
-    """On an idle connection one event goes out without waiting for more."""
+async def test_lone_event_is_written_at_once(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """On an idle connection one event goes out without waiting for more (no time passes,
+    on a clock that would jump to any timer the server waited on)."""
     app = App()
     gate = trio.Event()
 
@@ -120,9 +123,11 @@ async def test_lone_event_is_written_at_once(nursery: trio.Nursery) -> None:
         await gate.wait()
 
     client, _ = connect(nursery, app)
+    start = trio.current_time()
     await client.send_all(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
     data = await read_until(client, b"data: only\n\n")
     assert b"data: only\n\n" in data
+    assert trio.current_time() == start
     gate.set()
 
 

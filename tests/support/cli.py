@@ -49,3 +49,15 @@ def _drain(stream: IO[str]) -> None:
             pass
     except ValueError:  # closed by the test's cleanup meanwhile
         pass
+
+
+def stop_process(process: subprocess.Popen[str], timeout: float = 10) -> int:
+    """Stop a process this test started: SIGTERM to its PID, then SIGKILL if it has not
+    exited within ``timeout`` seconds.  Returns its exit code (the caller asserts on it
+    after its own ``finally``, so a failure there does not hide the test's)."""
+    process.terminate()
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()

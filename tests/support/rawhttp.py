@@ -8,12 +8,14 @@ import trio
 async def exchange(
     port: int, data: bytes, *, read_until_close: bool = True, limit: float = 5.0
 ) -> bytes:
-    """Send ``data`` to 127.0.0.1:``port`` and return everything read until the server closes."""
+    """Send ``data`` to 127.0.0.1:``port`` and return everything read until the server closes
+    (failing after ``limit`` seconds if it does not), or, without ``read_until_close``, until
+    a response head has arrived (or ``limit`` has passed)."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
         await stream.send_all(data)
         received = bytearray()
-        with trio.move_on_after(limit):
+        with trio.fail_after(limit) if read_until_close else trio.move_on_after(limit):
             while True:
                 chunk = await stream.receive_some(65536)
                 if not chunk:
