@@ -22,7 +22,7 @@ def connect(
     settings = Config(**config)
     server = Server(app, settings)
     conn = Connection(server_side, ("test-client", 1), app, settings, server)
-    nursery.start_soon(_run_with_keepalives, conn, server)
+    nursery.start_soon(_run_with_server_tasks, conn, server)
 
     return client, conn
 
@@ -32,10 +32,12 @@ def connect(
 ESCAPED: list[BaseException] = []
 
 
-async def _run_with_keepalives(conn: Connection, server: Server) -> None:
-    """The connection, beside the keepalive sweeper Server.serve would run (until it ends)."""
+async def _run_with_server_tasks(conn: Connection, server: Server) -> None:
+    """The connection, beside the keepalive sweeper and readiness watcher Server.serve would
+    run (until it ends)."""
     async with trio.open_nursery() as nursery:
         nursery.start_soon(server.keepalive.run)
+        nursery.start_soon(server.readiness.run)
         await _run_recording_errors(conn)
         nursery.cancel_scope.cancel()
 

@@ -111,7 +111,7 @@ async def test_write_through_writes_an_idle_outbox_item_at_once() -> None:
     outbox.put_nowait(b"fanout")  # never written through (a fan-out must not make syscalls)
     assert outbox.buffered == 12
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(outbox.run_writer, nursery.cancel_scope)
+        outbox.attach(nursery, nursery.cancel_scope)
         assert await receive_exactly(client, 12) == b"secondfanout"
         nursery.cancel_scope.cancel()
     await server.aclose()
@@ -136,7 +136,7 @@ async def test_receiver_hands_its_socket_to_the_caller() -> None:
     server, client = await tcp_pair()
     receiver = Receiver(server, limit=65536)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(receiver.run)
+        receiver.start(nursery)
         await client.send_all(b"ahead")
         with trio.fail_after(5):
             while receiver.buffered < 5:
@@ -151,6 +151,6 @@ async def test_receiver_hands_its_socket_to_the_caller() -> None:
         await client.aclose()
         with trio.fail_after(5):
             assert await receiver.receive() == b""
-        assert receiver.closed.is_set()
+        assert receiver.closed
         assert receiver.bytes_received == 11
     await server.aclose()

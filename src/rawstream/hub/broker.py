@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import trio
+from trio.lowlevel import ParkingLot
 
 from ..server.fastio import paced_checkpoint
 from .message import HistoryLimits, Message, Position, Reset, check_channel
@@ -241,7 +242,7 @@ class Subscription:
         self._queued_bytes = 0
         self._attached = False
         self._error: BaseException | None = None
-        self._wakeup = trio.Event()
+        self._wakeup = ParkingLot()  # the consumer, waiting in __anext__
         self._closed = False
         self._first = 0  # the channel a catch-up pass starts with (rotates)
 
@@ -298,7 +299,7 @@ class Subscription:
         self._closed = True
         self._detach()
         self._release()
-        self._wakeup.set()
+        self._wakeup.unpark_all()
 
     def _release(self) -> None:
         for channel in self._locals:
@@ -313,7 +314,7 @@ class Subscription:
         if self._error is None:
             self._error = error
         self._detach()
-        self._wakeup.set()
+        self._wakeup.unpark_all()
 
     # -- cursors --------------------------------------------------------------------------------
 
@@ -368,9 +369,9 @@ class Subscription:
             self._taken[name] = previous
             self.positions[name] = handed_out
             self._detach()
-            self._wakeup.set()
+            self._wakeup.unpark_all()
         elif self._sink is None:
-            self._wakeup.set()  # (a sink's owner has nothing to do: it is not woken)
+            self._wakeup.unpark_all()  # (a sink's owner has nothing to do: it is not woken)
 
     def _attach(self) -> None:
         for channel in self._locals:
@@ -404,8 +405,7 @@ class Subscription:
             if self._closed:
                 raise StopAsyncIteration
             if self._attached:
-                self._wakeup = trio.Event()
-                await self._wakeup.wait()
+                await self._wakeup.park()
                 continue
             await self._catch_up()
 

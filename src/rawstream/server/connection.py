@@ -3,9 +3,10 @@
 :func:`Connection.run` opens the connection's nursery, which owns three kinds of task:
 
 * the **receiver** (:class:`~rawstream.server.receiver.Receiver`) reads ahead into a bounded
-  buffer and notices EOF or a reset at once;
+  buffer and notices EOF or a reset at once (during a stream, while the client sends nothing,
+  the server's :class:`~rawstream.server.readiness.ReadinessWatcher` waits in its place);
 * the **writer** (:class:`~rawstream.server.outbox.Outbox`) drains the bounded outbox with one
-  ``send_all`` per batch;
+  ``send_all`` per batch, and exists only while there is something to write;
 * the **request cycle** runs in the nursery's body: it parses requests with the sans-IO
   :class:`~rawstream.core.http.HTTPConnection`, routes them and runs their handlers.  A
   streaming handler (SSE, a streamed body, a WebSocket) runs in a cancel scope (a nested
@@ -127,7 +128,9 @@ class Connection:
             low_water=config.outbox_low_bytes,
             max_write=config.max_write_bytes,
         )
-        self.receiver = Receiver(stream, limit=config.read_buffer_bytes)
+        self.receiver = Receiver(
+            stream, limit=config.read_buffer_bytes, watcher=server.readiness
+        )
         self.phase = Phase.IDLE
         self.closing = False
         self._overloaded = overloaded
@@ -158,15 +161,18 @@ class Connection:
         """Serve requests until the client leaves, an error ends the connection, or shutdown."""
         try:
             async with trio.open_nursery() as nursery:
-                # Constant task names: trio would format one string per task otherwise.
-                nursery.start_soon(self.outbox.run_writer, nursery.cancel_scope, name="writer")
-                nursery.start_soon(self.receiver.run, name="receiver")
-                await self._serve_requests()
-                with trio.move_on_after(self.config.close_timeout):
-                    await self.outbox.flush()
-                await self._linger()
-                nursery.cancel_scope.cancel()
+                self.outbox.attach(nursery, nursery.cancel_scope)
+                self.receiver.start(nursery)
+                try:
+                    await self._serve_requests()
+                    with trio.move_on_after(self.config.close_timeout):
+                        await self.outbox.flush()
+                    await self._linger()
+                finally:
+                    self.receiver.stop()  # (before the socket closes)
+                    nursery.cancel_scope.cancel()
         finally:
+            self.outbox.detach()
             await trio.aclose_forcefully(self.stream)
 
     async def _linger(self) -> None:
@@ -180,7 +186,7 @@ class Connection:
         """
         if not self._linger_on_close or self.server.draining:
             return  # only after refusing a request; never slowing a shutdown
-        if self.receiver.closed.is_set() or self.outbox.broken or self.outbox.buffered:
+        if self.receiver.closed or self.outbox.broken or self.outbox.buffered:
             return  # (unwritten bytes: the flush timed out; the writer owns the send side)
         if not isinstance(self.stream, trio.abc.HalfCloseableStream):
             return  # TLS has no half close: such a connection closes at once
@@ -310,24 +316,16 @@ class Connection:
         client that half-closes after its request and still expects an answer is not served:
         like nginx's and uvicorn's, this server reads EOF as the client leaving.)
         """
-        result: Response | None = None
-        failure: Exception | None = None
-        async with trio.open_nursery() as nursery:
-
-            async def cancel_when_client_leaves() -> None:
-                await self.receiver.closed.wait()
-                log.debug("conn %d: client left during %s", self.id, request.path)
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(cancel_when_client_leaves)
+        with trio.CancelScope() as scope:
+            # (A full read buffer, pipelined requests, is no reason to cancel: only EOF.)
+            self.receiver.watch(scope.cancel, full=False)
             try:
-                result = await route.handler(request)
-            except Exception as exc:  # raised again below, outside the nursery's group
-                failure = exc
-            nursery.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-        return result
+                response: Response | None = await route.handler(request)
+                return response
+            finally:
+                self.receiver.watch(None)
+        log.debug("conn %d: client left during %s", self.id, request.path)
+        return None
 
     # -- request bodies ----------------------------------------------------------------------
 
@@ -454,15 +452,28 @@ class Connection:
         self.outbox.streaming = True
         self._end_on_shutdown = end_on_shutdown
         failure: HTTPError | None = None
+        # (The body is awaited right here, in the scope or nursery, not through a helper
+        # coroutine: every coroutine between a connection's task and its handler's wait is
+        # memory an idle stream holds.)
         try:
             if with_tasks:
                 async with trio.open_nursery() as nursery:
                     self._stream_nursery = nursery
                     self._stream_scope = nursery.cancel_scope
-                    failure = await self._run_stream_body(body, end_on_shutdown, watch_disconnect)
+                    self._stream_started(end_on_shutdown, watch_disconnect)
+                    try:
+                        await body()
+                        self._end_stream(StreamEnd.DONE)  # (cancels what runs beside it)
+                    except Exception as exc:
+                        failure = self._stream_failed(exc)
             else:
                 with trio.CancelScope() as self._stream_scope:
-                    failure = await self._run_stream_body(body, end_on_shutdown, watch_disconnect)
+                    self._stream_started(end_on_shutdown, watch_disconnect)
+                    try:
+                        await body()
+                        self._end_stream(StreamEnd.DONE)  # (cancels what runs beside it)
+                    except Exception as exc:
+                        failure = self._stream_failed(exc)
         finally:
             self._stream_nursery = self._stream_scope = None
             self.outbox.streaming = False
@@ -475,27 +486,24 @@ class Connection:
             log.debug("conn %d: stream ended: %s", self.id, end.value)
         return end
 
-    async def _run_stream_body(
-        self, body: Callable[[], Awaitable[None]], end_on_shutdown: bool, watch_disconnect: bool
-    ) -> HTTPError | None:
-        """Run ``body`` inside the stream's scope; return the error to answer with, if any."""
+    def _stream_started(self, end_on_shutdown: bool, watch_disconnect: bool) -> None:
+        """In the stream's scope: end it at once if the server is draining or the client
+        has gone already; otherwise have the receiver call back when the client leaves."""
         if end_on_shutdown and self.server.draining:
             self._end_stream(StreamEnd.SHUTDOWN)
         if watch_disconnect:
-            self.receiver.watch(self._client_left)
-        try:
-            await body()
-            self._end_stream(StreamEnd.DONE)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.receiver.watch(self._client_left, park=True)
+
+    def _stream_failed(self, exc: Exception) -> HTTPError | None:
+        """Record how a streaming handler failed; return the error to answer with, if any."""
+        if isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError)):
             self._end_stream(StreamEnd.CLIENT_GONE)
-        except HTTPError as exc:
-            self._end_stream(StreamEnd.FAILED)
+            return None
+        self._end_stream(StreamEnd.FAILED)
+        if isinstance(exc, HTTPError):
             return exc
-        except Exception:
-            log.exception("conn %d: streaming handler failed", self.id)
-            self._end_stream(StreamEnd.FAILED)
-            return HTTPError(500, "internal server error")
-        return None
+        log.exception("conn %d: streaming handler failed", self.id, exc_info=exc)
+        return HTTPError(500, "internal server error")
 
     def start_stream_task(self, fn: Callable[[], Awaitable[None]]) -> None:
         """Start a sibling of the streaming handler (a WebSocket's frame reader)."""
@@ -522,7 +530,7 @@ class Connection:
 
     def _client_left(self) -> None:
         """The receiver saw the client close (or fill the read buffer) during a stream."""
-        if not self.receiver.closed.is_set():
+        if not self.receiver.closed:
             # A client has nothing to send during a stream but a pipelined request or two; a
             # full read buffer is abuse, and would also hide its EOF from us.
             log.info("conn %d: client filled the read buffer during a stream", self.id)

@@ -65,9 +65,15 @@ _CLOSED = (errno.EBADF, errno.ENOTSOCK)
 class SocketIO:
     """Non-blocking reads and writes on a connected socket's file descriptor."""
 
+    __slots__ = ("_fileno",)
+
     def __init__(self, sock: trio.socket.SocketType) -> None:
         # The fd is read per call: -1 once Trio closed the socket (EBADF, never a reused fd).
         self._fileno = sock.fileno
+
+    def fileno(self) -> int:
+        """The socket's file descriptor (-1 once closed)."""
+        return self._fileno()
 
     async def send_all(self, data: bytes) -> None:
         """Write all of ``data``, waiting for the socket only when its buffer is full.
@@ -98,6 +104,21 @@ class SocketIO:
             return os.write(self._fileno(), data)
         except OSError:
             return 0
+
+    def try_receive(self, max_bytes: int) -> bytes | None:
+        """Up to ``max_bytes`` bytes if there are any now, ``b""`` at EOF, None if a read
+        would block.
+
+        Raises:
+            trio.BrokenResourceError: the connection was reset.
+            trio.ClosedResourceError: the socket was closed.
+        """
+        try:
+            return os.read(self._fileno(), max_bytes)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            raise _translate(exc) from exc
 
     async def receive_some(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` bytes, waiting until there is at least one; ``b""`` at EOF.

@@ -4,7 +4,11 @@ Every byte a connection sends (response heads, chunks, SSE events, WebSocket fra
 goes through :class:`Outbox`.  Senders queue bytes; one writer task takes what is queued (up
 to ``max_write`` bytes) and writes it with a single ``send_all``.  So:
 
-* there is exactly one writer per connection, and bytes go out in the order they were queued;
+* there is at most one writer per connection, and bytes go out in the order they were queued;
+* the writer exists only while there is something to write: the first item queued into an
+  empty outbox starts it, and it ends once the outbox is empty (an idle connection, say an
+  SSE subscriber waiting for news, holds no writer task and its memory; starting a task costs
+  about as much as waking a parked one);
 * events queued while a write is in flight leave together in the next write (coalescing:
   one syscall and one scheduler round trip for many events, which is what decides throughput);
 * a lone event on an idle connection is written at once, with no added latency;
@@ -84,7 +88,9 @@ class Outbox:
         self._pending = 0  # bytes in _chunks
         self._buffered = 0  # pending + the write in flight
         self._broken: BaseException | None = None
-        self._writer_wakeup = ParkingLot()
+        self._nursery: trio.Nursery | None = None
+        self._on_broken: trio.CancelScope | None = None
+        self._writing = False  # a writer task runs (or has been started)
         # Senders waiting for room and flushers waiting for empty (each re-checks on waking).
         self._drained = ParkingLot()
         self._watched: list[tuple[bytes, trio.Event]] = []  # items someone waits to see written
@@ -197,9 +203,9 @@ class Outbox:
             self._drops.append(_EVENT if droppable else _KEEP)
             self._pending += len(data)
             self._buffered += len(data)
-            if len(self._chunks) == 1:  # the first of a batch: the writer may be parked
+            if not self._writing:  # the first of a batch: start the writer
                 self.last_put = trio.current_time()
-                self._writer_wakeup.unpark_all()
+                self._start_writer()
 
     def put_shared(self, data: bytes) -> bool:
         """The fan-out fast path: queue ``data`` (non-empty, droppable) if a stream is running
@@ -211,9 +217,9 @@ class Outbox:
         self._drops.append(_EVENT)
         self._pending += len(data)
         self._buffered += len(data)
-        if len(self._chunks) == 1:
+        if not self._writing:
             self.last_put = trio.current_time()
-            self._writer_wakeup.unpark_all()
+            self._start_writer()
         return True
 
     def drop_pending(self, make_marker: Callable[[int], bytes]) -> int:
@@ -278,16 +284,32 @@ class Outbox:
                 waiting.append((item, event))
         self._watched = waiting
 
-    async def run_writer(self, on_broken: trio.CancelScope) -> None:
-        """The connection's one writer: drain the outbox in single writes until cancelled.
+    def attach(self, nursery: trio.Nursery, on_broken: trio.CancelScope) -> None:
+        """Write from now on, in tasks of ``nursery`` (the connection's).  A failed write
+        cancels ``on_broken`` (the connection's scope)."""
+        self._nursery, self._on_broken = nursery, on_broken
+        if self._chunks and not self._writing:
+            self._start_writer()
+
+    def detach(self) -> None:
+        """The connection is closed: nothing more is written (a later put raises)."""
+        self._nursery = None
+        if self._broken is None:
+            self._broken = trio.ClosedResourceError("the connection is closed")
+
+    def _start_writer(self) -> None:
+        if self._nursery is not None:
+            self._writing = True
+            self._nursery.start_soon(self._write, name="writer")
+
+    async def _write(self) -> None:
+        """Drain the outbox in single writes, then end.
 
         A failed write marks the outbox broken, wakes every waiting sender (they raise
-        ``BrokenResourceError``) and cancels ``on_broken``, the connection's scope.
+        ``BrokenResourceError``) and cancels the connection's scope.
         """
         try:
-            while True:
-                while not self._chunks:
-                    await self._writer_wakeup.park()
+            while self._chunks:
                 data, chunks = self._take_batch()
                 await self._send_all(data)
                 self.bytes_sent += len(data)
@@ -306,4 +328,7 @@ class Outbox:
             for _, event in self._watched:
                 event.set()
             self._watched.clear()
-            on_broken.cancel()
+            if self._on_broken is not None:
+                self._on_broken.cancel()
+        finally:
+            self._writing = False

@@ -32,6 +32,7 @@ import trio
 from ..app import App
 from .config import Config
 from .connection import Connection, ConnectionStatistics
+from .readiness import ReadinessWatcher
 from .sse import KeepaliveSweeper
 
 __all__ = ["Server", "ServerStatistics", "open_reuse_port_listeners", "reuse_port_option", "serve"]
@@ -159,6 +160,8 @@ class Server:
         self._drain_scope = trio.CancelScope()
         #: Sends SSE keepalive comments for every stream of this server.
         self.keepalive = KeepaliveSweeper(self.config.sse_keepalive)
+        #: Waits for the sockets of idle streams, in place of a reading task for each.
+        self.readiness = ReadinessWatcher()
 
     def statistics(self) -> ServerStatistics:
         """Open connections by phase, plus traffic totals (closed connections included)."""
@@ -234,6 +237,7 @@ class Server:
         scheme = "https" if self.ssl_context else "http"
         log.info("rawstream listening on %s://%s:%d", scheme, host or "0.0.0.0", self.port)
         async with trio.open_nursery() as connections:
+            connections.start_soon(self.readiness.run)  # (cancelled once the drain is done)
             try:
                 async with trio.open_nursery() as acceptors:
                     acceptors.start_soon(self.keepalive.run)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from functools import partial
 from typing import TYPE_CHECKING
@@ -205,14 +205,11 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
         await conn.finish_stream(StreamEnd.DONE)  # (no body, so no gzip trailer either)
         return
 
-    async def body() -> None:
-        if route.is_generator:
-            async with aclosing(route.handler(request)) as events:
-                async for event in events:
-                    await stream.send(event)
-        else:
-            await route.handler(request, stream)
-
+    body = (
+        partial(_send_generated, stream, route.handler, request)
+        if route.is_generator
+        else partial(route.handler, request, stream)  # (no coroutine of ours in between)
+    )
     keepalive = conn.server.keepalive
     keepalive.add(stream)
     try:
@@ -225,6 +222,17 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
         await stream.open()
     hint = b"" if end is StreamEnd.DONE else conn.shutdown_retry_hint()
     await conn.finish_stream(end, tail=stream.last_bytes(hint), resumable=True)
+
+
+async def _send_generated(
+    stream: SSEStream,
+    handler: Callable[[Request], AsyncGenerator[Event | str, None]],
+    request: Request,
+) -> None:
+    """An async-generator route: send what it yields, and close it however the stream ends."""
+    async with aclosing(handler(request)) as events:
+        async for event in events:
+            await stream.send(event)
 
 
 _KEEPALIVE = encode_comment()

@@ -1,0 +1,85 @@
+"""One task that waits for many idle sockets at once.
+
+A Trio task waiting on a socket costs about 2.5 KiB (the task, its coroutines, its wait), and
+an idle SSE subscriber has nothing else to wait for: it only needs to learn that the client
+left, which the kernel reports as the socket turning readable (EOF or a reset).  So a server
+keeps one :class:`ReadinessWatcher`: parked sockets are registered in a private epoll instance,
+and one task waits for *that* descriptor to turn readable (an epoll descriptor is itself
+pollable, so Trio's own loop watches it like any socket).  When a parked socket turns
+readable, its callback runs and the connection starts a reading task again.
+
+Linux only (``select.epoll``); elsewhere :attr:`ReadinessWatcher.available` is False and
+every connection keeps its reading task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+from collections.abc import Callable
+
+import trio
+
+__all__ = ["ReadinessWatcher"]
+
+log = logging.getLogger("rawstream.readiness")
+
+_EVENTS = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLRDHUP", 0)
+
+
+class ReadinessWatcher:
+    """Calls back once when a registered socket turns readable (see the module doc)."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._callbacks: dict[int, Callable[[], None]] = {}
+
+    @property
+    def available(self) -> bool:
+        """Sockets can be parked here (Linux, and the watcher is not closed)."""
+        return self._epoll is not None
+
+    def __len__(self) -> int:
+        return len(self._callbacks)
+
+    def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
+        """Call ``on_readable()`` once, from the watcher's task, when ``fd`` turns readable
+        (at once if it is).  The caller must :meth:`unwatch` before it closes ``fd``."""
+        assert self._epoll is not None, "check available first"
+        self._epoll.register(fd, _EVENTS)
+        self._callbacks[fd] = on_readable
+
+    def unwatch(self, fd: int) -> None:
+        """Forget ``fd`` (no callback will come)."""
+        if self._callbacks.pop(fd, None) is not None and self._epoll is not None:
+            with contextlib.suppress(OSError):  # (already gone with its socket)
+                self._epoll.unregister(fd)
+
+    async def run(self) -> None:
+        """Wait and call back until cancelled; then close (parked sockets must be unwatched
+        by their connections, which end before or with this task)."""
+        epoll = self._epoll
+        if epoll is None:
+            return
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(epoll.fileno())
+                for fd, _ in epoll.poll(0):
+                    self._call(fd)
+        finally:
+            self._epoll = None  # nothing parks from now on ...
+            epoll.close()
+            for fd in list(self._callbacks):  # ... and what was parked reads for itself
+                self._call(fd)
+
+    def _call(self, fd: int) -> None:
+        callback = self._callbacks.pop(fd, None)
+        if self._epoll is not None:
+            with contextlib.suppress(OSError):
+                self._epoll.unregister(fd)
+        if callback is not None:
+            try:
+                callback()
+            except Exception:  # one connection's failure must not stop the others' wake-ups
+                log.exception("a parked connection failed to wake")

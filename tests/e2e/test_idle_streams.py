@@ -1,0 +1,154 @@
+"""An idle stream holds no reading or writing task: the server's readiness watcher waits on
+its socket, and everything a reading task did still happens (a client leaving cancels the
+handler, bytes it sends are read and bounded, the connection serves the next request)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import httpx
+import pytest
+import trio
+from httpx_sse import aconnect_sse
+
+from conftest import StartServer
+from rawstream import App, Event, Request, Response, Server, SSEStream
+from rawstream.server.readiness import ReadinessWatcher
+
+pytestmark = pytest.mark.skipif(
+    not ReadinessWatcher().available, reason="parking needs epoll (Linux)"
+)
+
+HEAD = b"GET /idle HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+
+
+def tasks_named(name: str) -> list[trio.lowlevel.Task]:
+    """Every task of this Trio run called ``name``."""
+    found = []
+    pending = [trio.lowlevel.current_root_task()]
+    while pending:
+        task = pending.pop()
+        if task.name == name:
+            found.append(task)
+        for nursery in task.child_nurseries:
+            pending.extend(nursery.child_tasks)
+    return found
+
+
+async def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Let the server run until ``condition()`` holds (failing, with ``what``, after 5 s)."""
+    with trio.fail_after(5):
+        while not condition():
+            await trio.sleep(0.001)
+
+
+class IdleApp:
+    """``/idle``: one event, then silence until ``release`` is set (or the client leaves)."""
+
+    def __init__(self) -> None:
+        self.app = App()
+        self.release = trio.Event()
+        self.ended = trio.Event()
+        self.app.sse("/idle")(self.idle)
+
+        self.app.get("/next")(self.next_request)
+
+    async def next_request(self, request: Request) -> Response:
+        return Response.text("next")
+
+    async def idle(self, request: Request, stream: SSEStream) -> None:
+        try:
+            await stream.send(Event("hello", id="1"))
+            await self.release.wait()
+        finally:
+            self.ended.set()
+
+
+def parked(server: Server) -> bool:
+    return len(server.readiness) == 1 and not tasks_named("receiver") + tasks_named("writer")
+
+
+async def test_idle_stream_parks_and_a_leaving_client_cancels_it(
+    start_server: StartServer,
+) -> None:
+    idle = IdleApp()
+    server = await start_server(idle.app)
+    async with httpx.AsyncClient() as client, aconnect_sse(
+        client, "GET", f"http://127.0.0.1:{server.port}/idle"
+    ) as source:
+        first = await source.aiter_sse().__anext__()
+        assert (first.data, first.id) == ("hello", "1")
+        await wait_for(lambda: parked(server), "the stream parks")
+    # The client has gone: the watcher wakes the receiver, which cancels the handler.
+    with trio.fail_after(5):
+        await idle.ended.wait()
+    await wait_for(lambda: not server.connections, "the connection closes")
+    assert len(server.readiness) == 0
+
+
+async def test_bytes_sent_during_a_parked_stream_are_read_and_bounded(
+    start_server: StartServer,
+) -> None:
+    idle = IdleApp()
+    server = await start_server(idle.app, read_buffer_bytes=4096)
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(HEAD)
+        await wait_for(lambda: parked(server), "the stream parks")
+        conn = next(iter(server.connections))
+        sock.sendall(b"x" * 100)  # a client may pipeline a request or two: read, kept
+        await wait_for(lambda: conn.receiver.buffered == 100, "the bytes are read")
+        await wait_for(lambda: parked(server), "the stream parks again")
+        assert not idle.ended.is_set()
+        sock.sendall(b"x" * 8192)  # past the read buffer: abuse, the stream ends
+        with trio.fail_after(5):
+            await idle.ended.wait()
+        assert conn.receiver.buffered >= 4096
+
+
+async def test_a_parked_stream_that_ends_leaves_the_connection_serving(
+    start_server: StartServer,
+) -> None:
+    idle = IdleApp()
+    server = await start_server(idle.app)
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    async with stream:
+        await stream.send_all(HEAD)
+        await wait_for(lambda: parked(server), "the stream parks")
+        idle.release.set()
+        received = bytearray()
+        with trio.fail_after(5):
+            while not received.endswith(b"0\r\n\r\n"):  # the chunked body's end
+                received += await stream.receive_some(65536)
+        assert b"data: hello" in received
+        await stream.send_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = bytearray()
+        with trio.fail_after(5):
+            while not reply.endswith(b"next"):
+                reply += await stream.receive_some(65536)
+        assert reply.startswith(b"HTTP/1.1 200 ")
+        assert len(server.readiness) == 0
+        assert len(server.connections) == 1
+
+
+async def test_watcher_calls_back_once_and_hands_back_what_it_holds() -> None:
+    watcher = ReadinessWatcher()
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    calls: list[str] = []
+    with a, b, c, d:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watcher.run)
+            watcher.watch(a.fileno(), lambda: calls.append("a"))
+            watcher.watch(c.fileno(), lambda: calls.append("c"))
+            await trio.sleep(0.01)
+            assert calls == []  # nothing readable yet
+            b.send(b"!")
+            await wait_for(lambda: calls == ["a"], "a's callback")
+            b.send(b"!")  # a is no longer watched: no second call
+            await trio.sleep(0.01)
+            assert calls == ["a"] and len(watcher) == 1
+            nursery.cancel_scope.cancel()
+        # The watcher ended: what it held was called back (its owners read for themselves).
+        assert calls == ["a", "c"]
+        assert not watcher.available
