@@ -10,9 +10,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 import trio
+from conftest import StartServer
 from httpx_sse import aconnect_sse
 
-from conftest import StartServer
 from rawstream import App, Event, Request, Response, Server, SSEStream
 from rawstream.server.readiness import ReadinessWatcher
 
@@ -38,9 +38,12 @@ def tasks_named(name: str) -> list[trio.lowlevel.Task]:
 
 async def wait_for(condition: Callable[[], bool], what: str) -> None:
     """Let the server run until ``condition()`` holds (failing, with ``what``, after 5 s)."""
-    with trio.fail_after(5):
-        while not condition():
-            await trio.sleep(0.001)
+    try:
+        with trio.fail_after(5):
+            while not condition():  # noqa: ASYNC110 (polls server state; no event to wait on)
+                await trio.sleep(0.001)
+    except trio.TooSlowError:
+        raise AssertionError(f"not within 5 s: {what}") from None
 
 
 class IdleApp:
@@ -74,9 +77,10 @@ async def test_idle_stream_parks_and_a_leaving_client_cancels_it(
 ) -> None:
     idle = IdleApp()
     server = await start_server(idle.app)
-    async with httpx.AsyncClient() as client, aconnect_sse(
-        client, "GET", f"http://127.0.0.1:{server.port}/idle"
-    ) as source:
+    async with (
+        httpx.AsyncClient() as client,
+        aconnect_sse(client, "GET", f"http://127.0.0.1:{server.port}/idle") as source,
+    ):
         first = await source.aiter_sse().__anext__()
         assert (first.data, first.id) == ("hello", "1")
         await wait_for(lambda: parked(server), "the stream parks")

@@ -128,9 +128,7 @@ class Connection:
             low_water=config.outbox_low_bytes,
             max_write=config.max_write_bytes,
         )
-        self.receiver = Receiver(
-            stream, limit=config.read_buffer_bytes, watcher=server.readiness
-        )
+        self.receiver = Receiver(stream, limit=config.read_buffer_bytes, watcher=server.readiness)
         self.phase = Phase.IDLE
         self.closing = False
         self._overloaded = overloaded

@@ -47,7 +47,10 @@ class ReadinessWatcher:
         """Call ``on_readable()`` once, from the watcher's task, when ``fd`` turns readable
         (at once if it is).  The caller must :meth:`unwatch` before it closes ``fd``."""
         assert self._epoll is not None, "check available first"
-        self._epoll.register(fd, _EVENTS)
+        try:
+            self._epoll.register(fd, _EVENTS)
+        except FileExistsError:  # a closed socket's stale entry, its number reused
+            self._epoll.modify(fd, _EVENTS)
         self._callbacks[fd] = on_readable
 
     def unwatch(self, fd: int) -> None:

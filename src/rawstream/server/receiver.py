@@ -115,7 +115,12 @@ class Receiver:
                         self._notify_gone(full=True)
                         await self._changed.park()
                     data: bytes | bytearray | None
-                    if self._park and self._watcher is not None and self._watcher.available:
+                    if (
+                        self._park
+                        and self._nursery is not None
+                        and self._watcher is not None
+                        and self._watcher.available
+                    ):  # (not once the connection ends)
                         assert self._direct is not None
                         data = self._direct.try_receive(RECEIVE_SIZE)
                         if data is None:  # nothing to read: the watcher waits for us

@@ -132,9 +132,7 @@ class SSEStream(SlowConsumerPolicy):
             return  # the fast path: an open, uncompressed, chunked stream with room
         self._raise_if_ended()
         self._queue_nowait(partial(self._frame_shared, data, chunk))
-        self._plain_chunks = (
-            self._gzip is None and self.opened and self._conn.http.body_is_chunked
-        )
+        self._plain_chunks = self._gzip is None and self.opened and self._conn.http.body_is_chunked
 
     def _queue_nowait(self, frame: Callable[[], bytes]) -> None:
         """The head first if not yet out, then the event, under the slow-consumer policy."""
