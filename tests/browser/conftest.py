@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import IN_CI, require
-from support.redis import REDIS_SERVER, RedisServer, free_port, redis_server
+from conftest import missing, require, require_redis_server
+from support.redis import RedisServer, free_port, redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -48,22 +48,14 @@ START_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
 
 
-def _missing(message: str) -> None:
-    """Skip (on a laptop) or fail (under CI=true) for a missing test dependency."""
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def chromium_path() -> str:
     """The system's chromium (Debian: /usr/bin/chromium)."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        _missing(
+        missing(
             "chromium is not installed (the browser tests drive the system's chromium; "
             "Playwright downloads none): apt-get install chromium"
         )
-    assert path is not None
     return path
 
 
@@ -224,11 +216,7 @@ def start_demo(tmp_path: Path) -> Iterator[Callable[..., DemoProcess]]:
 def redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of this test's own (persistence off), stopped by its PID after it."""
     require("coredis", "the Redis hub's client")
-    if REDIS_SERVER is None:
-        _missing(
-            "redis-server is not installed (the ticker restart test keeps the channel in "
-            "a real one): apt-get install redis-server"
-        )
+    require_redis_server("the ticker restart test keeps the channel in a real one")
     with redis_server(tmp_path / "redis") as server:
         yield server
 

@@ -284,14 +284,16 @@ async def test_a_complete_refused_body_is_kept_within_the_deadline(
 
     async def refuse(stream: trio.SocketStream, head: bytes) -> None:
         await stream.send_all(response_head("application/json", "429 Too Many Requests"))
-        await trio.sleep(1)
+        await trio.sleep(1)  # virtual time: the body comes 1 s into the 5 s deadline
         await stream.send_all(b'{"error": "slow down"}')
 
     server = await raw_server(refuse)
+    start = trio.current_time()
     with pytest.raises(SSEResponseError) as caught:
         async with connect_sse(server.url, connect_timeout=5):
             pass
     assert (caught.value.status, caught.value.body) == (429, b'{"error": "slow down"}')
+    assert trio.current_time() - start == pytest.approx(1)  # waited for the body, no longer
 
 
 async def test_a_buffered_event_waits_for_a_checkpoint(raw_server) -> None:

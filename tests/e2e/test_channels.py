@@ -8,6 +8,7 @@ import httpx
 import pytest
 import trio
 from httpx_sse import ServerSentEvent, aconnect_sse
+from support.sse import collect_events
 
 from rawstream import demo
 from rawstream.hub import HistoryLimits, Hub
@@ -29,20 +30,6 @@ def data_events(events: list[ServerSentEvent]) -> list[ServerSentEvent]:
     return [e for e in events if e.data]
 
 
-async def collect(
-    client: httpx.AsyncClient, url: str, count: int, headers: dict[str, str] | None = None
-) -> list[ServerSentEvent]:
-    """The first ``count`` data events of ``url`` (and whatever came before them)."""
-    events: list[ServerSentEvent] = []
-    with trio.fail_after(10):
-        async with aconnect_sse(client, "GET", url, headers=dict(headers or {})) as source:
-            async for event in source.aiter_sse():
-                events.append(event)
-                if len(data_events(events)) == count:
-                    break
-    return events
-
-
 async def publish(client: httpx.AsyncClient, base: str, channel: str, text: str) -> str:
     response = await client.post(f"{base}/publish?channel={channel}", content=text)
     assert response.status_code == 200, response.text
@@ -60,8 +47,8 @@ async def test_publish_then_resume_with_last_event_id_header(base: str) -> None:
 
             async def listen() -> None:
                 received.extend(
-                    await collect(
-                        client, f"{base}/events?channel=news", 4, {"Last-Event-ID": ids[1]}
+                    await collect_events(
+                        client, f"{base}/events?channel=news", 4, last_event_id=ids[1]
                     )
                 )
 
@@ -83,7 +70,7 @@ async def test_resume_with_last_event_id_query_parameter(base: str) -> None:
     """For clients that cannot set headers: ?last_event_id= does the same."""
     async with httpx.AsyncClient() as client:
         ids = [await publish(client, base, "q", f"q{i}") for i in range(3)]
-        events = await collect(client, f"{base}/events?channel=q&last_event_id={ids[0]}", 2)
+        events = await collect_events(client, f"{base}/events?channel=q&last_event_id={ids[0]}", 2)
     assert [e.data for e in data_events(events)] == ["q1", "q2"]
 
 
@@ -99,8 +86,8 @@ async def test_the_opening_id_lets_a_client_resume_before_any_event(base: str) -
                     opening = [event]
                     break
         missed = await publish(client, base, "early", "while away")
-        events = await collect(
-            client, f"{base}/events?channel=early", 1, {"Last-Event-ID": opening[0].id}
+        events = await collect_events(
+            client, f"{base}/events?channel=early", 1, last_event_id=opening[0].id
         )
     assert [(e.id, e.data) for e in data_events(events)] == [(missed, "while away")]
 
@@ -108,8 +95,8 @@ async def test_the_opening_id_lets_a_client_resume_before_any_event(base: str) -
 async def test_unknown_id_gets_a_reset_event_then_the_history(base: str) -> None:
     async with httpx.AsyncClient() as client:
         ids = [await publish(client, base, "r", f"r{i}") for i in range(2)]
-        events = await collect(
-            client, f"{base}/events?channel=r", 3, {"Last-Event-ID": "not-an-id-of-ours"}
+        events = await collect_events(
+            client, f"{base}/events?channel=r", 3, last_event_id="not-an-id-of-ours"
         )
     reset, *rest = data_events(events)
     assert reset.event == "reset"
@@ -124,7 +111,7 @@ async def test_several_channels_on_one_stream_resume_together(base: str) -> None
         received: list[ServerSentEvent] = []
 
         async def listen() -> None:
-            received.extend(await collect(client, url, 2))
+            received.extend(await collect_events(client, url, 2))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(listen)
@@ -135,7 +122,7 @@ async def test_several_channels_on_one_stream_resume_together(base: str) -> None
         assert cursor.startswith("a=") and ",b=" in cursor
         await publish(client, base, "b", "b2")
         await publish(client, base, "a", "a2")
-        resumed = data_events(await collect(client, url, 2, {"Last-Event-ID": cursor}))
+        resumed = data_events(await collect_events(client, url, 2, last_event_id=cursor))
     assert sorted(e.data for e in resumed) == ["a2", "b2"]
 
 
@@ -161,7 +148,9 @@ async def test_default_channel_is_the_ticker(start_server, monkeypatch: pytest.M
     monkeypatch.setattr(demo, "TICK_INTERVAL", 0.01)
     server = await start_server(demo.build_demo(Hub()))
     async with httpx.AsyncClient() as client:
-        events = data_events(await collect(client, f"http://127.0.0.1:{server.port}/events", 3))
+        events = data_events(
+            await collect_events(client, f"http://127.0.0.1:{server.port}/events", 3)
+        )
     ticks = [json.loads(e.data)["tick"] for e in events]
     assert all(e.event == "tick" for e in events)
     assert ticks == list(range(ticks[0], ticks[0] + 3))
@@ -181,7 +170,7 @@ async def test_a_slow_subscriber_is_cut_off_and_resumes_while_others_get_everyth
         published: list[str] = []
 
         async def fast_reader() -> None:
-            fast.extend(await collect(client, f"{base}/events?channel=flood", count))
+            fast.extend(await collect_events(client, f"{base}/events?channel=flood", count))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(fast_reader)
@@ -201,11 +190,11 @@ async def test_a_slow_subscriber_is_cut_off_and_resumes_while_others_get_everyth
         assert got_before_cut[-1].retry is not None  # the stream ended with a retry hint
         last = slow_ids[-1] if slow_ids else opening.id
         rest = data_events(
-            await collect(
+            await collect_events(
                 client,
                 f"{base}/events?channel=flood",
                 count - len(slow_ids),
-                {"Last-Event-ID": last},
+                last_event_id=last,
             )
         )
     assert slow_ids + [e.id for e in rest] == published

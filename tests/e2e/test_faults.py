@@ -7,6 +7,7 @@ import socket
 import struct
 
 import trio
+import trio.testing
 
 from rawstream import App, Event, Request, SSEStream
 
@@ -62,7 +63,8 @@ async def test_500_resets_leave_no_descriptors_tasks_or_handlers(start_server) -
             cleaned += 1
 
     server = await start_server(app)
-    await trio.sleep(0.1)
+    with trio.fail_after(5):  # the server's own tasks started and idle: the baseline
+        await trio.testing.wait_all_tasks_blocked()
     fds_before, tasks_before = open_fds(), count_tasks()
     for _ in range(CLIENTS // BATCH):
         async with trio.open_nursery() as nursery:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from contextlib import aclosing
 
 import httpx
 import pytest
@@ -77,13 +78,17 @@ async def test_idle_stream_parks_and_a_leaving_client_cancels_it(
 ) -> None:
     idle = IdleApp()
     server = await start_server(idle.app)
+    # (The event iterator stays open: a dropped async generator would be finalized, and its
+    # finalizer closes the response, which is the client leaving.)
     async with (
         httpx.AsyncClient() as client,
         aconnect_sse(client, "GET", f"http://127.0.0.1:{server.port}/idle") as source,
+        aclosing(source.aiter_sse()) as events,
     ):
-        first = await source.aiter_sse().__anext__()
+        first = await anext(events)
         assert (first.data, first.id) == ("hello", "1")
         await wait_for(lambda: parked(server), "the stream parks")
+        assert not idle.ended.is_set()
     # The client has gone: the watcher wakes the receiver, which cancels the handler.
     with trio.fail_after(5):
         await idle.ended.wait()

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from httpx_sse import ServerSentEvent, aconnect_sse
+from httpx_sse import ServerSentEvent
+from support.sse import collect_events, has_data
 
 from rawstream import App, serve
 from rawstream.demo import build_demo
@@ -45,17 +46,14 @@ async def follow(
     stop_after: int | None = None,
 ) -> list[ServerSentEvent]:
     """The data events of a task's stream, up to ``done`` (or ``stop_after`` of them)."""
-    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-    events: list[ServerSentEvent] = []
-    with trio.fail_after(10):
-        async with aconnect_sse(client, "GET", url, headers=headers) as source:
-            async for event in source.aiter_sse():
-                if not event.data:  # the opening id-only event
-                    continue
-                events.append(event)
-                if event.event in ("done", "cancelled") or len(events) == stop_after:
-                    break
-    return events
+    events = await collect_events(
+        client,
+        url,
+        stop_after,
+        until=lambda event: event.event in ("done", "cancelled"),
+        last_event_id=last_event_id,
+    )
+    return [event for event in events if has_data(event)]  # not the opening id-only event
 
 
 def states(events: list[ServerSentEvent]) -> list[tuple[str, int, int, int]]:
@@ -96,10 +94,12 @@ async def test_a_dropped_follower_resumes_without_gap_or_duplicate(base: str) ->
         task = await start_task(client, base, "steps=6&interval=40")
         url = f"{base}/events?channel={task['channel']}"
         head = await follow(client, url, last_event_id=task["last_event_id"], stop_after=2)
-        await trio.sleep(0.1)  # the task goes on while nobody listens
+        # The task goes on while this follower is away: another client sees two more steps.
+        meanwhile = await follow(client, url, last_event_id=head[-1].id, stop_after=2)
         rest = await follow(client, url, last_event_id=head[-1].id)
     done = [state[1] for state in states(head + rest)]
     assert done == [1, 2, 3, 4, 5, 6, 6]
+    assert [(e.id, e.data) for e in rest[:2]] == [(e.id, e.data) for e in meanwhile]
     assert states(rest)[-1][0] == "done"
 
 

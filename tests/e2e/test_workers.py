@@ -26,9 +26,8 @@ from conftest import require
 from support.cli import ROOT
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from rawstream import Server, serve
+from rawstream import App, Request, Response, Server, serve
 from rawstream.cli import _worker_argv, main
-from rawstream.demo import app as demo_app
 
 #: Every wait on another process is bounded by this (seconds).
 PATIENCE = 20
@@ -295,13 +294,37 @@ async def test_workers_over_tls(start_workers: StartWorkers, tmp_path: Path) -> 
     assert len(pids) == 2
 
 
+def named_app(name: str) -> App:
+    """An app whose ``/whoami`` answers ``name``: tells apart servers in one process (the
+    demo's ``/healthz`` pid cannot)."""
+    app = App()
+
+    @app.get("/whoami")
+    async def whoami(request: Request) -> Response:
+        return Response.text(name)
+
+    return app
+
+
 async def test_reuse_port_lets_two_servers_share_a_port(nursery: trio.Nursery) -> None:
-    """serve(reuse_port=True): a second server binds the first one's port, and both serve."""
-    first: Server = await nursery.start(partial(serve, demo_app, port=0, reuse_port=True))
-    second: Server = await nursery.start(partial(serve, demo_app, port=first.port, reuse_port=True))
+    """serve(reuse_port=True): a second server binds the first one's port, and both serve:
+    fresh connections (the kernel hashes each to one of the two listening sockets) reach
+    each of them within 200 tries (a miss has odds of about 2**-199)."""
+    first: Server = await nursery.start(partial(serve, named_app("first"), port=0, reuse_port=True))
+    second: Server = await nursery.start(
+        partial(serve, named_app("second"), port=first.port, reuse_port=True)
+    )
     assert second.port == first.port
-    async with fresh_connections() as client:
-        assert (await client.get(f"http://127.0.0.1:{first.port}/healthz")).status_code == 200
+    answered: list[str] = []
+    with trio.fail_after(PATIENCE):
+        async with fresh_connections() as client:
+            for _ in range(200):
+                response = await client.get(f"http://127.0.0.1:{first.port}/whoami")
+                assert response.status_code == 200
+                answered.append(response.text)
+                if set(answered) == {"first", "second"}:
+                    break
+    assert set(answered) == {"first", "second"}, f"only {set(answered)} in {len(answered)} tries"
     first.shutdown()
     second.shutdown()
 

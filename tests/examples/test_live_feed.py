@@ -11,10 +11,11 @@ from types import ModuleType
 import httpx
 import pytest
 import trio
-from conftest import IN_CI, require
-from httpx_sse import ServerSentEvent, aconnect_sse
+from conftest import require, require_redis_server
+from httpx_sse import ServerSentEvent
 from support.cli import start_cli
-from support.redis import REDIS_SERVER, redis_server
+from support.redis import redis_server
+from support.sse import collect_events
 
 from .conftest import LoadExample
 
@@ -36,17 +37,12 @@ async def ticks(
     client: httpx.AsyncClient, url: str, count: int, last_event_id: str | None = None
 ) -> list[ServerSentEvent]:
     """The first ``count`` tick events of ``url`` (from ``last_event_id`` if given)."""
-    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-    events: list[ServerSentEvent] = []
-    with trio.fail_after(10):
-        async with aconnect_sse(client, "GET", url, headers=headers) as source:
-            async for event in source.aiter_sse():
-                if event.event == "tick":
-                    events.append(event)
-                    if len(events) == count:
-                        break
-    assert len(events) == count, f"the stream ended after {len(events)} of {count} ticks"
-    return events
+
+    def is_tick(event: ServerSentEvent) -> bool:
+        return event.event == "tick"
+
+    events = await collect_events(client, url, count, counted=is_tick, last_event_id=last_event_id)
+    return [event for event in events if is_tick(event)]
 
 
 def seqs(events: list[ServerSentEvent]) -> dict[str, list[int]]:
@@ -111,11 +107,7 @@ async def test_workers_sharing_redis_tick_once(tmp_path: Path) -> None:
     ticker, so each tick number reaches a client once (with two tickers every number would
     come twice, one from each worker, as soon as the second worker is up)."""
     require("coredis", "the Redis hub's client")
-    if REDIS_SERVER is None:
-        message = "redis-server is not installed: apt-get install redis-server"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_redis_server("the two workers share their channels through a real one")
     with redis_server(tmp_path / "redis") as redis:
         process, port = start_cli(
             "run", "examples/live_feed.py", "--workers", "2", "--broker", redis.url

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI, require
+from conftest import missing, require
 from support.cli import start_cli
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -40,10 +40,10 @@ def browser() -> Iterator[Any]:
     sync_api = require("playwright.sync_api", "the page test drives chromium with it")
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
-        message = "chromium is not installed: apt-get install chromium"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(
+            "chromium is not installed (the page test drives the system's chromium; "
+            "Playwright downloads none): apt-get install chromium"
+        )
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:

@@ -9,7 +9,8 @@ from types import ModuleType
 import httpx
 import pytest
 import trio
-from httpx_sse import ServerSentEvent, aconnect_sse
+from httpx_sse import ServerSentEvent
+from support.sse import collect_events
 
 from rawstream import serve
 
@@ -41,15 +42,11 @@ async def follow(
     client: httpx.AsyncClient, url: str, last_event_id: str | None = None, until: int = 101
 ) -> list[ServerSentEvent]:
     """The task's events until ``done`` (or a progress of ``until`` percent or more)."""
-    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-    events: list[ServerSentEvent] = []
-    with trio.fail_after(10):
-        async with aconnect_sse(client, "GET", url, headers=headers) as source:
-            async for event in source.aiter_sse():
-                events.append(event)
-                if event.event == "progress" and json.loads(event.data)["percent"] >= until:
-                    break
-    return events
+
+    def reached(event: ServerSentEvent) -> bool:
+        return event.event == "progress" and json.loads(event.data)["percent"] >= until
+
+    return await collect_events(client, url, until=reached, last_event_id=last_event_id)
 
 
 def percents(events: list[ServerSentEvent]) -> list[int]:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import trio
 from httpx_sse import ServerSentEvent, aconnect_sse
+from support.sse import collect_events
 
 from rawstream import serve
 
@@ -30,10 +31,8 @@ async def serve_rows(start_server, query: ModuleType, rows: int) -> str:
 async def read_all(
     client: httpx.AsyncClient, url: str, last_event_id: str | None = None
 ) -> list[ServerSentEvent]:
-    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-    with trio.fail_after(20):
-        async with aconnect_sse(client, "GET", url, headers=headers) as source:
-            return [event async for event in source.aiter_sse()]
+    """Every event of ``url``'s stream, to its end."""
+    return await collect_events(client, url, last_event_id=last_event_id, timeout=20)
 
 
 def row_ids(events: list[ServerSentEvent]) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,30 @@ async def wait_for_health(hub: RedisHub, status: str) -> None:
     """Poll until the hub reports ``status`` (it has no event to wait on)."""
     while hub.health().status != status:  # noqa: ASYNC110 (polling a state from outside)
         await trio.sleep(0.02)
+
+
+async def wait_until(done: Callable[[], bool], what: str) -> None:
+    """Poll another process's state (Redis's, through ``RedisServer.command``) until
+    ``done()``; fail saying ``what`` did not happen within 5 seconds."""
+    deadline = trio.current_time() + 5
+    while not done():
+        if trio.current_time() > deadline:
+            raise AssertionError(f"not within 5 s: {what}")
+        await trio.sleep(0.02)
+
+
+def readers_since(redis: RedisServer, client_id: int) -> set[str]:
+    """The hub instances (12-character prefixes) whose reader is on a connection Redis
+    accepted after the one with id ``client_id`` (the hub names its clients
+    ``rawstream-reader-INSTANCE``)."""
+    listing = redis.command("CLIENT", "LIST") or ""
+    readers: set[str] = set()
+    for line in listing.splitlines():
+        fields = dict(field.split("=", 1) for field in line.split() if "=" in field)
+        name = fields.get("name", "")
+        if name.startswith("rawstream-reader-") and int(fields["id"]) > client_id:
+            readers.add(name.removeprefix("rawstream-reader-"))
+    return readers
 
 
 # -- the memory hub's semantics --------------------------------------------------------------------
@@ -292,9 +317,11 @@ async def test_publish_trims_redis_by_count_and_by_age(
         assert 5 <= length < 250
 
         aged = await start_hub(HistoryLimits(max_age=0.2))
-        for i in range(150):
-            await aged.publish("age", f"m{i}")
-        await trio.sleep(0.3)
+        last = [await aged.publish("age", f"m{i}") for i in range(150)][-1]
+        # Real time, not a MockClock: the hub trims by time.time() against Redis's ids (ms
+        # since the epoch).  Wait until even the last entry is older than max_age.
+        older_at = (int(last.split("-")[0]) + 1) / 1000 + 0.2
+        await trio.sleep(max(0.0, older_at - time.time()) + 0.01)
         await aged.publish("age", "new")
         assert int(redis_server_process.command("XLEN", "rawstream:channel:age")) < 151
 
@@ -324,7 +351,11 @@ async def test_member_counts_span_instances_and_skip_dead_ones(
             redis_server_process.command("SET", "rawstream:instance:fading", "1", "PX", "300")
             assert await hub_a.count_member("room:x", +1) == 1 + 2 + 4
             assert redis_server_process.command("HEXISTS", key, "crashed") == "0"
-            await trio.sleep(0.4)
+            fading = "rawstream:instance:fading"
+            await wait_until(  # Redis expires the heartbeat (PX 300) on its own clock
+                lambda: redis_server_process.command("EXISTS", fading) == "0",
+                f"the heartbeat key {fading} expired",
+            )
             assert await hub_a.count_member("room:x", 0) == 1 + 2
             nursery.cancel_scope.cancel()  # hub_b stops
         assert await hub_a.count_member("room:x", 0) == 1
@@ -412,10 +443,16 @@ async def test_resume_after_an_outage_loses_nothing(
                         await take(live, 1)
                 redis_server_process.resume()
             else:
+                newest_before = int(redis_server_process.command("CLIENT", "ID") or 0)
                 assert redis_server_process.kill_clients() >= 4
-                # A reader notices at its next read (every block_ms): let several go by, so
-                # that "ok" below means recovered, not "not noticed yet".
-                await trio.sleep(0.5)
+                # A reader notices at its next read (every block_ms) and reads on on a new
+                # connection: wait for both hubs' new readers, so that "ok" below means
+                # recovered, not "not noticed yet".
+                instances = {hub.instance[:12], other.instance[:12]}
+                await wait_until(
+                    lambda: readers_since(redis_server_process, newest_before) >= instances,
+                    "both hubs read on new connections after CLIENT KILL",
+                )
             await wait_for_health(hub, "ok")
             await wait_for_health(other, "ok")
             after = [await hub.publish("o", f"after-{i}") for i in range(3)]

@@ -78,8 +78,11 @@ async def test_a_publish_through_one_worker_reaches_subscribers_on_both(demo_por
             avoid.add(pid)
             got = received.setdefault(pid, [])
             async with aconnect_sse(client, "GET", base + "/events?channel=both") as source:
+                events = source.aiter_sse()
+                opening = await anext(events)  # sent once the subscription is open
+                assert (opening.data, opening.retry is not None) == ("", True), opening
                 ready.release()
-                async for event in source.aiter_sse():
+                async for event in events:
                     if event.data:
                         got.append(event.data)
                         if len(got) == count:
@@ -91,8 +94,7 @@ async def test_a_publish_through_one_worker_reaches_subscribers_on_both(demo_por
             nursery.start_soon(subscribe, taken, 20)
             await ready.acquire()
             nursery.start_soon(subscribe, taken, 20)
-            await ready.acquire()
-            await trio.sleep(0.2)  # both streams subscribed (their opening events are out)
+            await ready.acquire()  # both streams subscribed (their opening events are in)
             for i in range(20):
                 await publish(base, "both", f"m{i}")
     assert len(received) == 2  # two different worker processes

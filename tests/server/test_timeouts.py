@@ -70,7 +70,7 @@ async def test_keepalive_request_gets_header_timeout_once_started(
     client, _ = connect(nursery, make_app(), header_timeout=10, keepalive_timeout=5)
     await client.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     await read_until(client, b"hi")
-    await trio.sleep(4)
+    await trio.sleep(4)  # virtual time: idle for 4 of the 5 keepalive seconds, then start
     await client.send_all(b"GET / HTT")
     start = trio.current_time()
     response = await read_all(client)
@@ -115,7 +115,9 @@ async def test_close_is_not_stalled_by_a_full_message_queue(
     @app.websocket("/ws")
     async def slow_reader(ws: WebSocket) -> None:
         await ws.accept()
-        await trio.sleep(1)  # meanwhile the client fills the queue; we never read it
+        # Virtual time: autojump returns only once every task is blocked, i.e. the client
+        # has sent its 20 messages and the queue is full.  We never read it.
+        await trio.sleep(1)
         start = trio.current_time()
         await ws.close(1000)
         elapsed.append(trio.current_time() - start)
