@@ -5,7 +5,7 @@ handler, bytes it sends are read and bounded, the connection serves the next req
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 
 import httpx
@@ -16,6 +16,7 @@ from httpx_sse import aconnect_sse
 
 from rawstream import App, Event, Request, Response, Server, SSEStream
 from rawstream.server.readiness import ReadinessWatcher
+from rawstream.server.receiver import Receiver
 
 pytestmark = pytest.mark.skipif(
     not ReadinessWatcher().available, reason="parking needs epoll (Linux)"
@@ -138,6 +139,50 @@ async def test_a_parked_stream_that_ends_leaves_the_connection_serving(
         assert reply.startswith(b"HTTP/1.1 200 ")
         assert len(server.readiness) == 0
         assert len(server.connections) == 1
+        assert tasks_named("receiver")  # reading ahead for the next request, as before
+
+
+async def test_a_parked_stream_reads_a_late_request_body_without_spinning(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A streamed response whose generator reads the request body after the head went out:
+    the body arrives while the socket is parked, and the consumer waits for the watcher (it
+    does not restart the reading task over and over meanwhile)."""
+    app = App()
+
+    @app.post("/upload")
+    async def upload(request: Request) -> Response:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"started\n"
+            data = await request.body()
+            yield b"got %d bytes\n" % len(data)
+
+        return Response(body())
+
+    starts: list[Receiver] = []
+    start_task = Receiver._start_task
+
+    def counted_start_task(receiver: Receiver) -> None:
+        starts.append(receiver)
+        start_task(receiver)
+
+    monkeypatch.setattr(Receiver, "_start_task", counted_start_task)
+    server = await start_server(app)
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    async with stream:
+        await stream.send_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+        received = bytearray()
+        with trio.fail_after(5):
+            while b"started" not in received:
+                received += await stream.receive_some(65536)
+        await wait_for(lambda: len(server.readiness) == 1, "the stream parks")
+        before = len(starts)
+        await trio.sleep(0.1)  # the handler waits for its body meanwhile
+        assert len(starts) == before, "the reading task was restarted while nothing arrived"
+        await stream.send_all(b"hello")
+        with trio.fail_after(5):
+            while b"got 5 bytes" not in received:
+                received += await stream.receive_some(65536)
 
 
 async def test_watcher_calls_back_once_and_hands_back_what_it_holds() -> None:

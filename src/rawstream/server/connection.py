@@ -168,9 +168,9 @@ class Connection:
                     await self._linger()
                 finally:
                     self.receiver.stop()  # (before the socket closes)
+                    self.outbox.detach()
                     nursery.cancel_scope.cancel()
         finally:
-            self.outbox.detach()
             await trio.aclose_forcefully(self.stream)
 
     async def _linger(self) -> None:
@@ -475,6 +475,7 @@ class Connection:
         finally:
             self._stream_nursery = self._stream_scope = None
             self.outbox.streaming = False
+            self.outbox.end_writer_when_empty = False
             self.receiver.watch(None)
         end = self._stream_end or StreamEnd.DONE
         if failure is not None and not self.outbox.broken:
@@ -491,6 +492,7 @@ class Connection:
             self._end_stream(StreamEnd.SHUTDOWN)
         if watch_disconnect:
             self.receiver.watch(self._client_left, park=True)
+            self.outbox.end_writer_when_empty = True  # (an idle stream: no tasks waiting)
 
     def _stream_failed(self, exc: Exception) -> HTTPError | None:
         """Record how a streaming handler failed; return the error to answer with, if any."""

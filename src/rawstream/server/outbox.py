@@ -5,10 +5,12 @@ goes through :class:`Outbox`.  Senders queue bytes; one writer task takes what i
 to ``max_write`` bytes) and writes it with a single ``send_all``.  So:
 
 * there is at most one writer per connection, and bytes go out in the order they were queued;
-* the writer exists only while there is something to write: the first item queued into an
-  empty outbox starts it, and it ends once the outbox is empty (an idle connection, say an
-  SSE subscriber waiting for news, holds no writer task and its memory; starting a task costs
-  about as much as waking a parked one);
+* while a stream idles (:attr:`Outbox.end_writer_when_empty`: an SSE subscriber waiting for
+  news), the writer exists only while there is something to write: the first item queued
+  into an empty outbox starts it, and it ends once the outbox is empty, so the idle
+  connection holds no writer task and its memory.  Otherwise the writer waits, parked, for
+  the next item (waking a parked task is a little cheaper than starting one, and a WebSocket
+  or a keep-alive connection has tasks waiting anyway);
 * events queued while a write is in flight leave together in the next write (coalescing:
   one syscall and one scheduler round trip for many events, which is what decides throughput);
 * a lone event on an idle connection is written at once, with no added latency;
@@ -91,6 +93,8 @@ class Outbox:
         self._nursery: trio.Nursery | None = None
         self._on_broken: trio.CancelScope | None = None
         self._writing = False  # a writer task runs (or has been started)
+        self._writer_wakeup = ParkingLot()  # the writer, waiting for items (unless it ends)
+        self._end_writer_when_empty = False
         # Senders waiting for room and flushers waiting for empty (each re-checks on waking).
         self._drained = ParkingLot()
         self._watched: list[tuple[bytes, trio.Event]] = []  # items someone waits to see written
@@ -203,9 +207,9 @@ class Outbox:
             self._drops.append(_EVENT if droppable else _KEEP)
             self._pending += len(data)
             self._buffered += len(data)
-            if not self._writing:  # the first of a batch: start the writer
+            if len(self._chunks) == 1:  # the first of a batch
                 self.last_put = trio.current_time()
-                self._start_writer()
+                self._wake_writer()
 
     def put_shared(self, data: bytes) -> bool:
         """The fan-out fast path: queue ``data`` (non-empty, droppable) if a stream is running
@@ -217,9 +221,9 @@ class Outbox:
         self._drops.append(_EVENT)
         self._pending += len(data)
         self._buffered += len(data)
-        if not self._writing:
+        if len(self._chunks) == 1:
             self.last_put = trio.current_time()
-            self._start_writer()
+            self._wake_writer()
         return True
 
     def drop_pending(self, make_marker: Callable[[int], bytes]) -> int:
@@ -288,37 +292,58 @@ class Outbox:
         """Write from now on, in tasks of ``nursery`` (the connection's).  A failed write
         cancels ``on_broken`` (the connection's scope)."""
         self._nursery, self._on_broken = nursery, on_broken
-        if self._chunks and not self._writing:
-            self._start_writer()
+        self._wake_writer()
 
     def detach(self) -> None:
-        """The connection is closed: nothing more is written (a later put raises)."""
+        """The connection is closing: no writer starts any more, and a later put raises
+        (called while the connection's nursery still takes tasks, so none can meet it
+        closed)."""
         self._nursery = None
+        self._writer_wakeup.unpark_all()
         if self._broken is None:
             self._broken = trio.ClosedResourceError("the connection is closed")
 
-    def _start_writer(self) -> None:
-        if self._nursery is not None:
+    @property
+    def end_writer_when_empty(self) -> bool:
+        """The writer task ends whenever the outbox is empty (and starts again with the next
+        item), instead of waiting parked: for a stream that may idle for hours."""
+        return self._end_writer_when_empty
+
+    @end_writer_when_empty.setter
+    def end_writer_when_empty(self, value: bool) -> None:
+        self._end_writer_when_empty = value
+        if value:
+            self._writer_wakeup.unpark_all()  # a parked writer ends now
+
+    def _wake_writer(self) -> None:
+        if self._writing:
+            self._writer_wakeup.unpark_all()
+        elif self._nursery is not None:
             self._writing = True
             self._nursery.start_soon(self._write, name="writer")
 
     async def _write(self) -> None:
-        """Drain the outbox in single writes, then end.
+        """Drain the outbox in single writes; then wait for more, or end (see
+        :attr:`end_writer_when_empty`).
 
         A failed write marks the outbox broken, wakes every waiting sender (they raise
         ``BrokenResourceError``) and cancels the connection's scope.
         """
         try:
-            while self._chunks:
-                data, chunks = self._take_batch()
-                await self._send_all(data)
-                self.bytes_sent += len(data)
-                self.writes += 1
-                if self._watched:
-                    self._notify_written(chunks)
-                self._buffered -= len(data)
-                if self._buffered <= self._low and len(self._drained):
-                    self._drained.unpark_all()
+            while True:
+                while self._chunks:
+                    data, chunks = self._take_batch()
+                    await self._send_all(data)
+                    self.bytes_sent += len(data)
+                    self.writes += 1
+                    if self._watched:
+                        self._notify_written(chunks)
+                    self._buffered -= len(data)
+                    if self._buffered <= self._low and len(self._drained):
+                        self._drained.unpark_all()
+                if self._end_writer_when_empty or self._nursery is None:
+                    return
+                await self._writer_wakeup.park()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._broken = exc
             self._chunks.clear()

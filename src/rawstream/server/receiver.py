@@ -139,17 +139,19 @@ class Receiver:
             pass
         finally:
             self._scope = None
+            # (A restart asked for while this task was about to park anyway is not needed.)
+            restart, self._restart = self._restart and not parked, False
             if parked:
-                pass
+                pass  # nothing changed for a consumer: no wake-up
             elif self._handed_off and not self._closed:
                 self._stopped = True  # receive() reads from now on
-            elif self._restart:
-                self._restart = False
+            elif restart:
                 self._start_task()
             else:
                 self._closed = True
                 self._notify_gone(full=False)
-            self._changed.unpark_all()
+            if not parked:
+                self._changed.unpark_all()
 
     def _wake(self) -> None:
         """The watcher saw the parked socket readable (data, EOF or an error)."""
@@ -188,7 +190,9 @@ class Receiver:
         watcher starts one when something does (for long, mostly silent streams)."""
         self._on_gone = on_gone
         self._full_is_gone = full
-        self._park = park and on_gone is not None and self._watcher is not None
+        self._park = (
+            park and on_gone is not None and self._watcher is not None and self._watcher.available
+        )
         if not self._park and self._parked_fd >= 0:
             self._unpark()
             self._start_task()
@@ -213,9 +217,8 @@ class Receiver:
         while not self._buffer and not self._closed:
             if self._stopped:
                 return await self._receive_directly()
-            if self._parked_fd >= 0:  # (a stream ended without stopping its watch)
-                self._unpark()
-                self._start_task()
+            # (Parked, the watcher starts the reading task when bytes arrive: a stream's
+            # handler reading its request body waits here like any other consumer.)
             await self._changed.park()
         data = bytes(self._buffer)
         self._buffer.clear()
