@@ -93,7 +93,8 @@ class Outbox:
         self._nursery: trio.Nursery | None = None
         self._on_broken: trio.CancelScope | None = None
         self._writing = False  # a writer task runs (or has been started)
-        self._writer_wakeup = ParkingLot()  # the writer, waiting for items (unless it ends)
+        # The writer, waiting for items (made when it first waits: a stream's never does).
+        self._writer_wakeup: ParkingLot | None = None
         self._end_writer_when_empty = False
         # Senders waiting for room and flushers waiting for empty (each re-checks on waking).
         self._drained = ParkingLot()
@@ -292,14 +293,16 @@ class Outbox:
         """Write from now on, in tasks of ``nursery`` (the connection's).  A failed write
         cancels ``on_broken`` (the connection's scope)."""
         self._nursery, self._on_broken = nursery, on_broken
-        self._wake_writer()
+        if self._chunks:
+            self._wake_writer()
 
     def detach(self) -> None:
         """The connection is closing: no writer starts any more, and a later put raises
         (called while the connection's nursery still takes tasks, so none can meet it
         closed)."""
         self._nursery = None
-        self._writer_wakeup.unpark_all()
+        if self._writer_wakeup is not None:
+            self._writer_wakeup.unpark_all()
         if self._broken is None:
             self._broken = trio.ClosedResourceError("the connection is closed")
 
@@ -312,12 +315,13 @@ class Outbox:
     @end_writer_when_empty.setter
     def end_writer_when_empty(self, value: bool) -> None:
         self._end_writer_when_empty = value
-        if value:
+        if value and self._writer_wakeup is not None:
             self._writer_wakeup.unpark_all()  # a parked writer ends now
 
     def _wake_writer(self) -> None:
         if self._writing:
-            self._writer_wakeup.unpark_all()
+            if self._writer_wakeup is not None:
+                self._writer_wakeup.unpark_all()
         elif self._nursery is not None:
             self._writing = True
             self._nursery.start_soon(self._write, name="writer")
@@ -343,6 +347,8 @@ class Outbox:
                         self._drained.unpark_all()
                 if self._end_writer_when_empty or self._nursery is None:
                     return
+                if self._writer_wakeup is None:
+                    self._writer_wakeup = ParkingLot()
                 await self._writer_wakeup.park()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._broken = exc
