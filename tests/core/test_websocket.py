@@ -290,8 +290,11 @@ def test_message_over_the_limit_closes_1009(messages: list[we.Event]) -> None:
 def test_ping_is_answered_with_a_pong() -> None:
     """A ping is reported, and its pong is already waiting in data_to_send."""
     client, server, _ = handshake()
+    assert not server.has_data_to_send
     assert send(client, server, we.Ping(b"are you there")) == [Ping(b"are you there")]
+    assert server.has_data_to_send  # (a broadcast frame must not overtake it)
     assert client_events(client, server.data_to_send()) == [we.Pong(b"are you there")]
+    assert not server.has_data_to_send
 
 
 def test_send_ping() -> None:

@@ -22,6 +22,10 @@ class OutputBuffer:
         if data:
             self._pieces.append(data)
 
+    def __bool__(self) -> bool:
+        """Bytes are waiting to be taken."""
+        return bool(self._pieces)
+
     def take(self) -> bytes:
         """Everything written since the last take, as one ``bytes``."""
         pieces = self._pieces

@@ -314,6 +314,11 @@ class WebSocketConnection:
             self._state = WebSocketState.CLOSING
             self.close_code, self.close_reason = code, reason
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Bytes produced (a pong, a close) wait for :meth:`data_to_send`."""
+        return bool(self._out)
+
     def data_to_send(self) -> bytes:
         """The bytes produced since the last call; the caller must write all of them."""
         return self._out.take()

@@ -253,7 +253,14 @@ class WebSocket(SlowConsumerPolicy):
         :func:`~rawstream.core.websocket.encode_message_frame`, once for every recipient.
         Written as is when this WebSocket negotiated no extension; compressed here otherwise.
         """
-        if self._core.sends_plain_frames:
+        core = self._core
+        if (
+            core.sends_plain_frames
+            and not core.has_data_to_send  # (a pong the core made goes first, below)
+            and self._conn.outbox.put_shared(frame)
+        ):
+            return  # the fast path: an open stream with room takes the shared frame itself
+        if core.sends_plain_frames:
             self._queue_nowait(partial(self._prepared, frame))
         else:
             self._queue_nowait(partial(self._frame, message))
