@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 from collections import defaultdict
 from pathlib import Path
 from types import ModuleType
@@ -13,7 +12,7 @@ import pytest
 import trio
 from conftest import require, require_redis_server
 from httpx_sse import ServerSentEvent
-from support.cli import start_cli
+from support.cli import start_cli, stop_process
 from support.redis import redis_server
 from support.sse import collect_events
 
@@ -117,13 +116,7 @@ async def test_workers_sharing_redis_tick_once(tmp_path: Path) -> None:
                 url = f"http://127.0.0.1:{port}/prices?channel=ACME"
                 numbers = seqs(await ticks(client, url, 12))["ACME"]
         finally:
-            process.send_signal(signal.SIGTERM)  # the supervisor stops its workers
-            try:
-                process.wait(timeout=15)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
-                if process.stderr is not None:
-                    process.stderr.close()
+            stop_process(process, timeout=15)  # SIGTERM: the supervisor stops its workers
+            if process.stderr is not None:
+                process.stderr.close()
     assert numbers == list(range(numbers[0], numbers[0] + 12))

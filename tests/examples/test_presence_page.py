@@ -5,14 +5,13 @@ browser download); skipped without them on a laptop, failed under CI=true."""
 from __future__ import annotations
 
 import shutil
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import missing, require
-from support.cli import start_cli
+from support.cli import start_cli, stop_process
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
@@ -24,15 +23,9 @@ def base() -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            if process.stderr is not None:
-                process.stderr.close()
+        stop_process(process, timeout=15)
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 @pytest.fixture
