@@ -32,10 +32,10 @@ from slow_clients import start_server
 
 from rawstream.client import connect_sse
 
-Reader = Callable[[str, int], Awaitable[int]]
+Reader = Callable[[str], Awaitable[int]]
 
 
-async def read_with_rawstream(url: str, count: int) -> int:
+async def read_with_rawstream(url: str) -> int:
     """Read the stream with rawstream.client; return how many events arrived in order."""
     expected = 0
     async with connect_sse(url) as response:
@@ -46,7 +46,7 @@ async def read_with_rawstream(url: str, count: int) -> int:
     return expected
 
 
-async def read_with_httpx_sse(url: str, count: int) -> int:
+async def read_with_httpx_sse(url: str) -> int:
     """Read the stream with httpx + httpx-sse; return how many events arrived in order."""
     expected = 0
     async with (
@@ -71,7 +71,7 @@ async def run(port: int, events: int, size: int, repeats: int) -> None:
     for _ in range(repeats):
         for name, reader in readers.items():  # interleaved, so drift hits both alike
             started, cpu_started = time.perf_counter(), time.process_time()
-            got = await reader(url, events)
+            got = await reader(url)
             elapsed = time.perf_counter() - started
             if got != events:
                 raise SystemExit(f"{name}: {got} of {events} events: a failure, not a speed")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import trio
 import trio.lowlevel
+from procstat import cpu_seconds_of
 
 # Data events only (not the opening id-only event).  Memory ids: EPOCH-SEQ, consecutive;
 # Redis ids: MS-SEQ, increasing.
@@ -149,11 +150,6 @@ async def run(args: argparse.Namespace, port: int) -> dict[str, float]:
     return {"received": received, "errors": errors, "seconds": finished - started}
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=1000)
@@ -184,9 +180,9 @@ def main() -> int:
                 raise SystemExit("the benchmark server did not start")
             time.sleep(0.05)
         port = int(Path(port_file).read_text())
-        server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
+        server_cpu, client_cpu = cpu_seconds_of(server.pid), time.process_time()
         result = trio.run(run, args, port)
-        server_cpu = cpu_seconds(server.pid) - server_cpu
+        server_cpu = cpu_seconds_of(server.pid) - server_cpu
         client_cpu = time.process_time() - client_cpu
     finally:
         server.send_signal(signal.SIGTERM)

@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from procstat import cpu_seconds_of, rss_bytes_of
+
 #: A fan-out payload's sequence number (``SEQ PUBLISHED_US x...``), and its publish time.
 FANOUT_SEQ = re.compile(rb"(\d{8}) \d{16} x")
 FANOUT_TIME = re.compile(rb"\d{8} (\d{16}) x")
@@ -60,21 +62,6 @@ def now_us() -> int:
 
 def expected_seqs(count: int) -> list[bytes]:
     return [b"%08d" % i for i in range(count)]
-
-
-def cpu_seconds_of(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_bytes_of(pid: int) -> int:
-    with open(f"/proc/{pid}/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise BenchError(f"no VmRSS for pid {pid}")
 
 
 def own_cpu_seconds() -> float:
@@ -250,7 +237,7 @@ def take_head(conn: Conn, data: bytes, want: bytes) -> bool:
 def ready_signal(kind: str, body: bytes) -> bool:
     """The server's first event (SSE) or first message (WebSocket) has arrived."""
     if kind == "ws":
-        return b"ready" in body or b"welcome" in body
+        return b"ready" in body
     return b"\n\n" in body or b"\r\n\r\n" in body or b"\r\r" in body
 
 
@@ -301,7 +288,7 @@ class Publisher:
         self.reply: dict[str, Any] | None = None
         self.conn: Conn | None = None
         if kind == "ws":
-            (self.conn,) = open_streams_plain(loop, port, "/ws/publish", deadline)
+            self.conn = open_websocket(loop, port, "/ws/publish", deadline)
 
     def trigger(self, n: int, size: int, burst: int) -> None:
         self.reply = None
@@ -339,8 +326,8 @@ class Publisher:
                 return  # not all there yet
 
 
-def open_streams_plain(loop: Loop, port: int, path: str, deadline: float) -> list[Conn]:
-    """One WebSocket with no ready message to wait for (the publish trigger)."""
+def open_websocket(loop: Loop, port: int, path: str, deadline: float) -> Conn:
+    """One WebSocket with no ready message to wait for (the publisher, an echo client)."""
     conn = Conn(connect(port))
     conn.sock.sendall(ws_request(path, port))
     loop.add(conn)
@@ -351,7 +338,7 @@ def open_streams_plain(loop: Loop, port: int, path: str, deadline: float) -> lis
             c.ready = True
 
     loop.run_until(lambda: conn.ready, deadline, on_event)
-    return [conn]
+    return conn
 
 
 def fanout(port: int, server_pid: int, kind: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -517,7 +504,7 @@ def ws_echo(port: int, server_pid: int, params: dict[str, Any]) -> dict[str, Any
     seconds = float(params.get("seconds", 3))
     loop = Loop()
     deadline = time.monotonic() + float(params.get("setup_timeout", 60))
-    conns = open_streams_plain_many(loop, port, "/ws/echo", clients, deadline)
+    conns = [open_websocket(loop, port, "/ws/echo", deadline) for _ in range(clients)]
     # Payloads numbered 0..9999 (cycled), framed and masked once each, before timing.
     frames = [ws_client_frame((b"%08d " % i).ljust(size, b"x")) for i in range(10000)]
     reply_length = 2 + size if size < 126 else 4 + size
@@ -573,15 +560,6 @@ def ws_echo(port: int, server_pid: int, params: dict[str, Any]) -> dict[str, Any
         "client_cpu": client_cpu,
         "server_cpu": server_cpu,
     }
-
-
-def open_streams_plain_many(
-    loop: Loop, port: int, path: str, count: int, deadline: float
-) -> list[Conn]:
-    conns = []
-    for _ in range(count):
-        conns.extend(open_streams_plain(loop, port, path, deadline))
-    return conns
 
 
 def idle_memory(port: int, server_pid: int, params: dict[str, Any]) -> dict[str, Any]:

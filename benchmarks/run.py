@@ -238,7 +238,7 @@ def marked(runs: list[Run], stack: str, workload: Workload) -> str:
     return ("FAIL " if failed else "") + value + ("*" if elsewhere else "")
 
 
-def fmt(value: float | None, unit: str = "") -> str:
+def fmt(value: float | None) -> str:
     if value is None or value != value:  # None or NaN
         return "-"
     if abs(value) >= 100:
@@ -247,7 +247,7 @@ def fmt(value: float | None, unit: str = "") -> str:
         text = f"{value:.1f}"
     else:
         text = f"{value:.2f}"
-    return text + unit
+    return text
 
 
 def ratio(ours: float | None, theirs: float | None, higher_is_better: bool) -> str:

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import trio
+from procstat import rss_bytes_of
 
 ID = re.compile(rb"\nid: (\d+)\n")
 
@@ -46,14 +47,6 @@ def start_server(log_path: str) -> tuple[subprocess.Popen[str], int]:
         time.sleep(0.05)
     process.kill()
     raise SystemExit("the demo server did not start")
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 async def slow_client(port: int, size: int, opened: list[trio.socket.SocketType]) -> None:
@@ -92,7 +85,7 @@ async def run(seconds: float, slow: int, size: int) -> int:
     result = {"events": 0, "out_of_order": 0}
     held: list[trio.socket.SocketType] = []
     try:
-        rss_start = rss_mib(process.pid)
+        rss_start = rss_bytes_of(process.pid) / 2**20
         start = trio.current_time()
         async with trio.open_nursery() as nursery:
             for _ in range(slow):
@@ -100,7 +93,7 @@ async def run(seconds: float, slow: int, size: int) -> int:
             nursery.start_soon(fast_client, port, size, result)
             for second in range(1, int(seconds) + 1):
                 await trio.sleep_until(start + second)
-                samples.append((second, rss_mib(process.pid)))
+                samples.append((second, rss_bytes_of(process.pid) / 2**20))
             nursery.cancel_scope.cancel()
     finally:
         for sock in held:

@@ -116,6 +116,8 @@ async def ws_fanout(request: web.Request) -> web.WebSocketResponse:
     finally:
         ws_subscribers.discard(queue)
         sender.cancel()
+        with suppress(asyncio.CancelledError):
+            await sender  # (any other error it met is raised here, not lost)
     return ws
 
 

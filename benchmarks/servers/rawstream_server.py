@@ -13,14 +13,10 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import AsyncIterator
 from functools import partial
-from pathlib import Path
 
 import trio
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import trio.lowlevel
 from common import (
     fanout_payload,
@@ -109,4 +105,4 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(partial(main, parse_args(__doc__ or "").port))
+    trio.run(partial(main, parse_args((__doc__ or "").splitlines()[0]).port))
