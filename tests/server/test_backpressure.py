@@ -77,7 +77,7 @@ async def test_outbox_coalesces_queued_writes() -> None:
     sender, receiver = trio.testing.lockstep_stream_pair()
     outbox = Outbox(sender, high_water=1 << 20)
     async with trio.open_nursery() as nursery:
-        outbox.attach(nursery, nursery.cancel_scope)
+        outbox.attach(nursery)
         outbox.put_nowait(b"first;")
         await trio.testing.wait_all_tasks_blocked()  # the writer is now blocked in send_all
         for i in range(5):
@@ -92,7 +92,7 @@ async def test_outbox_wait_writable_blocks_at_its_limit() -> None:
     sender, receiver = trio.testing.lockstep_stream_pair()
     outbox = Outbox(sender, high_water=10, low_water=10)
     async with trio.open_nursery() as nursery:
-        outbox.attach(nursery, nursery.cancel_scope)
+        outbox.attach(nursery)
         outbox.put_nowait(b"0123456789")
         woke = trio.Event()
 

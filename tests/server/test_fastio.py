@@ -111,7 +111,7 @@ async def test_write_through_writes_an_idle_outbox_item_at_once() -> None:
     outbox.put_nowait(b"fanout")  # never written through (a fan-out must not make syscalls)
     assert outbox.buffered == 12
     async with trio.open_nursery() as nursery:
-        outbox.attach(nursery, nursery.cancel_scope)
+        outbox.attach(nursery)
         assert await receive_exactly(client, 12) == b"secondfanout"
         nursery.cancel_scope.cancel()
     await server.aclose()

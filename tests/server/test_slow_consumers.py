@@ -56,7 +56,7 @@ async def test_outbox_hysteresis() -> None:
     sender, receiver = trio.testing.lockstep_stream_pair()
     outbox = Outbox(sender, high_water=100, low_water=40, max_write=30)
     async with trio.open_nursery() as nursery:
-        outbox.attach(nursery, nursery.cancel_scope)
+        outbox.attach(nursery)
         for _ in range(4):
             outbox.put_nowait(b"x" * 30)  # 120 bytes: over high water
         woke = trio.Event()
@@ -314,7 +314,7 @@ async def test_written_notice_fires_when_the_item_is_written_despite_drops() -> 
     sender, receiver = trio.testing.lockstep_stream_pair()
     outbox = Outbox(sender, high_water=1000)
     async with trio.open_nursery() as nursery:
-        outbox.attach(nursery, nursery.cancel_scope)
+        outbox.attach(nursery)
         outbox.put_nowait(b"x" * 50)  # taken by the writer, which now waits for us
         await trio.testing.wait_all_tasks_blocked()
         outbox.put_nowait(b"e" * 100, droppable=True)

@@ -320,13 +320,14 @@ class HTTPConnection:
         """
         if not data:
             return
-        if self._body_chunked and self._h11.our_state is h11.SEND_BODY:
+        if self._body_chunked:  # (only while the body is being sent: see end_response)
             self._out.write(chunk_frame(data))
         elif not self.is_head_request:
             self._send(h11.Data(data=data))
 
     def end_response(self) -> None:
         """End the response body."""
+        self._body_chunked = False  # the body is over: a later piece goes to h11, which refuses
         self._send(h11.EndOfMessage())
 
     def send_error(
@@ -408,4 +409,5 @@ class HTTPConnection:
     def send_failed(self) -> None:
         """Tell h11 a write failed (half a message may be out): nothing more may follow."""
         self._must_close = True
+        self._body_chunked = False
         self._h11.send_failed()

@@ -159,7 +159,7 @@ class Connection:
         """Serve requests until the client leaves, an error ends the connection, or shutdown."""
         try:
             async with trio.open_nursery() as nursery:
-                self.outbox.attach(nursery, nursery.cancel_scope)
+                self.outbox.attach(nursery)
                 self.receiver.start(nursery)
                 try:
                     await self._serve_requests()
@@ -450,22 +450,13 @@ class Connection:
         self.outbox.streaming = True
         self._end_on_shutdown = end_on_shutdown
         failure: HTTPError | None = None
-        # (The body is awaited right here, in the scope or nursery, not through a helper
-        # coroutine: every coroutine between a connection's task and its handler's wait is
-        # memory an idle stream holds.)
+        # (The body is awaited right here, in the scope, not through a helper coroutine:
+        # every coroutine between a connection's task and its handler's wait is memory an
+        # idle stream holds.  ``nullcontext`` costs no frame once entered.)
         try:
-            if with_tasks:
-                async with trio.open_nursery() as nursery:
+            with trio.CancelScope() as self._stream_scope:
+                async with (trio.open_nursery() if with_tasks else nullcontext()) as nursery:
                     self._stream_nursery = nursery
-                    self._stream_scope = nursery.cancel_scope
-                    self._stream_started(end_on_shutdown, watch_disconnect)
-                    try:
-                        await body()
-                        self._end_stream(StreamEnd.DONE)  # (cancels what runs beside it)
-                    except Exception as exc:
-                        failure = self._stream_failed(exc)
-            else:
-                with trio.CancelScope() as self._stream_scope:
                     self._stream_started(end_on_shutdown, watch_disconnect)
                     try:
                         await body()

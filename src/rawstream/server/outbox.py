@@ -91,7 +91,6 @@ class Outbox:
         self._buffered = 0  # pending + the write in flight
         self._broken: BaseException | None = None
         self._nursery: trio.Nursery | None = None
-        self._on_broken: trio.CancelScope | None = None
         self._writing = False  # a writer task runs (or has been started)
         # The writer, waiting for items (made when it first waits: a stream's never does).
         self._writer_wakeup: ParkingLot | None = None
@@ -289,10 +288,10 @@ class Outbox:
                 waiting.append((item, event))
         self._watched = waiting
 
-    def attach(self, nursery: trio.Nursery, on_broken: trio.CancelScope) -> None:
+    def attach(self, nursery: trio.Nursery) -> None:
         """Write from now on, in tasks of ``nursery`` (the connection's).  A failed write
-        cancels ``on_broken`` (the connection's scope)."""
-        self._nursery, self._on_broken = nursery, on_broken
+        cancels the nursery (the whole connection)."""
+        self._nursery = nursery
         if self._chunks:
             self._wake_writer()
 
@@ -359,7 +358,7 @@ class Outbox:
             for _, event in self._watched:
                 event.set()
             self._watched.clear()
-            if self._on_broken is not None:
-                self._on_broken.cancel()
+            if self._nursery is not None:
+                self._nursery.cancel_scope.cancel()
         finally:
             self._writing = False

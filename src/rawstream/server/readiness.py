@@ -32,12 +32,12 @@ class ReadinessWatcher:
     """Calls back once when a registered socket turns readable (see the module doc)."""
 
     def __init__(self) -> None:
-        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._epoll: select.epoll | None = None  # made and closed by run(), its one owner
         self._callbacks: dict[int, Callable[[], None]] = {}
 
     @property
     def available(self) -> bool:
-        """Sockets can be parked here (Linux, and the watcher is not closed)."""
+        """Sockets can be parked here now (Linux, and :meth:`run` is running)."""
         return self._epoll is not None
 
     def __len__(self) -> int:
@@ -59,12 +59,14 @@ class ReadinessWatcher:
             with contextlib.suppress(OSError):  # (already gone with its socket)
                 self._epoll.unregister(fd)
 
-    async def run(self) -> None:
-        """Wait and call back until cancelled; then close (parked sockets must be unwatched
-        by their connections, which end before or with this task)."""
-        epoll = self._epoll
-        if epoll is None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Wait and call back until cancelled, then close; parked sockets are handed back
+        (their connections read for themselves).  Without epoll, return at once."""
+        if not hasattr(select, "epoll"):
+            task_status.started()
             return
+        epoll = self._epoll = select.epoll()
+        task_status.started()
         try:
             while True:
                 await trio.lowlevel.wait_readable(epoll.fileno())

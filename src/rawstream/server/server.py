@@ -237,7 +237,7 @@ class Server:
         scheme = "https" if self.ssl_context else "http"
         log.info("rawstream listening on %s://%s:%d", scheme, host or "0.0.0.0", self.port)
         async with trio.open_nursery() as connections:
-            connections.start_soon(self.readiness.run)  # (cancelled once the drain is done)
+            await connections.start(self.readiness.run)  # (cancelled once the drain is done)
             try:
                 async with trio.open_nursery() as acceptors:
                     acceptors.start_soon(self.keepalive.run)

@@ -132,7 +132,7 @@ class SSEStream(SlowConsumerPolicy):
             return  # the fast path: an open, uncompressed, chunked stream with room
         self._raise_if_ended()
         self._queue_nowait(partial(self._frame_shared, data, chunk))
-        self._plain_chunks = self._gzip is None and self.opened and self._conn.http.body_is_chunked
+        self._plain_chunks = self.opened and self._chunk_is_shareable()
 
     def _queue_nowait(self, frame: Callable[[], bytes]) -> None:
         """The head first if not yet out, then the event, under the slow-consumer policy."""
@@ -140,10 +140,12 @@ class SSEStream(SlowConsumerPolicy):
             self._conn.outbox.put_nowait(self._frame_head())
         self._conn.send_stream_item_nowait(frame, self.slow_consumer, self._gap)
 
+    def _chunk_is_shareable(self) -> bool:
+        """A broadcast's shared chunk is exactly this stream's framing of the event."""
+        return self._gzip is None and self._conn.http.body_is_chunked
+
     def _frame_shared(self, data: bytes, chunk: bytes) -> bytes:
-        if self._gzip is None and self._conn.http.body_is_chunked:
-            return chunk
-        return self._frame(data)
+        return chunk if self._chunk_is_shareable() else self._frame(data)
 
     async def send_comment(self, text: str = "") -> None:
         """Send a comment line (clients ignore it; proxies see traffic)."""

@@ -254,13 +254,11 @@ class WebSocket(SlowConsumerPolicy):
         Written as is when this WebSocket negotiated no extension; compressed here otherwise.
         """
         core = self._core
-        if (
-            core.sends_plain_frames
-            and not core.has_data_to_send  # (a pong the core made goes first, below)
-            and self._conn.outbox.put_shared(frame)
-        ):
-            return  # the fast path: an open stream with room takes the shared frame itself
         if core.sends_plain_frames:
+            # The fast path: an open stream with room takes the shared frame itself (unless
+            # a pong the core made must go first: the general path flushes it).
+            if not core.has_data_to_send and self._conn.outbox.put_shared(frame):
+                return
             self._queue_nowait(partial(self._prepared, frame))
         else:
             self._queue_nowait(partial(self._frame, message))
