@@ -9,7 +9,7 @@
 from .broker import Broker, BrokerUnavailable, Health, Subscription
 from .memory import Hub
 from .message import HistoryLimits, Message, Reset
-from .open import BROKER_ENV, broker_url, is_in_memory, open_broker
+from .open import BROKER_ENV, is_in_memory, open_broker
 from .rooms import Member, Rooms
 from .sse import channel_names, sse_channels, stream_subscription
 
@@ -25,7 +25,6 @@ __all__ = [
     "Reset",
     "Rooms",
     "Subscription",
-    "broker_url",
     "channel_names",
     "is_in_memory",
     "open_broker",

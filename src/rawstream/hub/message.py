@@ -46,15 +46,14 @@ def check_channel(name: str) -> str:
     return name
 
 
-def check_event_type(event: str | None) -> str | None:
-    """Return ``event`` if it can be an SSE event type (None: a plain message).
+def check_event_type(event: str | None) -> None:
+    """Check that ``event`` can be an SSE event type (None: a plain message).
 
     Raises:
         InvalidEventError: (a ``ValueError``) it holds CR, LF or NUL.
     """
     if event is not None:
         Event(event=event)
-    return event
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,13 @@ from .broker import Broker
 from .memory import Hub
 from .message import HistoryLimits
 
-__all__ = ["BROKER_ENV", "broker_url", "is_in_memory", "open_broker"]
+__all__ = ["BROKER_ENV", "is_in_memory", "open_broker"]
 
 #: The environment variable ``rawstream ... --broker URL`` sets for the app (and its workers).
 BROKER_ENV = "RAWSTREAM_BROKER"
 
 
-def broker_url(url: str | None = None) -> str:
+def _broker_url(url: str | None = None) -> str:
     """The broker URL in effect: ``url``, else ``$RAWSTREAM_BROKER``, else ``memory://``."""
     return url or os.environ.get(BROKER_ENV) or "memory://"
 
@@ -22,7 +22,7 @@ def broker_url(url: str | None = None) -> str:
 def is_in_memory(url: str | None = None) -> bool:
     """Whether :func:`open_broker` would give an in-memory hub for ``url`` (its channels
     then live inside each process, and workers do not share them)."""
-    return _scheme(broker_url(url)) == "memory"
+    return _scheme(_broker_url(url)) == "memory"
 
 
 def _scheme(url: str) -> str:
@@ -39,7 +39,7 @@ def open_broker(url: str | None = None, history: HistoryLimits | None = None) ->
         ValueError: an unsupported URL scheme.
         SystemExit: ``redis://`` without the ``rawstream[redis]`` extra installed.
     """
-    url = broker_url(url)
+    url = _broker_url(url)
     scheme = _scheme(url)
     if scheme == "memory":
         return Hub(history)

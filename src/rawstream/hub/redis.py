@@ -67,6 +67,7 @@ import random
 import re
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -74,6 +75,7 @@ import anyio
 import coredis
 import trio
 from coredis.exceptions import RedisError, ResponseError
+from coredis.patterns.pipeline import Pipeline
 from coredis.response.types import StreamEntry
 from coredis.retry import NoRetryPolicy
 from coredis.tokens import PureToken
@@ -234,22 +236,32 @@ class RedisHub(Broker):
         if event is not None:
             fields[b"event"] = event.encode("utf-8", "surrogatepass")
         try:
-            entry_id = await redis.xadd(
-                key,
-                fields,
-                trim_strategy=PureToken.MAXLEN,
-                trim_operator=PureToken.APPROXIMATELY,
-                threshold=self.history.max_messages,
-            )
-            if self.history.max_age is not None:
+            if self.history.max_age is None:
+                entry_id = await self._xadd(redis, key, fields)
+            else:  # (one round trip for both: this is every publish's path)
                 oldest_ms = int((time.time() - self.history.max_age) * 1000)
-                await redis.xtrim(
-                    key, PureToken.MINID, oldest_ms, trim_operator=PureToken.APPROXIMATELY
-                )
+                async with redis.pipeline(transaction=False) as pipe:
+                    added = self._xadd(pipe, key, fields)
+                    pipe.xtrim(
+                        key, PureToken.MINID, oldest_ms, trim_operator=PureToken.APPROXIMATELY
+                    )
+                entry_id = await added
         except _REDIS_ERRORS as exc:
             raise BrokerUnavailable(f"could not publish to {channel!r}: {_describe(exc)}") from exc
         assert entry_id is not None  # XADD without NOMKSTREAM always adds
         return _text(entry_id)
+
+    def _xadd(
+        self, client: coredis.Redis[bytes] | Pipeline[bytes], key: str, fields: dict[bytes, bytes]
+    ) -> Awaitable[bytes | None]:
+        """XADD, trimmed to ``max_messages`` (approximately: Redis trims whole nodes)."""
+        return client.xadd(
+            key,
+            fields,
+            trim_strategy=PureToken.MAXLEN,
+            trim_operator=PureToken.APPROXIMATELY,
+            threshold=self.history.max_messages,
+        )
 
     async def count_member(self, channel: str, delta: int) -> int:
         """Add ``delta`` to this instance's member count of ``channel``; return the count
@@ -330,7 +342,7 @@ class RedisHub(Broker):
                     failure = BrokerUnavailable(
                         f"cannot reach Redis at {_redact(self.url)}: {_describe(exc)}"
                     )
-                    self._health = Health("degraded", f"redis unreachable: {_describe(exc)}")
+                    self._health = _unreachable(exc)
                 else:
                     self._set_connected()
                     task_status.started()
@@ -558,7 +570,7 @@ class RedisHub(Broker):
         """Redis is gone: degraded, and every subscription ends (clients reconnect and
         resume from their last id once it is back)."""
         self._connected = False
-        self._health = Health("degraded", f"redis unreachable: {_describe(error)}")
+        self._health = _unreachable(error)
         log.warning("lost Redis at %s: %s", _redact(self.url), _describe(error))
         self._fail_subscriptions(f"lost the connection to Redis ({_describe(error)})")
 
@@ -580,7 +592,7 @@ class RedisHub(Broker):
                 await redis.ping()
                 await self._beat(redis, restate_members=True)
             except _REDIS_ERRORS as exc:
-                self._health = Health("degraded", f"redis unreachable: {_describe(exc)}")
+                self._health = _unreachable(exc)
                 delay = min(delay * 2, _BACKOFF_MAX)
                 continue
             log.info("Redis at %s is back", _redact(self.url))
@@ -711,6 +723,11 @@ def _text(value: str | bytes) -> str:
 
 def _bytes(value: str | bytes) -> bytes:
     return value.encode() if isinstance(value, str) else value
+
+
+def _unreachable(error: BaseException) -> Health:
+    """The health of a hub that cannot reach Redis (publishes then fail at once with it)."""
+    return Health("degraded", f"redis unreachable: {_describe(error)}")
 
 
 def _describe(error: BaseException) -> str:

@@ -110,8 +110,7 @@ class Relay:
         if api_key and api_key.strip():
             value = _check_header("the upstream API key", f"Bearer {api_key.strip()}")
             self._auth.append(("authorization", value))
-        self._headers = [
-            ("accept", "text/event-stream"),
+        self._headers = [  # (connect_sse adds accept: text/event-stream itself)
             ("content-type", "application/json"),
             *self._auth,
         ]
