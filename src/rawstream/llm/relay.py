@@ -4,16 +4,16 @@ Theory of operation.  The relay always asks its upstream for a stream
 (``POST {base}/chat/completions`` with ``stream: true``, through
 :func:`rawstream.client.connect_sse`), whatever its own client asked for:
 
-* the answer is a :class:`~rawstream.response.Response` whose body (:class:`_UpstreamBody`)
-  owns the upstream generator; the server streams it with backpressure and, when the
+* the answer is a :class:`~rawstream.response.Response` whose body is the upstream generator
+  (:func:`_open_upstream`); the server streams it with backpressure and, when the
   downstream client goes away, cancels it and closes it with ``aclose()``.  The generator is
   suspended inside ``async with connect_sse(...)``, so closing it leaves that block, which
   closes the upstream TCP connection: the upstream server sees its client go and stops
-  generating.  The body's ``aclose()`` closes the upstream generator even when iteration never
-  started (the client left before the head was sent): a plain wrapper generator would not, as
-  closing an unstarted generator runs none of its code.  No task, timer or flag is involved.
+  generating.  The generator has already started (see below), so ``aclose()`` does this even
+  when the server never iterated the body (the client left before the head was sent).  No
+  task, timer or flag is involved.
 * before answering, the handler advances that generator once, to the point where the upstream
-  has sent a ``2xx`` ``text/event-stream`` head (:func:`_open_upstream` yields ``None`` there).
+  has sent a ``2xx`` ``text/event-stream`` head (:func:`_open_upstream` yields ``b""`` there).
   Until then nothing is committed, so an upstream error (``SSEResponseError``: 4xx/5xx, or
   not an event stream) passes through with its own status and body, and an unreachable
   upstream gets a 502 with an OpenAI-style body.
@@ -45,6 +45,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from urllib.parse import urlsplit
 
 import h11
@@ -66,7 +67,8 @@ log = logging.getLogger("rawstream.llm")
 #: Upstream response headers passed through with an error answer.
 _PASSED_HEADERS = ("content-type", "retry-after")
 
-Events = AsyncGenerator[ServerSentEvent | None, None]
+Events = AsyncIterator[ServerSentEvent]
+Produce = Callable[[Events], AsyncGenerator[bytes, None]]
 
 
 class Relay:
@@ -125,26 +127,25 @@ class Relay:
         body = dict(chat.body, stream=True)
         if not chat.stream:  # the aggregate's usage comes from the usage chunk
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        events = _open_upstream(
+        limit = self.max_completion_bytes
+        answer = _open_upstream(
             self.base_url + "/chat/completions",
+            _forward if chat.stream else lambda events: _aggregate(events, limit),
             headers=self._headers,
             body=dumps(body).encode(),
             connect_timeout=self.head_timeout,
             max_event_bytes=self.max_event_bytes,
         )
         try:
-            await events.__anext__()  # returns once the upstream has answered 2xx
+            await answer.__anext__()  # returns once the upstream has answered 2xx
         except SSEResponseError as exc:
             return _pass_through(exc.status, exc.headers, exc.body)
         except SSEClientError as exc:
             raise _upstream_failed(exc) from exc
-        # From here on the body owns `events`: the server closes it however the answer ends.
+        # From here on the body owns `answer`: the server closes it however the answer ends.
         if chat.stream:
-            return sse_response(_UpstreamBody(events, _forward))
-        limit = self.max_completion_bytes
-        return Response(
-            _UpstreamBody(events, lambda e: _aggregate(e, limit)), content_type="application/json"
-        )
+            return sse_response(answer)
+        return Response(answer, content_type="application/json")
 
     async def get(self, path: str) -> Response:
         """``GET {base}{path}`` (``/models``), passed through: status, body, content type.
@@ -194,16 +195,18 @@ def _check_header(what: str, value: str) -> str:
 
 async def _open_upstream(
     url: str,
+    produce: Produce,
     *,
     headers: list[tuple[str, str]],
     body: bytes,
     connect_timeout: float,
     max_event_bytes: int,
-) -> Events:
-    """Yield ``None`` once the upstream has answered 2xx with an event stream, then its events.
+) -> AsyncGenerator[bytes, None]:
+    """Yield ``b""`` once the upstream has answered 2xx with an event stream, then what
+    ``produce`` makes of its events (the downstream body).
 
-    Closing this generator (``aclose()``, or cancellation while it waits) leaves
-    ``connect_sse``, which closes the upstream connection.
+    Closing this generator (``aclose()``, or cancellation while it waits) closes
+    ``produce``'s generator and leaves ``connect_sse``, which closes the upstream connection.
 
     Raises:
         SSEClientError: ... and a 204 (no stream at all) from the upstream.
@@ -218,45 +221,16 @@ async def _open_upstream(
     ) as response:
         if response.status == 204:
             raise SSEClientError("the upstream answered 204 No Content, not a stream")
-        yield None
-        async for event in response.events():
-            yield event
-
-
-class _UpstreamBody:
-    """A response body that owns the upstream generator ``events``.
-
-    Iterating it runs ``produce(events)``; :meth:`aclose` closes that generator *and*
-    ``events``, so the upstream connection is released at once even when the server never
-    started the body (its client left before the head went out).  Closing a generator that
-    never started runs none of its code, so the forwarding generator alone could not do this.
-    """
-
-    def __init__(
-        self, events: Events, produce: Callable[[Events], AsyncGenerator[bytes, None]]
-    ) -> None:
-        self._events = events
-        self._chunks = produce(events)
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        return await self._chunks.__anext__()
-
-    async def aclose(self) -> None:
-        """Close the forwarding generator and the upstream generator (its connection)."""
-        try:
-            await self._chunks.aclose()
-        finally:
-            await self._events.aclose()
+        yield b""
+        async with aclosing(produce(response.events())) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
 
 async def _forward(events: Events) -> AsyncGenerator[bytes, None]:
     """The downstream SSE body: every upstream event, re-encoded, up to ``[DONE]``."""
     try:
         async for event in events:
-            assert event is not None  # only the first item, consumed by Relay.answer
             yield _reencode(event)
             if event.data == DONE_DATA:
                 return
@@ -290,7 +264,6 @@ async def _aggregate(events: Events, limit: int) -> AsyncGenerator[bytes, None]:
     size = 0
     try:
         async for event in events:
-            assert event is not None
             if event.data == DONE_DATA:
                 break
             size += len(event.data.encode())  # (the bound is in bytes)
