@@ -1,17 +1,22 @@
-"""Shared fixtures: a real server on 127.0.0.1 with port 0, started in the test's nursery."""
+"""Shared fixtures: a real server on 127.0.0.1 with port 0, started in the test's nursery; a
+fresh copy of an example module; a redis-server of the test's own."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import itertools
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from functools import partial
+from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
 import pytest
 import trio
-from support.redis import REDIS_SERVER
+from support.redis import REDIS_SERVER, RedisServer, redis_server
 
 from rawstream import App, Config, Server, serve
 
@@ -67,3 +72,47 @@ async def start_server(nursery: trio.Nursery) -> AsyncIterator[StartServer]:
         return server
 
     yield start
+
+
+# -- examples ----------------------------------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+_copies = itertools.count()
+
+LoadExample = Callable[[str], ModuleType]
+
+
+@pytest.fixture
+def load_example() -> Iterator[LoadExample]:
+    """``module = load_example("chat_room")``: examples/chat_room.py, freshly imported (its own
+    app, hub and state) as ``rawstream run examples/NAME.py`` loads it, so a test may change
+    its constants (an interval, a row count) or its environment before serving ``module.app``."""
+    loaded: list[str] = []
+
+    def load(name: str) -> ModuleType:
+        module_name = f"example_{name}_{next(_copies)}"
+        spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # (dataclasses look their module up there)
+        loaded.append(module_name)
+        spec.loader.exec_module(module)
+        return module
+
+    yield load
+    for module_name in loaded:
+        sys.modules.pop(module_name, None)
+
+
+# -- Redis -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_server_process(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (persistence off), stopped (by PID) after it; fault
+    tests stop, pause and restart it.  Skipped on a laptop without one (or without the
+    ``coredis`` client), failed under CI=true."""
+    require("coredis", "the Redis hub's client")
+    require_redis_server("the test runs a real one")
+    with redis_server(tmp_path / "redis") as server:
+        yield server

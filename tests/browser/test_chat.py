@@ -60,11 +60,13 @@ def test_two_tabs_chat_with_each_other(
 
 
 def test_chat_comes_back_after_a_restart_with_what_was_said_meanwhile(
-    redis: RedisServer, start_demo: Callable[..., DemoProcess], new_page: Callable[..., Any]
+    redis_server_process: RedisServer,
+    start_demo: Callable[..., DemoProcess],
+    new_page: Callable[..., Any],
 ) -> None:
     """The server restarts (its room in Redis): the tab shows it is reconnecting, rejoins by
     itself with the last id it saw, and shows the message said while it was away, once."""
-    demo = start_demo("--broker", redis.url)
+    demo = start_demo("--broker", redis_server_process.url)
     page = new_page(demo.url)
     join(page, "ann")
     say(page, "before the restart")
@@ -73,7 +75,7 @@ def test_chat_comes_back_after_a_restart_with_what_was_said_meanwhile(
     demo.stop()
     page.wait_for_selector("#chat .badge[data-state='reconnecting']")
     said = json.dumps({"user": "eve", "text": "while you were away"})
-    publish_through_redis(redis.url, "room:lobby", [(said, None)])
+    publish_through_redis(redis_server_process.url, "room:lobby", [(said, None)])
     demo.start()
 
     page.wait_for_selector("#chat .badge[data-state='live']", timeout=20_000)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,15 +37,17 @@ def ask(page: Any, prompt: str) -> None:
     page.click("#llm-send")
 
 
-def sample_answer(page: Any, until: Callable[[], bool], timeout: float = 15.0) -> list[str]:
-    """The answer's text, sampled every 20 ms until ``until()`` (bounded by ``timeout``)."""
-    samples = []
-    deadline = time.monotonic() + timeout
-    while not until():
-        assert time.monotonic() < deadline, "the answer did not finish in time"
-        samples.append(answer_text(page))
-        time.sleep(0.02)
-    return samples
+#: Record every text the pane's last answer shows, as it changes (in ``window.answerTexts``):
+#: a MutationObserver on the conversation, installed before the question is sent, sees the
+#: answer paragraph added and every token appended to it.
+RECORD_ANSWER_TEXTS = """() => {
+  const log = document.getElementById("llm-log");
+  window.answerTexts = [];
+  new MutationObserver(() => {
+    const answers = log.querySelectorAll(".assistant");
+    if (answers.length) window.answerTexts.push(answers[answers.length - 1].textContent);
+  }).observe(log, { childList: true, subtree: true, characterData: true });
+}"""
 
 
 def test_answer_streams_in_token_by_token(
@@ -58,16 +59,16 @@ def test_answer_streams_in_token_by_token(
     expected = full_answer(demo.url, PROMPT)
     page = new_page(demo.url)
     page.wait_for_function("() => document.getElementById('llm-models').options.length > 0")
+    page.evaluate(RECORD_ANSWER_TEXTS)
     ask(page, PROMPT)
     page.wait_for_selector("#llm .badge[data-state='streaming']")
     assert page.is_enabled("#llm-stop") and page.is_disabled("#llm-send")
 
-    samples = sample_answer(
-        page, lambda: page.get_attribute("#llm .badge", "data-state") != "streaming"
-    )
+    page.wait_for_selector("#llm .badge:not([data-state='streaming'])", timeout=15_000)
+    texts = page.evaluate("() => window.answerTexts")
     assert page.get_attribute("#llm .badge", "data-state") == "done"
     assert answer_text(page) == expected
-    partial = sorted({s for s in samples if 0 < len(s) < len(expected)}, key=len)
+    partial = sorted({s for s in texts if 0 < len(s) < len(expected)}, key=len)
     assert len(partial) >= 5, f"the answer did not arrive in steps: {partial}"
     assert all(expected.startswith(s) for s in partial)  # each a prefix: appended in order
     assert page.text_content("#llm-log .user") == PROMPT

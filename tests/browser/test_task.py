@@ -82,12 +82,14 @@ def test_a_restart_ends_the_task_as_lost(
 
 
 def test_a_restart_with_redis_ends_the_task(
-    redis: RedisServer, start_demo: Callable[..., DemoProcess], new_page: Callable[..., Any]
+    redis_server_process: RedisServer,
+    start_demo: Callable[..., DemoProcess],
+    new_page: Callable[..., Any],
 ) -> None:
     """With Redis the page's resume after a restart is no reset (the ids are still known):
     the stopping job publishes ``cancelled`` through the hub (services stop last started
     first, so the hub outlives the jobs), and the pane ends on it, Start enabled."""
-    demo = start_demo("--broker", redis.url)
+    demo = start_demo("--broker", redis_server_process.url)
     page = new_page(demo.url)
     start_long_task(page, 100, 100)
     demo.stop()
@@ -97,12 +99,14 @@ def test_a_restart_with_redis_ends_the_task(
 
 
 def test_a_killed_server_ends_the_task_as_lost_after_a_silence(
-    redis: RedisServer, start_demo: Callable[..., DemoProcess], new_page: Callable[..., Any]
+    redis_server_process: RedisServer,
+    start_demo: Callable[..., DemoProcess],
+    new_page: Callable[..., Any],
 ) -> None:
     """SIGKILL: no ``cancelled`` event, and with Redis no reset either (the ids are still
     known), so the stream just goes quiet.  After three expected gaps plus the retry time
     with no progress the pane gives up: "lost", Start enabled."""
-    demo = start_demo("--broker", redis.url)
+    demo = start_demo("--broker", redis_server_process.url)
     page = new_page(demo.url)
     start_long_task(page, 100, 100)  # an event every 100 ms: lost after 0.3 s + 5 s
     assert demo.process is not None

@@ -52,13 +52,15 @@ def stored_ids(url: str, first: str, last: str) -> list[str]:
 
 
 def test_ticker_resumes_after_a_restart_without_losing_an_event(
-    redis: RedisServer, start_demo: Callable[..., DemoProcess], new_page: Callable[..., Any]
+    redis_server_process: RedisServer,
+    start_demo: Callable[..., DemoProcess],
+    new_page: Callable[..., Any],
 ) -> None:
     """Ticks arrive; the server stops (SIGTERM) and three ticks are published while it is
     down; it starts again on the same port.  The page shows that it reconnected, and the ids
     it received are exactly those in the channel over that time: no loss, no duplicate, in
     order, the three published during the outage included."""
-    demo = start_demo("--broker", redis.url)
+    demo = start_demo("--broker", redis_server_process.url)
     page = new_page(demo.url)
     wait_for_ticks(page, 3)
     assert page.text_content("#ticker-reconnects") == "0"
@@ -66,7 +68,9 @@ def test_ticker_resumes_after_a_restart_without_losing_an_event(
     demo.stop()
     page.wait_for_selector("#ticker .badge[data-state='reconnecting']")
     ticks = [json.dumps({"tick": tick, "time": time.time()}) for tick in (9001, 9002, 9003)]
-    while_down = publish_through_redis(redis.url, "ticker", [(tick, "tick") for tick in ticks])
+    while_down = publish_through_redis(
+        redis_server_process.url, "ticker", [(tick, "tick") for tick in ticks]
+    )
     received_before = len(page_ids(page))
     demo.start()  # same port
 
@@ -77,7 +81,7 @@ def test_ticker_resumes_after_a_restart_without_losing_an_event(
     wait_for_ticks(page, received_before + len(while_down) + 2)
 
     received = page_ids(page)
-    assert received == stored_ids(redis.url, received[0], received[-1])
+    assert received == stored_ids(redis_server_process.url, received[0], received[-1])
     assert len(set(received)) == len(received)
     position = received.index(while_down[0])
     assert received[position : position + 3] == while_down

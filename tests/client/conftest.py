@@ -4,11 +4,13 @@ writes exact bytes (for responses no well-behaved server would send)."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 import trio
+from support.rawserver import StartRawServer, start_raw_server
 
 from rawstream import App, Event, HTTPError, Request, Response, SSEStream
 
@@ -21,7 +23,6 @@ class Seen:
     times: list[float] = field(default_factory=list)
     handler_done: trio.Event = field(default_factory=trio.Event)
     handler_cancelled: bool = False
-    started: trio.Event = field(default_factory=trio.Event)
 
     def record(self, request: Request) -> None:
         self.requests.append(request)
@@ -69,7 +70,6 @@ def client_app(seen: Seen) -> App:
             while True:
                 i += 1
                 await stream.send(Event(str(i), id=str(i)))
-                seen.started.set()
                 await trio.sleep(0.01)
         except trio.Cancelled:
             seen.handler_cancelled = True
@@ -131,56 +131,8 @@ class FixedRandom(random.Random):
         return self.fraction
 
 
-RawHandler = Callable[[trio.SocketStream, bytes], Awaitable[None]]
-StartRawServer = Callable[[RawHandler], Awaitable["RawServer"]]
-
-
-@dataclass
-class RawServer:
-    """A TCP server that hands each connection, with its request head, to a handler."""
-
-    port: int = 0
-    heads: list[bytes] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-async def _read_head(stream: trio.SocketStream) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = await stream.receive_some(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 @pytest.fixture
 async def raw_server(nursery: trio.Nursery) -> AsyncIterator[StartRawServer]:
     """``server = await raw_server(handler)``: ``await handler(stream, request_head)`` for
-    every connection, which is closed when the handler returns."""
-
-    async def start(handler: RawHandler) -> RawServer:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        server = RawServer(port=listeners[0].socket.getsockname()[1])
-
-        async def serve_one(stream: trio.SocketStream) -> None:
-            async with stream:
-                server.times.append(trio.current_time())
-                head = await _read_head(stream)
-                server.heads.append(head)
-                await handler(stream, head)
-
-        nursery.start_soon(trio.serve_listeners, serve_one, listeners)
-        return server
-
-    yield start
-
-
-def response_head(content_type: str = "text/event-stream", status: str = "200 OK") -> bytes:
-    """A response head for a close-delimited body (no length, no chunking)."""
-    head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n"
-    return head.encode()
+    every connection, which is closed when the handler returns (see support.rawserver)."""
+    yield partial(start_raw_server, nursery)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import ssl
-from functools import partial
 
 import h11
 import pytest
@@ -13,6 +12,8 @@ import trio.testing
 from conftest import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.rawhttp import free_port
+from support.rawserver import response_head, start_raw_server
 
 from rawstream.client import (
     ServerSentEvent,
@@ -24,7 +25,7 @@ from rawstream.client import (
 )
 from rawstream.core import EventTooLargeError
 
-from .conftest import Seen, client_app, response_head
+from .conftest import Seen, client_app
 
 
 async def test_events_arrive_with_types_and_ids(base: str, seen: Seen) -> None:
@@ -178,11 +179,8 @@ async def test_https_with_a_test_ca(start_server) -> None:
 
 async def test_connection_refused() -> None:
     """Nobody listening: SSEConnectionError."""
-    with trio.socket.socket() as sock:  # a port that was free a moment ago, now unused
-        await sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     with pytest.raises(SSEConnectionError):
-        async with connect_sse(f"http://127.0.0.1:{port}/"):
+        async with connect_sse(f"http://127.0.0.1:{free_port()}/"):
             pass
 
 
@@ -348,23 +346,16 @@ event_ids = st.text(
 async def test_any_last_event_id_can_be_sent_or_left_out(last_event_id: str) -> None:
     """Whatever the id, the request goes out: Last-Event-ID is the id without surrounding
     spaces and tabs, or, when h11 refuses even that, absent (never a ValueError)."""
-    heads: list[bytes] = []
 
-    async def empty(stream: trio.SocketStream) -> None:
-        async with stream:
-            head = b""
-            while b"\r\n\r\n" not in head and (data := await stream.receive_some(65536)):
-                head += data
-            heads.append(head)
-            await stream.send_all(response_head())
+    async def empty(stream: trio.SocketStream, head: bytes) -> None:
+        await stream.send_all(response_head())
 
     async with trio.open_nursery() as nursery:  # per example: hypothesis runs each one alone
-        listeners = await nursery.start(partial(trio.serve_tcp, empty, 0, host="127.0.0.1"))
-        url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
-        async with connect_sse(url, last_event_id=last_event_id) as response:
+        server = await start_raw_server(nursery, empty)
+        async with connect_sse(server.url + "/", last_event_id=last_event_id) as response:
             assert [event async for event in response.events()] == []
         nursery.cancel_scope.cancel()
-    lines = [line for line in heads[0].split(b"\r\n") if line.startswith(b"last-event-id:")]
+    lines = [line for line in server.heads[0].split(b"\r\n") if line.startswith(b"last-event-id:")]
     trimmed = last_event_id.strip(" \t")
     if lines:
         assert lines == [b"last-event-id: " + trimmed.encode()]

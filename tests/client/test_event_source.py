@@ -14,6 +14,8 @@ import random
 import pytest
 import trio
 import trio.testing
+from support.rawhttp import free_port
+from support.rawserver import RawHandler, RawServer, response_head
 
 from rawstream import App, Config, Server, serve
 from rawstream.client import (
@@ -25,7 +27,7 @@ from rawstream.client import (
 )
 from rawstream.hub import HistoryLimits, Hub, sse_channels
 
-from .conftest import FixedRandom, RawHandler, RawServer, Seen, response_head
+from .conftest import FixedRandom, Seen
 
 
 async def take(source: EventSource, count: int) -> list[ServerSentEvent]:
@@ -150,11 +152,9 @@ async def test_jitter_stays_in_the_window(
 
 async def test_connection_failures_are_retried(autojump_clock: trio.testing.MockClock) -> None:
     """Nobody listening: the client keeps trying, then gives up after max_reconnects."""
-    with trio.socket.socket() as sock:
-        await sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     start = trio.current_time()
-    source = EventSource(f"http://127.0.0.1:{port}/", max_reconnects=3, random=FixedRandom(0.0))
+    url = f"http://127.0.0.1:{free_port()}/"
+    source = EventSource(url, max_reconnects=3, random=FixedRandom(0.0))
     with pytest.raises(SSEConnectionError, match="gave up after 3") as caught:
         async with source:
             await take(source, 1)

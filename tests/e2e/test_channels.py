@@ -8,7 +8,7 @@ import httpx
 import pytest
 import trio
 from httpx_sse import ServerSentEvent, aconnect_sse
-from support.sse import collect_events
+from support.sse import collect_events, publish
 
 from rawstream import demo
 from rawstream.hub import HistoryLimits, Hub
@@ -28,14 +28,6 @@ async def base(start_server, hub: Hub) -> str:
 def data_events(events: list[ServerSentEvent]) -> list[ServerSentEvent]:
     """Events that carry data (httpx-sse also yields the id-only opening event)."""
     return [e for e in events if e.data]
-
-
-async def publish(client: httpx.AsyncClient, base: str, channel: str, text: str) -> str:
-    response = await client.post(f"{base}/publish?channel={channel}", content=text)
-    assert response.status_code == 200, response.text
-    answer = response.json()
-    assert answer["channel"] == channel
-    return str(answer["id"])
 
 
 async def test_publish_then_resume_with_last_event_id_header(base: str) -> None:

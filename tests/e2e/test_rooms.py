@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 import trio
-from trio_websocket import ConnectionRejected, WebSocketConnection, open_websocket_url
+from support.websocket import next_json
+from trio_websocket import ConnectionRejected, open_websocket_url
 from websockets.sync.client import connect
 
 from rawstream import demo
@@ -18,16 +19,6 @@ from rawstream.hub import Hub
 async def base(start_server) -> str:
     server = await start_server(demo.build_demo(Hub()))
     return f"ws://127.0.0.1:{server.port}"
-
-
-async def next_json(ws: WebSocketConnection, **match: Any) -> dict[str, Any]:
-    """The next message whose fields include ``match`` (presence updates are skipped unless
-    asked for)."""
-    with trio.fail_after(5):
-        while True:
-            message = json.loads(await ws.get_message())
-            if all(message.get(key) == value for key, value in match.items()):
-                return message  # type: ignore[no-any-return]
 
 
 def chat(message: dict[str, Any]) -> dict[str, str]:

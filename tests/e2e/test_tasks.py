@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable
 from functools import partial
@@ -140,9 +139,7 @@ async def test_many_steps_publish_only_whole_percent_changes(base: str) -> None:
         task = await start_task(client, base, "steps=1000&interval=1")
         events = await follow(client, base + task["events"])  # after the 0 % event
     progress = [state for state in states(events) if state[0] == "progress"]
-    assert 1 + len(progress) + 1 <= 102  # the 0 % event, these, and done
     percents = [percent for _, _, _, percent in progress]
-    assert all(a < b for a, b in itertools.pairwise(percents))
     assert percents == list(range(1, 101))  # one per percent, each 10 steps on
     assert [done for _, done, _, _ in progress] == list(range(10, 1001, 10))
     assert states(events)[-1] == ("done", 1000, 1000, 100)

@@ -9,10 +9,8 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import require
+from conftest import EXAMPLES, LoadExample, require
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
-
-from .conftest import EXAMPLES, LoadExample
 
 
 @pytest.fixture

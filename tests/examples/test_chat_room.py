@@ -6,25 +6,15 @@ import json
 from typing import Any
 
 import pytest
-import trio
+from conftest import LoadExample
+from support.websocket import next_json
 from trio_websocket import ConnectionRejected, WebSocketConnection, open_websocket_url
-
-from .conftest import LoadExample
 
 
 @pytest.fixture
 async def base(start_server, load_example: LoadExample) -> str:
     server = await start_server(load_example("chat_room").app)
     return f"ws://127.0.0.1:{server.port}/chat"
-
-
-async def next_json(ws: WebSocketConnection, **match: Any) -> dict[str, Any]:
-    """The next message whose fields include ``match`` (others, e.g. presence, skipped)."""
-    with trio.fail_after(5):
-        while True:
-            message: dict[str, Any] = json.loads(await ws.get_message())
-            if all(message.get(key) == value for key, value in match.items()):
-                return message
 
 
 async def next_chat(ws: WebSocketConnection) -> dict[str, Any]:

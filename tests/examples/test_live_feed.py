@@ -10,13 +10,11 @@ from types import ModuleType
 import httpx
 import pytest
 import trio
-from conftest import require, require_redis_server
+from conftest import LoadExample, require, require_redis_server
 from httpx_sse import ServerSentEvent
 from support.cli import start_cli, stop_process
 from support.redis import redis_server
 from support.sse import collect_events
-
-from .conftest import LoadExample
 
 
 @pytest.fixture
@@ -117,6 +115,4 @@ async def test_workers_sharing_redis_tick_once(tmp_path: Path) -> None:
                 numbers = seqs(await ticks(client, url, 12))["ACME"]
         finally:
             stop_process(process, timeout=15)  # SIGTERM: the supervisor stops its workers
-            if process.stderr is not None:
-                process.stderr.close()
     assert numbers == list(range(numbers[0], numbers[0] + 12))

@@ -7,9 +7,8 @@ import json
 import httpx
 import pytest
 import trio
+from conftest import LoadExample
 from httpx_sse import ServerSentEvent, aconnect_sse
-
-from .conftest import LoadExample
 
 
 @pytest.fixture

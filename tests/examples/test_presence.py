@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from types import ModuleType
-from typing import Any
 
 import httpx
 import pytest
 import trio
-from trio_websocket import ConnectionRejected, WebSocketConnection, open_websocket_url
-
-from .conftest import LoadExample
+from conftest import LoadExample
+from support.websocket import next_json
+from trio_websocket import ConnectionRejected, open_websocket_url
 
 
 @pytest.fixture
@@ -25,15 +24,6 @@ async def port(start_server, presence: ModuleType) -> int:
     return int(server.port)
 
 
-async def next_json(ws: WebSocketConnection, type: str) -> dict[str, Any]:
-    """The next message of ``type`` (others skipped)."""
-    with trio.fail_after(5):
-        while True:
-            message: dict[str, Any] = json.loads(await ws.get_message())
-            if message["type"] == type:
-                return message
-
-
 def url(port: int, name: str, room: str = "lobby") -> str:
     return f"ws://127.0.0.1:{port}/presence?room={room}&name={name}"
 
@@ -41,26 +31,26 @@ def url(port: int, name: str, room: str = "lobby") -> str:
 async def test_members_come_and_go_and_the_count_follows(port: int) -> None:
     """Welcome snapshots list who is here; join and leave update the count for the rest."""
     async with open_websocket_url(url(port, "ann")) as ann:
-        welcome = await next_json(ann, "welcome")
+        welcome = await next_json(ann, type="welcome")
         assert welcome["count"] == 1
         assert [m["name"] for m in welcome["members"]] == ["ann"]
         async with open_websocket_url(url(port, "bob")) as bob:
-            bob_welcome = await next_json(bob, "welcome")
+            bob_welcome = await next_json(bob, type="welcome")
             assert bob_welcome["count"] == 2
             assert [m["name"] for m in bob_welcome["members"]] == ["ann", "bob"]
-            joined = await next_json(ann, "join")
+            joined = await next_json(ann, type="join")
             assert (joined["count"], joined["member"]["name"]) == (2, "bob")
             assert joined["member"]["id"] == bob_welcome["you"]
             async with open_websocket_url(url(port, "eve", room="other")) as eve:
-                assert (await next_json(eve, "welcome"))["count"] == 1  # another room
-        left = await next_json(ann, "leave")
+                assert (await next_json(eve, type="welcome"))["count"] == 1  # another room
+        left = await next_json(ann, type="leave")
     assert (left["id"], left["count"]) == (bob_welcome["you"], 1)
 
 
 async def test_a_member_that_drops_is_counted_out(port: int) -> None:
     """A connection that ends without a close handshake still leaves (the finally runs)."""
     async with open_websocket_url(url(port, "ann")) as ann:
-        await next_json(ann, "welcome")
+        await next_json(ann, type="welcome")
         # bob: a handshake over a bare TCP connection, then the connection just closes
         bob = await trio.open_tcp_stream("127.0.0.1", port)
         await bob.send_all(
@@ -68,11 +58,14 @@ async def test_a_member_that_drops_is_counted_out(port: int) -> None:
             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             b"Sec-WebSocket-Version: 13\r\n\r\n"
         )
-        assert (await next_json(ann, "join"))["count"] == 2
+        assert (await next_json(ann, type="join"))["count"] == 2
         await bob.aclose()  # no close frame
-        assert (await next_json(ann, "leave"))["count"] == 1
+        assert (await next_json(ann, type="leave"))["count"] == 1
         async with open_websocket_url(url(port, "cy")) as cy:  # bob is gone from the state too
-            assert [m["name"] for m in (await next_json(cy, "welcome"))["members"]] == ["ann", "cy"]
+            assert [m["name"] for m in (await next_json(cy, type="welcome"))["members"]] == [
+                "ann",
+                "cy",
+            ]
 
 
 async def test_cursor_moves_reach_others_coalesced(port: int, presence: ModuleType) -> None:
@@ -80,19 +73,19 @@ async def test_cursor_moves_reach_others_coalesced(port: int, presence: ModuleTy
     the mover does not get its own cursor back."""
     presence.CURSOR_INTERVAL = 0.2
     async with open_websocket_url(url(port, "ann")) as ann:
-        ann_id = (await next_json(ann, "welcome"))["you"]
+        ann_id = (await next_json(ann, type="welcome"))["you"]
         async with open_websocket_url(url(port, "bob")) as bob:
-            bob_id = (await next_json(bob, "welcome"))["you"]
-            await next_json(ann, "join")
+            bob_id = (await next_json(bob, type="welcome"))["you"]
+            await next_json(ann, type="join")
             for i in range(1, 51):
                 await bob.send_message(json.dumps({"x": i / 50, "y": 0.5}))
-            cursors = [await next_json(ann, "cursor")]
+            cursors = [await next_json(ann, type="cursor")]
             while cursors[-1]["x"] != 1.0:
-                cursors.append(await next_json(ann, "cursor"))
+                cursors.append(await next_json(ann, type="cursor"))
             # bob's own cursor never came back to him: his next message is ann's.
             await ann.send_message(json.dumps({"x": 0.25, "y": 0.75}))
             own = {"type": "cursor", "id": ann_id, "x": 0.25, "y": 0.75}
-            assert await next_json(bob, "cursor") == own
+            assert await next_json(bob, type="cursor") == own
     assert len(cursors) < 50
     assert cursors[-1] == {"type": "cursor", "id": bob_id, "x": 1.0, "y": 0.5}
 
@@ -110,9 +103,9 @@ async def test_cursor_moves_reach_others_coalesced(port: int, presence: ModuleTy
 )
 async def test_a_bad_position_gets_an_error(port: int, bad: str) -> None:
     async with open_websocket_url(url(port, "ann")) as ann:
-        await next_json(ann, "welcome")
+        await next_json(ann, type="welcome")
         await ann.send_message(bad)
-        assert "between 0 and 1" in (await next_json(ann, "error"))["detail"]
+        assert "between 0 and 1" in (await next_json(ann, type="error"))["detail"]
 
 
 async def test_a_bad_name_is_refused_with_400(port: int) -> None:

@@ -9,12 +9,11 @@ from types import ModuleType
 import httpx
 import pytest
 import trio
+from conftest import LoadExample
 from httpx_sse import ServerSentEvent
 from support.sse import collect_events
 
 from rawstream import serve
-
-from .conftest import LoadExample
 
 
 @pytest.fixture

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 
 import httpx
 import pytest
-from support.cli import start_cli, start_server_process
-
-from .conftest import EXAMPLES
+from conftest import EXAMPLES
+from support.cli import start_cli, start_server_process, stop_process
 
 #: A request each example answers at once, and its status (426: a WebSocket route).
 PROBES = {
@@ -46,11 +44,6 @@ def test_the_example_runs_and_stops_cleanly(name: str, how: str) -> None:
         method, path, status = PROBES[name]
         response = httpx.request(method, f"http://127.0.0.1:{port}{path}", content=b"hi")
         assert response.status_code == status, response.text
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+        code = stop_process(process, timeout=15)
+    assert code == 0

@@ -1,27 +1,32 @@
-"""Fixtures for the hub tests: a real redis-server per test (skipped on a laptop without one,
-failed under CI=true, like every missing test dependency)."""
+"""Fixtures and helpers of the hub tests: the URL of a real redis-server of the test's own
+(``redis_server_process``, in tests/conftest.py), and reading a subscription directly."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from conftest import require, require_redis_server
-from support.redis import RedisServer, redis_server
+import trio
+from support.redis import RedisServer
 
-
-@pytest.fixture
-def redis_server_process(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, stopped (by PID) after it; fault tests stop,
-    pause and restart it."""
-    require("coredis", "the Redis hub's client")
-    require_redis_server("the Redis hub tests run a real one")
-    with redis_server(tmp_path / "redis") as server:
-        yield server
+from rawstream.hub import Message, Reset, Subscription
 
 
 @pytest.fixture
 def redis_url(redis_server_process: RedisServer) -> str:
     """The URL of this test's redis-server."""
     return redis_server_process.url
+
+
+async def take(subscription: Subscription, count: int) -> list[Message | Reset]:
+    """The next ``count`` items of ``subscription`` (failing after 5 seconds)."""
+    items: list[Message | Reset] = []
+    with trio.fail_after(5):
+        async for item in subscription:
+            items.append(item)
+            if len(items) == count:
+                break
+    return items
+
+
+def ids(items: list[Message | Reset]) -> list[str]:
+    """The ids of the messages among ``items`` (resets left out)."""
+    return [item.id for item in items if isinstance(item, Message)]

@@ -14,19 +14,7 @@ import trio.lowlevel
 
 from rawstream.hub import HistoryLimits, Hub, Message, Reset, Subscription
 
-
-async def take(subscription: Subscription, count: int) -> list[Message | Reset]:
-    items: list[Message | Reset] = []
-    with trio.fail_after(5):
-        async for item in subscription:
-            items.append(item)
-            if len(items) == count:
-                break
-    return items
-
-
-def ids(items: list[Message | Reset]) -> list[str]:
-    return [item.id for item in items if isinstance(item, Message)]
+from .conftest import ids, take
 
 
 async def test_live_delivery_in_order_with_increasing_ids() -> None:

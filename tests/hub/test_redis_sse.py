@@ -10,6 +10,7 @@ import pytest
 import trio
 from conftest import StartServer
 from httpx_sse import ServerSentEvent, aconnect_sse
+from support.sse import publish
 
 
 @pytest.fixture
@@ -40,13 +41,6 @@ async def opened(events: AsyncIterator[ServerSentEvent]) -> None:
     """The stream's opening event: no data, the subscription's cursor and a retry hint."""
     opening = await anext(events)
     assert (opening.data, opening.retry is not None) == ("", True), opening
-
-
-async def publish(client: httpx.AsyncClient, base: str, channel: str, text: str) -> str:
-    response = await client.post(f"{base}/publish?channel={channel}", content=text)
-    assert response.status_code == 200, response.text
-    message_id: str = response.json()["id"]
-    return message_id
 
 
 async def test_publish_on_one_server_reaches_a_stream_on_the_other(two_servers: list[str]) -> None:

@@ -17,24 +17,20 @@ import pytest
 import trio
 from conftest import require
 from httpx_sse import aconnect_sse
-from support.cli import start_cli
-from support.redis import free_port
+from support.cli import start_cli, stop_process
+from support.rawhttp import free_port
 
 
 @pytest.fixture
 def demo_port(redis_url: str) -> Iterator[int]:
-    """`rawstream demo --workers 2 --broker URL` on a free port; stopped (SIGTERM, then the
-    workers' pids checked) after the test."""
+    """`rawstream demo --workers 2 --broker URL` on a free port; stopped after the test
+    (SIGTERM to the supervisor's PID, which stops its workers; SIGKILL if it has not exited
+    within 20 s)."""
     process, port = start_cli("demo", "--workers", "2", "--broker", redis_url)
     try:
         yield port
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except Exception:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process, timeout=20)
 
 
 @asynccontextmanager

@@ -26,11 +26,6 @@ MESSAGES = [
 EXPECTED = answer([Message(m["role"], m["content"]) for m in MESSAGES])
 
 
-async def in_thread(fn: Callable[[], Any]) -> Any:
-    """Run a blocking ``openai`` call without blocking the server's loop."""
-    return await trio.to_thread.run_sync(fn)
-
-
 async def test_streaming_chunks_add_up_to_the_answer(
     base_url: str, openai_client: Callable[[str], Any]
 ) -> None:
@@ -53,7 +48,7 @@ async def test_streaming_chunks_add_up_to_the_answer(
 async def test_non_streaming_answer(base_url: str, openai_client: Callable[[str], Any]) -> None:
     """stream=False: one chat.completion with the whole message and the usage."""
     client = openai_client(base_url)
-    completion = await in_thread(
+    completion = await trio.to_thread.run_sync(
         lambda: client.chat.completions.create(model=MODEL_ID, messages=MESSAGES)
     )
     assert completion.object == "chat.completion"
@@ -84,7 +79,7 @@ async def test_include_usage_ends_with_a_usage_chunk(
         )
         return list(stream)
 
-    chunks = await in_thread(run)
+    chunks = await trio.to_thread.run_sync(run)
     last = chunks[-1]
     assert last.choices == []
     assert (last.usage.prompt_tokens, last.usage.completion_tokens) == (
@@ -112,7 +107,7 @@ async def test_max_tokens_cuts_with_finish_reason_length(
         text = "".join(c.choices[0].delta.content or "" for c in chunks)
         return text, chunks[-1].choices[0].finish_reason
 
-    text, finish_reason = await in_thread(run)
+    text, finish_reason = await trio.to_thread.run_sync(run)
     assert text == "".join(tokenize(EXPECTED)[:3])
     assert finish_reason == "length"
 
@@ -121,11 +116,12 @@ async def test_models_list_and_retrieve(base_url: str, openai_client: Callable[[
     """/v1/models lists the built-in model; /v1/models/{id} finds it, or 404s."""
     openai = require("openai", "the LLM tests use the official client")
     client = openai_client(base_url)
-    models = await in_thread(lambda: [m.id for m in client.models.list()])
+    models = await trio.to_thread.run_sync(lambda: [m.id for m in client.models.list()])
     assert models == [MODEL_ID]
-    assert (await in_thread(lambda: client.models.retrieve(MODEL_ID))).owned_by == "rawstream"
+    model = await trio.to_thread.run_sync(lambda: client.models.retrieve(MODEL_ID))
+    assert model.owned_by == "rawstream"
     with pytest.raises(openai.NotFoundError):
-        await in_thread(lambda: client.models.retrieve("gpt-nothing"))
+        await trio.to_thread.run_sync(lambda: client.models.retrieve("gpt-nothing"))
 
 
 @pytest.mark.parametrize(
@@ -143,7 +139,9 @@ async def test_bad_requests_raise_bad_request_error(
     openai = require("openai", "the LLM tests use the official client")
     client = openai_client(base_url)
     with pytest.raises(openai.BadRequestError) as caught:
-        await in_thread(lambda: client.chat.completions.create(model=MODEL_ID, messages=messages))
+        await trio.to_thread.run_sync(
+            lambda: client.chat.completions.create(model=MODEL_ID, messages=messages)
+        )
     assert caught.value.status_code == 400
     assert says in caught.value.message
     assert caught.value.body["type"] == "invalid_request_error"
@@ -156,7 +154,9 @@ async def test_an_unknown_model_is_not_found(
     openai = require("openai", "the LLM tests use the official client")
     client = openai_client(base_url)
     with pytest.raises(openai.NotFoundError) as caught:
-        await in_thread(lambda: client.chat.completions.create(model="gpt-4o", messages=MESSAGES))
+        await trio.to_thread.run_sync(
+            lambda: client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        )
     assert caught.value.code == "model_not_found"
 
 

@@ -14,18 +14,15 @@ import pytest
 import trio
 from conftest import StartServer, require
 from httpx_sse import aconnect_sse
+from support.rawhttp import free_port
 
 from rawstream.llm.generator import MODEL_ID, answer, tokenize
 from rawstream.llm.protocol import Message
 
-from .conftest import closed_port, serve_chat, stream_chunks
+from .conftest import serve_chat, stream_chunks
 from .fake_upstream import MODEL, Upstream
 
 MESSAGES = [{"role": "user", "content": "relay me"}]
-
-
-async def in_thread(fn: Callable[[], Any]) -> Any:
-    return await trio.to_thread.run_sync(fn)
 
 
 async def relay_to(start_server: StartServer, upstream: Upstream, **options: Any) -> str:
@@ -62,7 +59,7 @@ async def test_non_streaming_through_the_relay(
 ) -> None:
     """stream=False downstream: the upstream's chunks folded into one completion with usage."""
     client = openai_client(relay_url)
-    completion = await in_thread(
+    completion = await trio.to_thread.run_sync(
         lambda: client.chat.completions.create(model=MODEL_ID, messages=MESSAGES, max_tokens=4)
     )
     expected = tokenize(answer([Message("user", "relay me")]))
@@ -78,7 +75,7 @@ async def test_models_are_the_upstreams(
 ) -> None:
     """/v1/models on the relay answers with the upstream's list."""
     client = openai_client(relay_url)
-    assert await in_thread(lambda: [m.id for m in client.models.list()]) == [MODEL_ID]
+    assert await trio.to_thread.run_sync(lambda: [m.id for m in client.models.list()]) == [MODEL_ID]
 
 
 async def test_upstream_validation_errors_pass_through(
@@ -88,7 +85,7 @@ async def test_upstream_validation_errors_pass_through(
     openai = require("openai", "the LLM tests use the official client")
     client = openai_client(relay_url)
     with pytest.raises(openai.NotFoundError) as caught:
-        await in_thread(
+        await trio.to_thread.run_sync(
             lambda: client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
         )
     assert caught.value.code == "model_not_found"
@@ -129,7 +126,7 @@ async def test_the_request_goes_upstream_as_a_stream_without_the_clients_credent
     upstream = Upstream()
     base = await relay_to(start_server, upstream, api_key="upstream-secret")
     client = openai_client(base)
-    completion = await in_thread(
+    completion = await trio.to_thread.run_sync(
         lambda: client.chat.completions.create(model=MODEL, messages=MESSAGES, temperature=0.5)
     )
     assert completion.choices[0].message.content == "Hello from upstream"
@@ -177,7 +174,9 @@ async def test_upstream_errors_pass_through_with_status_and_body(
     assert response.json()["error"]["message"] == "slow down"
     client = openai_client(base)
     with pytest.raises(openai.RateLimitError, match="slow down"):
-        await in_thread(lambda: client.chat.completions.create(model=MODEL, messages=MESSAGES))
+        await trio.to_thread.run_sync(
+            lambda: client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        )
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -186,10 +185,10 @@ async def test_an_unreachable_upstream_is_a_502(
 ) -> None:
     """Nothing listens upstream: 502 with an OpenAI-style error body."""
     openai = require("openai", "the LLM tests use the official client")
-    base = await serve_chat(start_server, upstream=f"http://127.0.0.1:{closed_port()}/v1")
+    base = await serve_chat(start_server, upstream=f"http://127.0.0.1:{free_port()}/v1")
     client = openai_client(base)
     with pytest.raises(openai.APIStatusError) as caught:
-        await in_thread(
+        await trio.to_thread.run_sync(
             lambda: client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=stream)
         )
     assert caught.value.status_code == 502
@@ -216,7 +215,7 @@ async def test_a_mid_stream_upstream_failure_ends_with_an_error_chunk(
             received.append(piece.choices[0].delta.content or "")
 
     with pytest.raises(openai.APIError, match="the upstream stream failed"):
-        await in_thread(run)
+        await trio.to_thread.run_sync(run)
     assert "".join(received) == "Hello from upstream"
 
 
@@ -268,7 +267,7 @@ async def test_openai_stream_close_cancels_the_upstream_request(
         stream.close()
         return pieces
 
-    assert await in_thread(run) == ["", "Hello"]
+    assert await trio.to_thread.run_sync(run) == ["", "Hello"]
     with trio.fail_after(10):
         await upstream.cancelled.wait()
     assert upstream.finished == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -14,6 +14,8 @@ import trio
 import trio.testing
 from conftest import StartServer, require
 from httpx_sse import aconnect_sse
+from support.rawserver import RawHandler, RawServer, response_head
+from support.rawserver import StartRawServer as StartRaw
 
 from rawstream import App
 from rawstream.client import connect_sse
@@ -22,20 +24,17 @@ from rawstream.llm import relay as relay_module
 from rawstream.llm.generator import MODEL_ID
 from rawstream.llm.protocol import parse_chat_request
 
-from .conftest import RawHandler, RawUpstream, serve_chat, sse_head, wait_for_eof
+from .conftest import serve_chat, wait_for_eof
 from .fake_upstream import chunk
 
 MESSAGES = [{"role": "user", "content": "hi"}]
-StartRaw = Callable[[RawHandler], Awaitable[RawUpstream]]
 
 
 def request(stream: bool) -> dict[str, Any]:
     return {"model": "m", "messages": MESSAGES, "stream": stream}
 
 
-async def relay_in_front_of(
-    start_server: StartServer, upstream: RawUpstream, **options: Any
-) -> str:
+async def relay_in_front_of(start_server: StartServer, upstream: RawServer, **options: Any) -> str:
     """A relay to ``upstream`` (``options`` go to Relay); its /v1 base URL."""
     return await serve_chat(start_server, upstream=Relay(upstream.base, **options))
 
@@ -69,7 +68,7 @@ async def test_a_stream_without_done_ends_with_an_error_chunk(
 ) -> None:
     """The upstream's stream ends cleanly after one token, without [DONE]: the client gets
     the token, then an error chunk, and no [DONE] (it must not look complete)."""
-    upstream = await raw_upstream(answering(sse_head(), chunk({"content": "Hel"})))
+    upstream = await raw_upstream(answering(response_head(), chunk({"content": "Hel"})))
     base = await relay_in_front_of(start_server, upstream)
     datas = await sse_datas(base)
     assert json.loads(datas[0])["choices"][0]["delta"] == {"content": "Hel"}
@@ -83,7 +82,7 @@ async def test_an_aggregate_without_done_is_cut_short(
 ) -> None:
     """stream: false: no [DONE] means no complete answer: the body is cut short (the 200 is
     out), rather than a completion with finish_reason null."""
-    upstream = await raw_upstream(answering(sse_head(), chunk({"content": "Hel"})))
+    upstream = await raw_upstream(answering(response_head(), chunk({"content": "Hel"})))
     base = await relay_in_front_of(start_server, upstream)
     async with httpx.AsyncClient(timeout=None) as client:
         with pytest.raises(httpx.RemoteProtocolError):
@@ -129,7 +128,7 @@ async def test_a_malformed_chunk_cuts_an_aggregate_short_without_a_crash(
     bad: dict[str, Any],
 ) -> None:
     """Chunks of the wrong shape are a broken upstream (cut short), not a server crash."""
-    upstream = await raw_upstream(answering(sse_head(), raw_chunk(bad), b"data: [DONE]\n\n"))
+    upstream = await raw_upstream(answering(response_head(), raw_chunk(bad), b"data: [DONE]\n\n"))
     base = await relay_in_front_of(start_server, upstream)
     async with httpx.AsyncClient(timeout=None) as client:
         with pytest.raises(httpx.RemoteProtocolError):
@@ -142,7 +141,7 @@ async def test_an_aggregate_is_bounded(
 ) -> None:
     """More chunk data than max_completion_bytes: cut short; below it, folded whole."""
     words = [chunk({"content": "x" * 100}) for _ in range(20)]  # 20 chunks, ~4 KiB of data
-    upstream = await raw_upstream(answering(sse_head(), *words, b"data: [DONE]\n\n"))
+    upstream = await raw_upstream(answering(response_head(), *words, b"data: [DONE]\n\n"))
     small = await relay_in_front_of(start_server, upstream, max_completion_bytes=2000)
     large = await relay_in_front_of(start_server, upstream, max_completion_bytes=100_000)
     async with httpx.AsyncClient(timeout=None) as client:
@@ -162,7 +161,7 @@ async def test_an_event_type_with_nul_is_forwarded_as_a_message(
     """`event: a<NUL>b` is legal SSE but cannot be encoded again: the event goes on without
     its type instead of breaking the stream."""
     typed = b"event: a\x00b\n" + chunk({"content": "Hel"})
-    upstream = await raw_upstream(answering(sse_head(), typed, b"data: [DONE]\n\n"))
+    upstream = await raw_upstream(answering(response_head(), typed, b"data: [DONE]\n\n"))
     base = await relay_in_front_of(start_server, upstream)
     async with (
         httpx.AsyncClient(timeout=None) as client,
@@ -314,7 +313,7 @@ async def test_closing_an_unstarted_body_closes_the_upstream(
     saw_eof = trio.Event()
 
     async def head_then_wait(stream_: trio.SocketStream, request: bytes) -> None:
-        await stream_.send_all(sse_head() + chunk({"content": "Hel"}))
+        await stream_.send_all(response_head() + chunk({"content": "Hel"}))
         await wait_for_eof(stream_)
         saw_eof.set()
 
@@ -410,7 +409,7 @@ def test_an_api_key_that_is_no_header_value_is_refused_at_construction(key: str)
 
 async def test_the_api_key_is_stripped(start_server: StartServer, raw_upstream: StartRaw) -> None:
     """A key read from a file or an environment variable often ends with a newline."""
-    upstream = await raw_upstream(answering(sse_head(), b"data: [DONE]\n\n"))
+    upstream = await raw_upstream(answering(response_head(), b"data: [DONE]\n\n"))
     base = await relay_in_front_of(start_server, upstream, api_key="  sk-secret\n")
     await sse_datas(base)
-    assert b"\r\nauthorization: Bearer sk-secret\r\n" in upstream.heads[0] + b"\r\n"
+    assert b"\r\nauthorization: Bearer sk-secret\r\n" in upstream.heads[0]

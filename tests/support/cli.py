@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,13 +51,18 @@ def _drain(stream: IO[str]) -> None:
         pass
 
 
-def stop_process(process: subprocess.Popen[str], timeout: float = 10) -> int:
+def stop_process(process: subprocess.Popen[Any], timeout: float = 10) -> int:
     """Stop a process this test started: SIGTERM to its PID, then SIGKILL if it has not
-    exited within ``timeout`` seconds.  Returns its exit code (the caller asserts on it
-    after its own ``finally``, so a failure there does not hide the test's)."""
+    exited within ``timeout`` seconds; once it has ended, close the pipes this test read
+    (its stderr, and its stdout if that is one).  Returns its exit code (the caller asserts
+    on it after its own ``finally``, so a failure there does not hide the test's)."""
     process.terminate()
     try:
-        return process.wait(timeout)
+        returncode = process.wait(timeout)
     except subprocess.TimeoutExpired:
         process.kill()
-        return process.wait()
+        returncode = process.wait()
+    for pipe in (process.stderr, process.stdout):
+        if pipe is not None:
+            pipe.close()
+    return returncode

@@ -1,8 +1,18 @@
-"""Raw-socket helpers for sending what no well-behaved client would send."""
+"""Raw-socket helpers: sending what no well-behaved client would send, and a free port."""
 
 from __future__ import annotations
 
+import socket
+
 import trio
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (and that nothing listens on: a
+    server to start there, or a connection to be refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def exchange(

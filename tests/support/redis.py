@@ -20,19 +20,15 @@ from pathlib import Path
 
 import trio
 
-__all__ = ["REDIS_SERVER", "RedisServer", "free_port", "redis_server"]
+from support.cli import stop_process
+from support.rawhttp import free_port
+
+__all__ = ["REDIS_SERVER", "RedisServer", "redis_server"]
 
 #: The binary (None when redis-server is not installed).
 REDIS_SERVER = shutil.which("redis-server")
 
 _START_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:
@@ -123,12 +119,7 @@ class RedisServer:
         if self.paused:  # a stopped process handles SIGTERM only once continued
             os.kill(process.pid, signal.SIGCONT)
             self.paused = False
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process, timeout=5)
 
     def pause(self) -> None:
         """SIGSTOP: its connections stay open and nothing answers (a hung server)."""

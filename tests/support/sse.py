@@ -5,6 +5,8 @@ arrived (the id-only event a hub stream opens with does not count) and returns e
 received, the opening one included; ``count=None`` reads to the end of the stream.  A stream
 that ends before ``count`` counted events fails the test, and so does one slower than
 ``timeout`` seconds.
+
+``await publish(client, base, channel, text)`` publishes through the demo's ``/publish``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import httpx
 import trio
 from httpx_sse import ServerSentEvent, aconnect_sse
 
-__all__ = ["collect_events", "has_data"]
+__all__ = ["collect_events", "has_data", "publish"]
 
 
 def has_data(event: ServerSentEvent) -> bool:
@@ -58,3 +60,13 @@ async def collect_events(
                     return events
     assert count is None, f"the stream of {url} ended after {seen} of {count} events"
     return events
+
+
+async def publish(client: httpx.AsyncClient, base: str, channel: str, text: str) -> str:
+    """POST ``text`` to the demo's ``/publish?channel=CHANNEL`` at ``base``; return the new
+    message's id."""
+    response = await client.post(f"{base}/publish?channel={channel}", content=text)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["channel"] == channel
+    return str(answer["id"])
