@@ -15,9 +15,11 @@ from pathlib import Path
 import trio
 
 from .app import App
+from .cors import CORS
 from .hub import BROKER_ENV, BrokerUnavailable, is_in_memory
 from .llm import DEFAULT_TOKEN_RATE, UPSTREAM_API_KEY_ENV
 from .llm.relay import Relay
+from .logs import configure_logging
 from .server import Config, Server, serve
 from .server.workers import READY_MARKER, run_workers
 
@@ -95,10 +97,44 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         help="seconds open streams get to finish on shutdown",
     )
     parser.add_argument(
+        "--max-connections-per-client",
+        type=int,
+        metavar="N",
+        help="open connections one client address may hold; beyond, 429 (default: no cap)",
+    )
+    parser.add_argument(
+        "--ws-max-message-bytes",
+        type=int,
+        default=_DEFAULTS.ws_max_message_bytes,
+        metavar="BYTES",
+        help="largest WebSocket message, decompressed (default %(default)s); close 1009 beyond",
+    )
+    parser.add_argument(
+        "--ws-max-fragments",
+        type=int,
+        default=_DEFAULTS.ws_max_fragments,
+        metavar="N",
+        help="most frames one WebSocket message may arrive in (default %(default)s)",
+    )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let pages from ORIGIN (e.g. https://app.example; '*' for any) open WebSockets "
+        "and read HTTP and SSE responses (CORS); repeatable (default: same origin only)",
+    )
+    parser.add_argument(
         "--no-permessage-deflate", action="store_true", help="refuse WebSocket compression"
     )
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text lines, or one JSON object a line (default text)",
     )
 
 
@@ -210,9 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     relay = _check_demo_options(parser, args) if args.command == "demo" else None
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    configure_logging(args.log_level, args.log_format)
     if args.workers > 1 and not args.supervised:
         return _supervise(args, sys.argv[1:] if argv is None else list(argv))
     if args.broker:  # the app (and every worker) finds it with rawstream.hub.open_broker()
@@ -227,8 +261,14 @@ def main(argv: list[str] | None = None) -> int:
         app = build_demo(hub, upstream=relay, token_rate=args.token_rate)
     else:
         app = load_app(args.app)
+    origins = tuple(args.allow_origin)
     config = Config(
         max_connections=args.max_connections,
+        max_connections_per_client=args.max_connections_per_client,
+        ws_max_message_bytes=args.ws_max_message_bytes,
+        ws_max_fragments=args.ws_max_fragments,
+        ws_allowed_origins=origins,
+        cors=CORS(origins=origins) if origins else None,
         drain_timeout=args.drain_timeout,
         permessage_deflate=not args.no_permessage_deflate,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..cors import CORS
 from ..policy import SlowConsumer
 
 __all__ = ["Config"]
@@ -18,12 +19,23 @@ class Config:
 
     Attributes:
         max_connections: open connections served at once; the next ones get 503.
+        max_connections_per_client: open connections one client address may hold; the next
+            ones get 429 (None: no per-address cap).
         header_timeout: time allowed to receive a whole request head (slowloris guard);
             also the longest pause allowed while a request body streams in.
         keepalive_timeout: how long an idle kept-alive connection waits for its next request.
         max_head_bytes: largest request head (request line and headers); 431 beyond.
+        max_request_line_bytes: longest request line (method, target, version); 414 beyond.
+        max_header_count: most header fields in one request head; 431 beyond.
         max_body_bytes: largest request body; 413 beyond.
-        ws_max_message_bytes: largest WebSocket message after reassembly; close 1009 beyond.
+        ws_max_message_bytes: largest WebSocket message after reassembly (and after
+            decompression, checked as it inflates); close 1009 beyond.
+        ws_max_fragments: most frames one WebSocket message may be cut into; close 1009 beyond.
+        ws_allowed_origins: web origins (``https://example.com``) whose pages may open a
+            WebSocket besides same-origin ones and clients that send no ``Origin``; ``"*"``
+            allows any.  Others get 403.  A route's own list adds to it.
+        cors: cross-origin access to plain HTTP and SSE routes (None: no CORS headers, so
+            browsers keep other origins' pages from reading responses).  A route may set its own.
         ws_queue_bytes: received WebSocket messages waiting for the handler; above it the
             server stops reading from that client.
         close_timeout: how long a closing connection gets: to receive the client's close frame
@@ -51,11 +63,17 @@ class Config:
     """
 
     max_connections: int = 10_000
+    max_connections_per_client: int | None = None
     header_timeout: float = 10.0
     keepalive_timeout: float = 5.0
     max_head_bytes: int = 16 * KiB
+    max_request_line_bytes: int = 8 * KiB
+    max_header_count: int = 100
     max_body_bytes: int = 1 * MiB
     ws_max_message_bytes: int = 1 * MiB
+    ws_max_fragments: int = 1024
+    ws_allowed_origins: tuple[str, ...] = ()
+    cors: CORS | None = None
     ws_queue_bytes: int = 1 * MiB
     close_timeout: float = 5.0
     permessage_deflate: bool = True

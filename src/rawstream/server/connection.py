@@ -232,7 +232,7 @@ class Connection:
                 try:
                     event = self.http.next_event()
                 except RemoteProtocolError as exc:
-                    log.info("conn %d: bad request: %s", self.id, exc)
+                    log.info("bad request: %s", exc)
                     await self.send_error(exc.status_hint, str(exc), exc.headers)
                     return None
                 if isinstance(event, RequestHead):
@@ -243,7 +243,7 @@ class Connection:
                     data = await self.receiver.receive()
                 if timer.cancelled_caught:
                     if self.http.buffered_bytes:  # a head began and did not finish
-                        log.info("conn %d: request head timed out", self.id)
+                        log.info("request head timed out")
                         await self.send_error(408, "request head not received in time")
                     return None
                 if not data:
@@ -301,7 +301,7 @@ class Connection:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.closing = True  # the client is gone
         except Exception:
-            log.exception("conn %d: %s %s failed", self.id, request.method, request.path)
+            log.exception("%s %s failed", request.method, request.path)
             await self.send_error(500, "internal server error")
 
     async def _call_handler(self, route: Route, request: Request) -> Response | None:
@@ -322,7 +322,7 @@ class Connection:
                 return response
             finally:
                 self.receiver.watch(None)
-        log.debug("conn %d: client left during %s", self.id, request.path)
+        log.debug("client left during %s", request.path)
         return None
 
     # -- request bodies ----------------------------------------------------------------------
@@ -473,7 +473,7 @@ class Connection:
             # Outside the (cancelled) stream scope: the answer must still go out.
             await self.send_error(failure.status, failure.message)
         if end is not StreamEnd.DONE:
-            log.debug("conn %d: stream ended: %s", self.id, end.value)
+            log.debug("stream ended: %s", end.value)
         return end
 
     def _stream_started(self, end_on_shutdown: bool, watch_disconnect: bool) -> None:
@@ -493,7 +493,7 @@ class Connection:
         self._end_stream(StreamEnd.FAILED)
         if isinstance(exc, HTTPError):
             return exc
-        log.exception("conn %d: streaming handler failed", self.id, exc_info=exc)
+        log.exception("streaming handler failed", exc_info=exc)
         return HTTPError(500, "internal server error")
 
     def start_stream_task(self, fn: Callable[[], Awaitable[None]]) -> None:
@@ -524,7 +524,7 @@ class Connection:
         if not self.receiver.closed:
             # A client has nothing to send during a stream but a pipelined request or two; a
             # full read buffer is abuse, and would also hide its EOF from us.
-            log.info("conn %d: client filled the read buffer during a stream", self.id)
+            log.info("client filled the read buffer during a stream")
         self.client_gone()
 
     async def finish_stream(
@@ -549,7 +549,7 @@ class Connection:
             self.http.send_body(tail)
             self.http.end_response()
         except LocalProtocolError as exc:  # e.g. fewer bytes than a declared Content-Length
-            log.error("conn %d: cannot end the response: %s", self.id, exc)
+            log.error("cannot end the response: %s", exc)
             self.closing = True
             self.http.send_failed()
         self.outbox.put_nowait(self.http.data_to_send())
@@ -632,10 +632,10 @@ class Connection:
     def _drop_pending(self, gap: Callable[[int], bytes]) -> None:
         dropped = self.outbox.drop_pending(gap)
         if dropped:
-            log.debug("conn %d: slow consumer: dropped %d queued events", self.id, dropped)
+            log.debug("slow consumer: dropped %d queued events", dropped)
 
     def _mark_slow_consumer(self, reason: str) -> None:
-        log.info("conn %d: disconnecting a slow consumer: %s", self.id, reason)
+        log.info("disconnecting a slow consumer: %s", reason)
         self.server.slow_consumers_disconnected += 1
         self._end_stream(StreamEnd.SLOW_CONSUMER)
 

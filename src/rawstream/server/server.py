@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -30,6 +31,7 @@ from typing import Any
 import trio
 
 from ..app import App
+from ..logs import ConnectionInfo, current_connection
 from .config import Config
 from .connection import Connection, ConnectionStatistics
 from .readiness import ReadinessWatcher
@@ -67,6 +69,13 @@ def _peer(stream: trio.abc.Stream) -> tuple[str, int]:
         address = inner.socket.getpeername()
         return str(address[0]), int(address[1])
     return ("unknown", 0)
+
+
+def _listening_socket(listener: trio.abc.Listener[Any]) -> trio.socket.SocketType:
+    if isinstance(listener, trio.SSLListener):
+        listener = listener.transport_listener
+    assert isinstance(listener, trio.SocketListener)
+    return listener.socket
 
 
 def reuse_port_option() -> int:
@@ -228,14 +237,13 @@ class Server:
             if reuse_port
             else await trio.open_tcp_listeners(port, host=host)
         )
-        self.ports = [listener.socket.getsockname()[1] for listener in listeners]  # type: ignore[attr-defined]
+        self.ports = [_listening_socket(listener).getsockname()[1] for listener in listeners]
         if self.ssl_context is not None:
             listeners = [
                 trio.SSLListener(listener, self.ssl_context, https_compatible=True)
                 for listener in listeners
             ]
-        scheme = "https" if self.ssl_context else "http"
-        log.info("rawstream listening on %s://%s:%d", scheme, host or "0.0.0.0", self.port)
+        self._log_start(listeners, host)
         async with trio.open_nursery() as connections:
             await connections.start(self.readiness.run)  # (cancelled once the drain is done)
             try:
@@ -250,6 +258,26 @@ class Server:
                 for listener in listeners:
                     await trio.aclose_forcefully(listener)
             await self._drain(connections)
+
+    def _log_start(self, listeners: list[trio.abc.Listener[Any]], host: str | None) -> None:
+        """One line that says where the server listens and with which settings."""
+        scheme = "https" if self.ssl_context else "http"
+        addresses = [
+            f"{scheme}://{'[' + ip + ']' if ':' in ip else ip}:{port}"
+            for ip, port, *_ in (
+                _listening_socket(listener).getsockname() for listener in listeners
+            )
+        ]
+        settings = {
+            name: getattr(self.config, name) for name in self.config.__dataclass_fields__
+        }
+        log.info(
+            "rawstream listening on %s (pid %d); settings: %s",
+            ", ".join(addresses),
+            os.getpid(),
+            " ".join(f"{name}={value}" for name, value in settings.items()),
+            extra={"addresses": addresses, "settings": settings, "pid": os.getpid()},
+        )
 
     async def _drain(self, connections: trio.Nursery) -> None:
         self.draining = True
@@ -288,21 +316,23 @@ class Server:
             await trio.aclose_forcefully(stream)
             return
         conn = Connection(stream, client, self.app, self.config, self, overloaded=overloaded)
+        # Every log line written by this task and the ones it starts names the connection.
+        current_connection.set(ConnectionInfo(conn.id, f"{client[0]}:{client[1]}"))
         if overloaded:
             self._rejecting += 1
         else:
             self.connections.add(conn)
-        log.debug("conn %d: open from %s:%d", conn.id, *client)
+        log.debug("connection open")
         try:
             await conn.run()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            log.debug("conn %d: client connection lost: %s", conn.id, exc)
+            log.debug("client connection lost: %s", exc)
         except Exception:
-            log.exception("conn %d: connection failed", conn.id)
+            log.exception("connection failed")
         except BaseExceptionGroup as group:  # errors beside a cancellation: log, never swallow
             errors, rest = group.split(Exception)
             if errors is not None:
-                log.error("conn %d: connection failed", conn.id, exc_info=errors)
+                log.error("connection failed", exc_info=errors)
             if rest is not None:
                 raise rest from None
         finally:
@@ -312,7 +342,7 @@ class Server:
                 self.connections.discard(conn)
                 self._closed_totals.add(conn.statistics())
                 self._all_closed.set()
-            log.debug("conn %d: closed", conn.id)
+            log.debug("connection closed")
 
     async def close_on_signals(self, *signals: int) -> None:
         """Shut down gracefully on the first of ``signals`` (SIGINT, SIGTERM by default);

@@ -332,9 +332,7 @@ class WebSocket(SlowConsumerPolicy):
                         self._flush_core()
                         if not event.by_peer:  # the client broke the protocol: drop it
                             log.info(
-                                "conn %d: WebSocket closed %d: %s",
-                                conn.id,
-                                event.code,
+                                "WebSocket closed %d: %s", event.code,
                                 event.reason,
                             )
                             conn.client_gone()
@@ -385,7 +383,7 @@ class WebSocket(SlowConsumerPolicy):
                 if not self._pong.is_set() and not self._queue.full and not self._reader_blocked:
                     reason = f"no pong within {pong_deadline:g} s"
             if reason:
-                log.info("conn %d: %s: closing 1011", conn.id, reason)
+                log.info("%s: closing 1011", reason)
                 self._close_now(1011, "ping timeout")
                 conn.client_gone()
                 return
@@ -408,7 +406,7 @@ async def run_websocket(conn: Connection, request: Request, route: Route) -> Non
     try:
         core.start(request.head)
     except RemoteProtocolError as exc:
-        log.info("conn %d: bad WebSocket handshake: %s", conn.id, exc)
+        log.info("bad WebSocket handshake: %s", exc)
         await conn.send_error(exc.status_hint, str(exc), exc.headers)
         return
     ws = WebSocket(conn, request, core, route, slow_consumer)
@@ -425,7 +423,7 @@ async def run_websocket(conn: Connection, request: Request, route: Route) -> Non
                 await ws.reject(exc.status, exc.message)
             return
         except Exception:
-            log.exception("conn %d: WebSocket handler failed", conn.id)
+            log.exception("WebSocket handler failed")
             if ws.accepted:
                 ws._close_now(1011, "internal error")
             elif not ws.rejected:
