@@ -149,6 +149,104 @@ def test_head_just_under_the_limit_is_accepted() -> None:
     assert isinstance(events[0], RequestHead)
 
 
+def _target_for_line(length: int) -> bytes:
+    """A target making ``GET <target> HTTP/1.1`` exactly ``length`` bytes long."""
+    return b"/" + b"a" * (length - len(b"GET / HTTP/1.1"))
+
+
+def test_request_line_at_the_limit_is_accepted() -> None:
+    """A request line of exactly max_request_line_bytes (CRLF not counted) is parsed."""
+    server = HTTPConnection(max_request_line_bytes=100)
+    target = _target_for_line(100)
+    events = receive(server, Client().request(target=target))
+    assert isinstance(events[0], RequestHead)
+    assert events[0].target == target.decode()
+
+
+def test_request_line_over_the_limit_is_414() -> None:
+    """A request line one byte over max_request_line_bytes is refused with 414, and closes,
+    even though the whole head is well under max_head_bytes."""
+    server = HTTPConnection(max_request_line_bytes=100)
+    error = request_error(server, Client().request(target=_target_for_line(101)))
+    assert error.status_hint == 414
+    assert not server.keep_alive
+    server.send_error(error.status_hint)
+    data = server.data_to_send()
+    assert data.startswith(b"HTTP/1.1 414 URI Too Long\r\n")
+    assert b"connection: close\r\n" in data.lower()
+
+
+def test_request_line_in_pieces_past_the_head_limit_is_414() -> None:
+    """A request line that trickles in past max_head_bytes trips h11's limit (431) while the
+    line is unfinished: that is answered as 414, the line being what is too long."""
+    server = HTTPConnection(max_head_bytes=1024, max_request_line_bytes=512)
+    server.receive_data(b"GET /")
+    assert server.next_event() is NEED_DATA
+    with pytest.raises(RemoteProtocolError) as info:
+        for _ in range(100):
+            server.receive_data(b"a" * 100)
+            assert server.next_event() is NEED_DATA
+    assert info.value.status_hint == 414
+    assert isinstance(info.value.__cause__, h11.RemoteProtocolError)  # found by h11's limit
+
+
+def test_headers_in_pieces_past_the_head_limit_stay_431() -> None:
+    """h11's limit reached after a short request line is still 431 (the headers are big)."""
+    server = HTTPConnection(max_head_bytes=1024, max_request_line_bytes=512)
+    with pytest.raises(RemoteProtocolError) as info:
+        server.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n")
+        for _ in range(100):
+            server.receive_data(b"X-Filler: " + b"x" * 50 + b"\r\n")
+            assert server.next_event() is NEED_DATA
+    assert info.value.status_hint == 431
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (raw("HEAD / HTTP/1.1", "Host: a", "Content-Length: 99999"), 413),
+        (raw("HEAD /" + "a" * 200 + " HTTP/1.1", "Host: a"), 414),
+        (raw("HEAD / HTTP/1.1", "Host: a", *["X: y"] * 10), 431),
+        (raw("HEAD / HTTP/1.1", "Host: a", "Content-Length: 1", "Transfer-Encoding: chunked"), 400),
+    ],
+    ids=["413", "414", "431", "cl-and-te"],
+)
+def test_refused_head_request_gets_a_bodiless_error(request_bytes: bytes, status: int) -> None:
+    """A HEAD request refused by a check on its head still gets its error response, without a
+    body (found by tests/core/test_fuzz.py: h11 knew the method before our checks did, and
+    refused send_error's body as more than the declared length of a HEAD response)."""
+    server = HTTPConnection(max_request_line_bytes=100, max_header_count=10, max_body_bytes=10)
+    error = request_error(server, request_bytes)
+    assert error.status_hint == status
+    server.send_error(error.status_hint)
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method="HEAD", target="/", headers=[("host", "a")]))
+    client.receive_data(server.data_to_send())
+    response = client.next_event()
+    assert isinstance(response, h11.Response)
+    assert response.status_code == status
+    assert isinstance(client.next_event(), h11.EndOfMessage)
+
+
+def test_header_count_at_the_limit_is_accepted() -> None:
+    """max_header_count header fields (Host included) are accepted."""
+    server = HTTPConnection(max_header_count=10)
+    headers = [(b"x-h%d" % i, b"v") for i in range(9)]
+    events = receive(server, Client().request(headers=headers))
+    assert isinstance(events[0], RequestHead)
+    assert len(events[0].headers) == 10
+
+
+def test_header_count_over_the_limit_is_431() -> None:
+    """One header field more than max_header_count is refused with 431 and closes; repeated
+    names count once per field."""
+    server = HTTPConnection(max_header_count=10)
+    error = request_error(server, Client().request(headers=[(b"x-same", b"v")] * 10))
+    assert error.status_hint == 431
+    assert "too many header fields" in str(error)
+    assert not server.keep_alive
+
+
 def test_malformed_request_line_is_400() -> None:
     """A request line that is not METHOD SP target SP version is refused with 400."""
     error = request_error(HTTPConnection(), b"GARBAGE\r\nHost: a\r\n\r\n")
@@ -559,3 +657,22 @@ def test_body_is_chunked_only_when_h11_chunks(
     head = conn.data_to_send()
     assert conn.body_is_chunked is chunked
     assert (b"transfer-encoding: chunked" in head.lower()) is (chunked or b"HEAD" in request_line)
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "query"),
+    [
+        ("http://example.com/events?channel=a", "/events", "channel=a"),
+        ("HTTPS://example.com:8443/a/b", "/a/b", ""),
+        ("http://example.com", "/", ""),
+        ("http://example.com?x=1", "/", "x=1"),
+        ("/plain?x=1", "/plain", "x=1"),
+    ],
+)
+def test_absolute_form_target_is_routed_by_its_path(target: str, path: str, query: str) -> None:
+    """A server must accept the absolute-form target (RFC 9112 section 3.2.2): it routes on
+    the path and query, and keeps the target as sent."""
+    server = HTTPConnection()
+    (head, _) = receive(server, raw(f"GET {target} HTTP/1.1", "Host: example.com"))
+    assert isinstance(head, RequestHead)
+    assert (head.target, head.path, head.query_string) == (target, path, query)

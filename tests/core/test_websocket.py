@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import struct
+import tracemalloc
+import zlib
+from collections.abc import Callable, Iterator
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -539,3 +544,208 @@ def test_pong_is_reported() -> None:
     """A pong from the client is reported as a Pong event (keepalive liveness)."""
     client, server, _ = handshake()
     assert send(client, server, we.Pong(b"alive")) == [Pong(b"alive")]
+
+
+# -- hardening: bounded inflation, fragment count, assembly memory --------------------------------
+
+MiB = 1024 * 1024
+
+
+def client_frame(first_byte: int, payload: bytes) -> bytes:
+    """A client frame of any length, masked with the all-zero key (so the payload is as is)."""
+    size = len(payload)
+    if size < 126:
+        length = bytes([0x80 | size])
+    elif size < 1 << 16:
+        length = b"\xfe" + struct.pack("!H", size)
+    else:
+        length = b"\xff" + struct.pack("!Q", size)
+    return bytes([first_byte]) + length + b"\x00\x00\x00\x00" + payload
+
+
+def deflate(pieces: Iterator[bytes] | list[bytes]) -> bytes:
+    """A permessage-deflate payload: raw deflate, sync-flushed, its 00 00 ff ff tail removed."""
+    compressor = zlib.compressobj(wbits=-15)
+    out = [compressor.compress(piece) for piece in pieces]
+    out.append(compressor.flush(zlib.Z_SYNC_FLUSH))
+    data = b"".join(out)
+    assert data.endswith(b"\x00\x00\xff\xff")
+    return data[:-4]
+
+
+def fragments(payload: bytes, count: int, opcode: int = 0x2, rsv1: bool = True) -> bytes:
+    """``payload`` cut into ``count`` frames of one message (RSV1 on the first if ``rsv1``)."""
+    step = -(-len(payload) // count)
+    pieces = [payload[i * step : (i + 1) * step] for i in range(count)]
+    frames = []
+    for i, piece in enumerate(pieces):
+        first = (opcode | (0x40 if rsv1 else 0)) if i == 0 else 0x00
+        frames.append(client_frame(first | (0x80 if i == count - 1 else 0), piece))
+    return b"".join(frames)
+
+
+@pytest.fixture(scope="module")
+def zip_bomb() -> bytes:
+    """128 MiB of zeros as a permessage-deflate payload: about 127 KiB."""
+    chunk = bytes(MiB)
+    data = deflate(chunk for _ in range(128))
+    assert len(data) < 140 * 1024
+    return data
+
+
+def peak_memory(run: Callable[[], object]) -> tuple[object, int]:
+    """``run()``'s result and the most memory it held at once (tracemalloc), in bytes."""
+    tracemalloc.start()
+    try:
+        result = run()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("cut", ["one-frame", "fragments", "small-reads"])
+def test_deflate_bomb_is_refused_in_bounded_memory(zip_bomb: bytes, cut: str) -> None:
+    """128 MiB of zeros, sent as ~127 KiB of deflate, ends in close 1009 sent by us, and the
+    core never holds more than a small multiple of max_message_bytes (1 MiB): wsproto's own
+    extension would inflate all 128 MiB before the size check."""
+    client, server, _ = handshake()
+    assert server.extensions == ["permessage-deflate"]
+    data = fragments(zip_bomb, 8) if cut == "fragments" else client_frame(0xC2, zip_bomb)
+
+    def run() -> list[object]:
+        if cut == "small-reads":
+            events: list[object] = []
+            for i in range(0, len(data), 4096):
+                server.receive_data(data[i : i + 4096])
+                events += server.events()
+            return events
+        server.receive_data(data)
+        return list(server.events())
+
+    events, peak = peak_memory(run)
+    assert events == [Closed(1009, "message too big", by_peer=False)]
+    assert peak < 4 * MiB, f"{peak / MiB:.1f} MiB held for a 1 MiB limit"
+    assert server.state is WebSocketState.CLOSED
+    assert close_code_sent(server, client) == 1009
+
+
+@pytest.mark.parametrize("frame_count", [1, 5])
+def test_compressed_message_at_the_limit_is_accepted(frame_count: int) -> None:
+    """A compressed message that inflates to exactly max_message_bytes is delivered (whole or
+    in fragments), and the count starts again for the next message."""
+    limit = 64 * 1024
+    _client, server, _ = handshake(max_message_bytes=limit)
+    payload = deflate([bytes(limit)])
+    server.receive_data(fragments(payload, frame_count) * 2)
+    assert server.events() == [Message(bytes(limit)), Message(bytes(limit))]
+
+
+@pytest.mark.parametrize("frame_count", [1, 5])
+def test_compressed_message_one_byte_over_the_limit_is_1009(frame_count: int) -> None:
+    """One byte more than max_message_bytes after inflation is refused with 1009."""
+    limit = 64 * 1024
+    client, server, _ = handshake(max_message_bytes=limit)
+    server.receive_data(fragments(deflate([bytes(limit + 1)]), frame_count))
+    assert server.events() == [Closed(1009, "message too big", by_peer=False)]
+    assert close_code_sent(server, client) == 1009
+
+
+def test_ping_inside_a_fragmented_compressed_message() -> None:
+    """RFC 6455 5.4: a control frame may come between the fragments of a message.  wsproto's
+    own permessage-deflate then forgets that the message is compressed (and fails with 1007)."""
+    client, server, _ = handshake()
+    events = send(
+        client,
+        server,
+        we.TextMessage("hello " * 20, message_finished=False),
+        we.Ping(b"p"),
+        we.TextMessage("world " * 20, message_finished=True),
+        we.TextMessage("next"),
+    )
+    assert events == [Ping(b"p"), Message("hello " * 20 + "world " * 20), Message("next")]
+
+
+def test_message_after_a_final_deflate_block_still_inflates() -> None:
+    """A message ended with a BFINAL block (RFC 7692 7.2.3.3) ends the deflate stream: the
+    next message starts a new one instead of vanishing into zlib's unused_data."""
+    _client, server, _ = handshake()
+    compressor = zlib.compressobj(wbits=-15)
+    final = compressor.compress(b"first") + compressor.flush(zlib.Z_FINISH)
+    server.receive_data(client_frame(0xC1, final) + client_frame(0xC1, deflate([b"second"])))
+    assert server.events() == [Message("first"), Message("second")]
+
+
+@pytest.mark.parametrize("deflated", [False, True])
+def test_message_of_max_fragments_frames_is_accepted(deflated: bool) -> None:
+    """A message cut into exactly max_fragments frames (two of them empty) is delivered."""
+    _client, server, _ = handshake(max_fragments=4)
+    payload = deflate([b"abcdefgh"]) if deflated else b"abcdefgh"
+    half = len(payload) // 2
+    first = 0x41 if deflated else 0x01
+    server.receive_data(
+        client_frame(first, payload[:half])
+        + client_frame(0x00, b"") * 2
+        + client_frame(0x80, payload[half:])
+    )
+    assert server.events() == [Message("abcdefgh")]
+
+
+@pytest.mark.parametrize("deflated", [False, True])
+def test_too_many_fragments_is_1009(deflated: bool) -> None:
+    """One frame more than max_fragments ends the WebSocket with 1009 "too many fragments",
+    even when the frames are empty (they still cost an event each)."""
+    client, server, _ = handshake(max_fragments=4)
+    first = 0x41 if deflated else 0x01
+    frames = client_frame(first, deflate([b"a"]) if deflated else b"a")
+    frames += client_frame(0x00, b"") * 3 + client_frame(0x80, b"")
+    server.receive_data(frames)
+    assert server.events() == [Closed(1009, "too many fragments", by_peer=False)]
+    assert close_code_sent(server, client) == 1009
+
+
+def test_trickled_frame_is_one_fragment_in_bounded_memory() -> None:
+    """A frame fed one byte per read gives wsproto one event per byte: it still counts as one
+    frame, and the message is assembled in O(max_message_bytes) memory (not one object per
+    byte, which would be ~40 bytes each)."""
+    limit = 16 * 1024
+    client, server, _ = handshake(
+        permessage_deflate=False, max_message_bytes=limit, max_fragments=1
+    )
+    data = client.send(we.BytesMessage(b"x" * limit))
+
+    def run() -> list[object]:
+        events: list[object] = []
+        for i in range(len(data)):
+            server.receive_data(data[i : i + 1])
+            events += server.events()
+        return events
+
+    events, peak = peak_memory(run)
+    assert events == [Message(b"x" * limit)]
+    assert peak < 4 * limit, f"{peak} bytes held for a {limit}-byte message"
+
+
+def test_trickled_text_fragments_are_joined() -> None:
+    """Text cut mid-character across frames and reads is joined into the right string."""
+    _client, server, _ = handshake(permessage_deflate=False)
+    text = "h\u00e9llo \U0001f600 w\u00f6rld"
+    encoded = text.encode()
+    frames = fragments(encoded, 6, opcode=0x1, rsv1=False)
+    events: list[object] = []
+    for i in range(0, len(frames), 3):
+        server.receive_data(frames[i : i + 3])
+        events += server.events()
+    assert events == [Message(text)]
+
+
+def test_no_event_after_a_failed_message() -> None:
+    """Frames buffered behind a message the core refused are never reported: Closed is the
+    last event (found by tests/core/test_fuzz.py: wsproto still holds them and went on)."""
+    client, server, _ = handshake(max_message_bytes=10)
+    server.receive_data(
+        client.send(we.BytesMessage(b"x" * 11)) + client.send(we.TextMessage("after"))
+    )
+    assert server.events() == [Closed(1009, "message too big", by_peer=False)]
+    assert server.events() == []
+    server.receive_eof()
+    assert server.events() == []

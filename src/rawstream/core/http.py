@@ -5,9 +5,15 @@ calls in (:meth:`send_response`, :meth:`send_body`, :meth:`end_response`), bytes
 (:meth:`data_to_send`).  h11 parses and frames; this module adds what a server needs on top
 of it and what h11 leaves to its user:
 
-* limits: the bytes of a request head (431, checked on the parsed head too, because h11 only
-  bounds a head that arrives in pieces) and of a body (413, from ``Content-Length`` before any
-  of it is read, and while it streams in);
+* limits on the request head: its bytes (``max_head_bytes``, 431), the length of its request
+  line (``max_request_line_bytes``, 414 URI Too Long) and the number of its header fields
+  (``max_header_count``, 431).  h11 bounds only a head that arrives in pieces
+  (``max_incomplete_event_size``, here ``max_head_bytes``): a whole head that arrives in one
+  read is parsed whatever its size.  So all three are checked on the parsed ``h11.Request``,
+  and when h11's own limit fires while the request line is still unfinished and already too
+  long, its 431 becomes a 414.  Memory stays bounded by ``max_head_bytes`` plus one read;
+* limits on the body (``max_body_bytes``, 413): from ``Content-Length`` before any of it is
+  read, and counted while it streams in (chunked);
 * request smuggling: a request with both ``Content-Length`` and ``Transfer-Encoding`` is refused
   (400) and the connection closed (RFC 9112 section 6.3 allows a server to reject it; h11 would
   keep the connection alive);
@@ -67,6 +73,7 @@ _REASONS: Final = {
     408: b"Request Timeout",
     409: b"Conflict",
     413: b"Content Too Large",
+    414: b"URI Too Long",
     415: b"Unsupported Media Type",
     426: b"Upgrade Required",
     429: b"Too Many Requests",
@@ -152,21 +159,48 @@ def chunk_frame(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
+def _origin_form(target: str) -> str:
+    """The path and query of a request target.  An absolute-form target
+    (``http://host/path?q``, what clients send to proxies) must be accepted by a server too
+    (RFC 9112 section 3.2.2): its scheme and authority are dropped (``Host`` names the host).
+    """
+    scheme, sep, rest = target.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return target
+    slash = rest.find("/")
+    query = rest.find("?")
+    if slash < 0 or 0 <= query < slash:
+        return "/" + rest[query:] if query >= 0 else "/"
+    return rest[slash:]
+
+
 class HTTPConnection:
     """One server-side HTTP/1.1 connection: h11 plus limits, errors and an output buffer.
 
     Args:
         max_head_bytes: largest request head (request line and headers) accepted; 431 beyond.
+        max_request_line_bytes: longest request line (method, target and version, without
+            the CRLF) accepted; 414 beyond.
+        max_header_count: most header fields one request head may carry; 431 beyond.
         max_body_bytes: largest request body accepted; 413 beyond.
     """
 
-    def __init__(self, *, max_head_bytes: int = 16 * 1024, max_body_bytes: int = 1024 * 1024):
+    def __init__(
+        self,
+        *,
+        max_head_bytes: int = 16 * 1024,
+        max_request_line_bytes: int = 8 * 1024,
+        max_header_count: int = 100,
+        max_body_bytes: int = 1024 * 1024,
+    ):
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_bytes)
         self._max_head_bytes = max_head_bytes
+        self._max_request_line_bytes = max_request_line_bytes
+        self._max_header_count = max_header_count
         self._max_body_bytes = max_body_bytes
         self._out = OutputBuffer()
         self._body_received = 0
-        self._head: RequestHead | None = None
+        self._head_request = False  # the current request is a HEAD (as h11 knows it)
         self._response_started = False
         self._body_chunked = False
         self._must_close = False
@@ -198,16 +232,22 @@ class HTTPConnection:
             RemoteProtocolError: the client broke the protocol or a limit; answer with
                 :meth:`send_error` (if :attr:`response_started` is false) and close.
         """
+        reading_head = self._h11.their_state is h11.IDLE
         try:
             event = self._h11.next_event()
         except h11.RemoteProtocolError as exc:
             self._must_close = True
+            if reading_head and exc.error_status_hint == 431 and self._request_line_too_long():
+                # h11's limit on a head that arrives in pieces, reached inside the request line
+                raise RemoteProtocolError("request line too long", status_hint=414) from exc
             raise RemoteProtocolError(str(exc), status_hint=exc.error_status_hint) from exc
         if event is h11.NEED_DATA or event is h11.PAUSED:
             return NEED_DATA
         if isinstance(event, h11.Request):
-            self._head = self._check_head(event)
-            return self._head
+            # Set before the checks: h11 knows the method, and a refused HEAD request's error
+            # response must have no body either (h11 would refuse one as too much data).
+            self._head_request = event.method == b"HEAD"
+            return self._check_head(event)
         if isinstance(event, h11.Data):
             self._body_received += len(event.data)
             if self._body_received > self._max_body_bytes:
@@ -226,7 +266,13 @@ class HTTPConnection:
 
         if not request.http_version.startswith(b"1."):
             raise reject(f"HTTP/{request.http_version.decode()} not supported", 505)
-        head_bytes = len(request.method) + len(request.target) + 12
+        # "METHOD SP target SP HTTP/version": h11's grammar allows single spaces only
+        request_line = len(request.method) + len(request.target) + len(request.http_version) + 7
+        if request_line > self._max_request_line_bytes:
+            raise reject("request line too long", 414)
+        if len(request.headers) > self._max_header_count:
+            raise reject("too many header fields", 431)
+        head_bytes = request_line + 4  # and the CRLF ending the line and the one ending the head
         content_length = transfer_encoding = None
         for name, value in request.headers:
             head_bytes += len(name) + len(value) + 4
@@ -241,7 +287,7 @@ class HTTPConnection:
         if content_length is not None and int(content_length) > self._max_body_bytes:
             raise reject("request body too large", 413)
         target = request.target.decode("ascii", "replace")
-        path, _, query = target.partition("?")
+        path, _, query = _origin_form(target).partition("?")
         return RequestHead(
             method=request.method.decode("ascii", "replace"),
             target=target,
@@ -250,6 +296,13 @@ class HTTPConnection:
             http_version=request.http_version.decode("ascii"),
             headers=tuple((bytes(k), bytes(v)) for k, v in request.headers),
         )
+
+    def _request_line_too_long(self) -> bool:
+        """The buffered bytes start with a request line already longer than the limit."""
+        limit = self._max_request_line_bytes
+        buffered = self._h11.trailing_data[0]
+        # a line of at most `limit` bytes has its LF at index limit + 1 at the latest (CRLF)
+        return len(buffered) > limit + 1 and b"\n" not in buffered[: limit + 2]
 
     @property
     def request_complete(self) -> bool:
@@ -369,7 +422,7 @@ class HTTPConnection:
     @property
     def is_head_request(self) -> bool:
         """The current request is a HEAD: its response carries no body."""
-        return self._head is not None and self._head.method == "HEAD"
+        return self._head_request
 
     # -- connection lifetime -----------------------------------------------------------------
 
@@ -392,7 +445,7 @@ class HTTPConnection:
         if not self.keep_alive:
             raise LocalProtocolError("connection cannot be reused")
         self._h11.start_next_cycle()
-        self._head = None
+        self._head_request = False
         self._body_received = 0
         self._response_started = False
         self._body_chunked = False

@@ -12,11 +12,22 @@ into :meth:`receive_data`: that is the whole handoff from h11 to wsproto.
 After the handshake, wsproto frames and unframes; this module adds:
 
 * message assembly: fragments are joined into one :class:`Message`, up to
-  ``max_message_bytes``; beyond it the core sends close 1009 and reports :class:`Closed`;
+  ``max_message_bytes`` (UTF-8 bytes for text) and ``max_fragments`` frames; beyond either
+  the core sends close 1009 and reports ``Closed(1009, by_peer=False)``.  Frames are counted
+  where wsproto reports one finished (it splits a frame into as many events as the reads that
+  brought it), and the pieces go into one ``bytearray``, so the memory a message takes is
+  O(``max_message_bytes``) however finely the peer cuts it;
+* bounded inflation: wsproto's permessage-deflate inflates a frame whole, with no bound, so a
+  small compressed message (a "zip bomb": 127 KiB of deflate is 128 MiB of zeros) would be
+  in memory before the size check above.  :mod:`rawstream.core.deflate` replaces the
+  extension with a subclass that inflates at most one byte past ``max_message_bytes`` and
+  makes wsproto fail the frame with 1009, which is then sent as our close like any other;
 * protocol replies with no application code: a ping is answered with a pong, a close with a
-  close, and a frame wsproto cannot parse with a close carrying wsproto's code (1002, 1007)
-  before the connection is dropped (wsproto itself would report it and send nothing);
-* permessage-deflate, accepted when the client offers it and ``permessage_deflate`` is on.
+  close, and a frame wsproto cannot parse with a close carrying wsproto's code (1002, 1007,
+  1009) before the connection is dropped (wsproto itself would report it and send nothing);
+* permessage-deflate, accepted when the client offers it and ``permessage_deflate`` is on
+  (negotiated exactly as wsproto does; the subclass also accepts a ping in the middle of a
+  fragmented compressed message, which wsproto's own extension mistakes for a broken one).
 """
 
 from __future__ import annotations
@@ -27,11 +38,12 @@ from enum import Enum
 import h11
 import wsproto
 import wsproto.events as ws
-from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.extensions import Extension
 from wsproto.frame_protocol import FrameProtocol
 from wsproto.utilities import LocalProtocolError as WSLocalProtocolError
 from wsproto.utilities import RemoteProtocolError as WSRemoteProtocolError
 
+from .deflate import BoundedPerMessageDeflate
 from .errors import LocalProtocolError, RemoteProtocolError
 from .http import RequestHead
 from .output import OutputBuffer
@@ -117,7 +129,9 @@ class WebSocketConnection:
     """One server-side WebSocket: handshake, message assembly, automatic replies.
 
     Args:
-        max_message_bytes: largest message accepted after reassembly; close 1009 beyond.
+        max_message_bytes: largest message accepted after reassembly (and after inflation,
+            counted as it inflates); close 1009 beyond.
+        max_fragments: most frames one message may be cut into; close 1009 beyond.
         permessage_deflate: accept the permessage-deflate extension when offered.
         context_takeover: let the compressor refer back to earlier messages (better ratio).
             Without it every message is compressed on its own, so a queued message can be
@@ -128,19 +142,25 @@ class WebSocketConnection:
         self,
         *,
         max_message_bytes: int = 1024 * 1024,
+        max_fragments: int = 1024,
         permessage_deflate: bool = True,
         context_takeover: bool = True,
     ):
         self._ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
         self._max_message_bytes = max_message_bytes
+        self._max_fragments = max_fragments
         self._permessage_deflate = permessage_deflate
         self._context_takeover = context_takeover
         self._out = OutputBuffer()
-        self._fragments: list[str | bytes] = []
-        self._fragment_bytes = 0
+        # The message being assembled: its UTF-8 or binary bytes so far (None until a second
+        # piece arrives), its size and its finished frames.
+        self._pending: bytearray | None = None
+        self._message_bytes = 0
+        self._message_frames = 0
         self._state = WebSocketState.HANDSHAKE
         self._offered_subprotocols: list[str] = []
         self._plain_frames = False
+        self._closed_reported = False  # Closed was returned by events(): nothing may follow
         self.close_code: int | None = None
         self.close_reason: str = ""
 
@@ -187,7 +207,10 @@ class WebSocketConnection:
         extensions: list[Extension] = []
         if self._permessage_deflate:
             extensions.append(
-                PerMessageDeflate(server_no_context_takeover=not self._context_takeover)
+                BoundedPerMessageDeflate(
+                    max_message_bytes=self._max_message_bytes,
+                    server_no_context_takeover=not self._context_takeover,
+                )
             )
         self._send(ws.AcceptConnection(subprotocol=subprotocol, extensions=extensions))
         self._state = WebSocketState.OPEN
@@ -230,13 +253,21 @@ class WebSocketConnection:
             self.close_code, self.close_reason = 1006, ""
 
     def events(self) -> list[WebSocketEvent]:
-        """The events produced by the bytes fed so far (replies are already buffered)."""
+        """The events produced by the bytes fed so far (replies are already buffered).
+
+        :class:`Closed` is the last event ever returned: when the core fails a message (too
+        big, too many fragments), wsproto still holds the frames that came after it and
+        would go on reporting them, so they are dropped here.
+        """
         out: list[WebSocketEvent] = []
+        if self._closed_reported:
+            return out
         for event in self._ws.events():
             if isinstance(event, ws.TextMessage | ws.BytesMessage):
                 message = self._assemble(event)
                 if isinstance(message, Closed):
                     out.append(message)
+                    self._closed_reported = True
                     break
                 if message is not None:
                     out.append(message)
@@ -248,24 +279,44 @@ class WebSocketConnection:
                 out.append(Pong(bytes(event.payload)))
             elif isinstance(event, ws.CloseConnection):
                 out.append(self._on_close(event))
+                self._closed_reported = True
                 break
         return out
 
     def _assemble(self, event: ws.TextMessage | ws.BytesMessage) -> Message | Closed | None:
+        """Add a piece of a message; the whole message once its last piece is in.
+
+        wsproto reports a frame in as many events as the reads that brought its bytes, so a
+        peer sending one byte per TCP segment makes one event per byte: the pieces go into
+        one ``bytearray`` (text as UTF-8, decoded once at the end), never into a list of a
+        million small objects, so a message costs O(``max_message_bytes``) however it is cut.
+        Frames are counted where wsproto says one finished, not per event.
+        """
         data = event.data
-        self._fragment_bytes += payload_size(data)
-        if self._fragment_bytes > self._max_message_bytes:
-            self._fragments.clear()
+        self._message_bytes += payload_size(data)
+        if self._message_bytes > self._max_message_bytes:
             return self._fail(1009, "message too big")
-        self._fragments.append(bytes(data) if isinstance(data, bytearray) else data)
-        if not event.message_finished:
-            return None
-        pieces, self._fragments, self._fragment_bytes = self._fragments, [], 0
-        if len(pieces) == 1:
-            return Message(pieces[0])
-        if isinstance(pieces[0], str):
-            return Message("".join(pieces))  # type: ignore[arg-type]
-        return Message(b"".join(pieces))  # type: ignore[arg-type]
+        if event.frame_finished:
+            self._message_frames += 1
+        if event.message_finished:
+            whole = self._pending
+            if whole is None:  # the whole message came in one event: no copy
+                message = Message(bytes(data) if isinstance(data, bytearray) else data)
+            else:
+                whole += data.encode() if isinstance(data, str) else data
+                message = Message(whole.decode() if isinstance(data, str) else bytes(whole))
+            self._reset_message()
+            return message
+        if self._message_frames >= self._max_fragments:  # and another frame must follow
+            return self._fail(1009, "too many fragments")
+        if self._pending is None:
+            self._pending = bytearray()
+        self._pending += data.encode() if isinstance(data, str) else data
+        return None
+
+    def _reset_message(self) -> None:
+        self._pending = None
+        self._message_bytes = self._message_frames = 0
 
     def _on_close(self, event: ws.CloseConnection) -> Closed:
         if self._ws.state in (
@@ -276,6 +327,8 @@ class WebSocketConnection:
             # state stays as it was (a real close moves OPEN on to REMOTE_CLOSING and
             # LOCAL_CLOSING on to CLOSED): it is ours to send, with wsproto's code, unless
             # our close is already out.
+            if event.code == 1009:  # from BoundedPerMessageDeflate, as wsproto words it
+                return self._fail(1009, "message too big")
             return self._fail(event.code, event.reason or "protocol error")
         if self._state is WebSocketState.OPEN:  # the peer starts the closing handshake
             self._send(event.response())
@@ -285,6 +338,7 @@ class WebSocketConnection:
         return Closed(event.code, self.close_reason, by_peer=True)
 
     def _fail(self, code: int, reason: str) -> Closed:
+        self._reset_message()
         if self._state is WebSocketState.OPEN:
             self._send(ws.CloseConnection(code=code, reason=reason))
         self._state = WebSocketState.CLOSED
