@@ -7,6 +7,7 @@ The sans-IO protocol core lives in :mod:`rawstream.core`; the Trio server in
 from .app import App, Route
 from .core.errors import InvalidEventError
 from .core.sse import Event
+from .cors import CORS
 from .policy import SlowConsumer
 from .request import Headers, HTTPError, QueryParams, Request
 from .response import Response
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "CORS",
     "Config",
     "Event",
     "HTTPError",

@@ -4,6 +4,12 @@ No framework magic: a route is a path, the methods it answers, a kind and a hand
 match exactly, except ``{name}`` segments, which match one path segment and land in
 ``request.path_params``.  The server answers 404 (no route has the path) and 405 (a route has
 the path but not the method, with ``Allow``) itself.
+
+Two settings guard a route against other sites' pages (see :mod:`rawstream.server.origin`):
+WebSocket routes accept a handshake from a page of another origin only when ``origins`` (or
+``Config.ws_allowed_origins``) allows it, and plain HTTP and SSE routes let other origins'
+pages read their responses only when ``cors`` (or ``Config.cors``) says so; the server then
+also answers those routes' CORS preflights (``OPTIONS``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .core.sse import Event
+from .cors import CORS, check_origins
 from .policy import SlowConsumer
 from .request import Request
 from .response import Response
@@ -49,6 +56,8 @@ class Route:
     pattern: re.Pattern[str] | None = field(default=None, compare=False)
     slow_consumer: SlowConsumer | None = None  # None: the server's default
     compress: bool | None = None  # SSE gzip; None: the server's default
+    origins: tuple[str, ...] = ()  # WebSocket: other origins allowed besides the server's
+    cors: CORS | None = None  # HTTP and SSE: None: the server's (Config.cors)
 
     @property
     def is_generator(self) -> bool:
@@ -131,10 +140,28 @@ class App:
         subprotocols: Iterable[str] = (),
         slow_consumer: SlowConsumer | None = None,
         compress: bool | None = None,
+        origins: Iterable[str] = (),
+        cors: CORS | None = None,
     ) -> Route:
-        """Register ``handler`` for ``path`` (GET routes other than WebSocket answer HEAD too)."""
+        """Register ``handler`` for ``path`` (GET routes other than WebSocket answer HEAD too).
+
+        ``origins`` (WebSocket routes only) lists the web origins whose pages may open the
+        WebSocket besides the same origin and those of ``Config.ws_allowed_origins``
+        (``"*"``: any).  ``cors`` (HTTP and SSE routes only) replaces the server's
+        ``Config.cors`` for this route (``CORS()`` turns it off here).
+
+        Raises:
+            ValueError: a bad path, an origin that is not ``scheme://host[:port]`` or
+                ``"*"``, or a setting given to a kind of route it does not apply to.
+            TypeError: ``origins`` is one string rather than a list of them.
+        """
         if not path.startswith("/"):
             raise ValueError(f"route paths start with '/': {path!r}")
+        origin_list = check_origins(origins)
+        if origin_list and kind != "websocket":
+            raise ValueError("origins= is for WebSocket routes; HTTP and SSE routes take cors=")
+        if cors is not None and kind == "websocket":
+            raise ValueError("cors= is for HTTP and SSE routes; WebSocket routes take origins=")
         method_set = {m.upper() for m in methods}
         if "GET" in method_set and kind != "websocket":  # RFC 6455 4.1: the upgrade is a GET
             method_set.add("HEAD")
@@ -147,26 +174,33 @@ class App:
             _compile(path),
             slow_consumer,
             compress,
+            origin_list,
+            cors,
         )
         self.routes.append(route)
         return route
 
-    def route(self, path: str, *, methods: Iterable[str] = ("GET",)) -> Callable[[F], F]:
-        """Decorate ``async def handler(request) -> Response`` for ``path`` and ``methods``."""
+    def route(
+        self, path: str, *, methods: Iterable[str] = ("GET",), cors: CORS | None = None
+    ) -> Callable[[F], F]:
+        """Decorate ``async def handler(request) -> Response`` for ``path`` and ``methods``.
+
+        ``cors`` lets other origins' pages read the responses (default: ``Config.cors``).
+        """
 
         def register(handler: F) -> F:
-            self.add_route(path, handler, methods=methods)
+            self.add_route(path, handler, methods=methods, cors=cors)
             return handler
 
         return register
 
-    def get(self, path: str) -> Callable[[F], F]:
+    def get(self, path: str, *, cors: CORS | None = None) -> Callable[[F], F]:
         """Shorthand for ``route(path, methods=["GET"])``."""
-        return self.route(path, methods=("GET",))
+        return self.route(path, methods=("GET",), cors=cors)
 
-    def post(self, path: str) -> Callable[[F], F]:
+    def post(self, path: str, *, cors: CORS | None = None) -> Callable[[F], F]:
         """Shorthand for ``route(path, methods=["POST"])``."""
-        return self.route(path, methods=("POST",))
+        return self.route(path, methods=("POST",), cors=cors)
 
     def sse(
         self,
@@ -174,6 +208,7 @@ class App:
         *,
         slow_consumer: SlowConsumer | None = None,
         compress: bool | None = None,
+        cors: CORS | None = None,
     ) -> Callable[[F], F]:
         """Decorate an SSE handler for ``GET path``, in either of two forms.
 
@@ -184,12 +219,19 @@ class App:
 
         ``slow_consumer`` chooses what happens when a client cannot keep up (default: the
         server's ``Config.slow_consumer``); ``compress`` gzips the stream for clients that
-        accept it (default: ``Config.sse_gzip``; never under ``DROP_OLDEST``).
+        accept it (default: ``Config.sse_gzip``; never under ``DROP_OLDEST``); ``cors`` lets
+        other origins' pages (``new EventSource(url)``) read the stream (default:
+        ``Config.cors``).
         """
 
         def register(handler: F) -> F:
             self.add_route(
-                path, handler, kind="sse", slow_consumer=slow_consumer, compress=compress
+                path,
+                handler,
+                kind="sse",
+                slow_consumer=slow_consumer,
+                compress=compress,
+                cors=cors,
             )
             return handler
 
@@ -201,6 +243,7 @@ class App:
         *,
         subprotocols: Iterable[str] = (),
         slow_consumer: SlowConsumer | None = None,
+        origins: Iterable[str] = (),
     ) -> Callable[[F], F]:
         """Decorate ``async def handler(ws)`` for WebSocket upgrades of ``GET path``.
 
@@ -208,6 +251,12 @@ class App:
         client also offers is selected when the handshake is accepted.  ``slow_consumer`` is
         the policy for the handler's sends (``DROP_OLDEST`` compresses each message on its
         own, so a dropped one leaves the others decodable).
+
+        A handshake with an ``Origin`` header (a browser's) is refused with 403 before the
+        handler runs unless it comes from the same origin, or from one of ``origins`` or
+        ``Config.ws_allowed_origins`` (``"*"`` in either: any origin).  This stops other
+        sites' pages from opening the WebSocket with the visitor's cookies (cross-site
+        WebSocket hijacking); clients that send no ``Origin`` are let through.
         """
 
         def register(handler: F) -> F:
@@ -217,6 +266,7 @@ class App:
                 kind="websocket",
                 subprotocols=subprotocols,
                 slow_consumer=slow_consumer,
+                origins=origins,
             )
             return handler
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cors import CORS
+from ..cors import CORS, check_origins
 from ..policy import SlowConsumer
 
 __all__ = ["Config"]
@@ -89,3 +89,7 @@ class Config:
     ws_ping_timeout: float = 20.0
     drain_timeout: float = 10.0
     shutdown_retry_ms: tuple[int, int] = (1000, 5000)
+
+    def __post_init__(self) -> None:
+        # A malformed origin would never match: refuse it here rather than let it pass unseen.
+        object.__setattr__(self, "ws_allowed_origins", check_origins(self.ws_allowed_origins))
