@@ -41,6 +41,30 @@ async def test_slow_head_gets_408(
     assert 10 <= trio.current_time() - start < 11
 
 
+async def test_trickled_websocket_upgrade_gets_408(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A WebSocket upgrade head trickled a byte a second (a slow handshake) gets 408 at
+    header_timeout after the accept, however steadily its bytes come; no handshake happens."""
+    client, _ = connect(nursery, make_app(), header_timeout=5)
+    request = websocket_upgrade("/ws")
+    start = trio.current_time()
+
+    async def trickle() -> None:
+        for byte in request:
+            await client.send_all(bytes([byte]))
+            await trio.sleep(1)
+        raise AssertionError("the whole head went out: no timeout")
+
+    async with trio.open_nursery() as sending:
+        sending.start_soon(trickle)
+        response = await read_all(client)
+        sending.cancel_scope.cancel()
+    assert response.startswith(b"HTTP/1.1 408 ")
+    assert b"101 Switching Protocols" not in response
+    assert 5 <= trio.current_time() - start < 6
+
+
 async def test_silent_connection_closed_after_header_timeout(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:

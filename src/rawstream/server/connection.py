@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import aclosing, nullcontext
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote
 
 import trio
@@ -51,6 +51,7 @@ from ..request import HTTPError, Request
 from ..response import Response
 from .config import Config
 from .fastio import paced_checkpoint
+from .origin import answer_preflight, cors_headers, route_cors
 from .outbox import Outbox
 from .receiver import Receiver
 
@@ -77,6 +78,10 @@ class Phase(enum.Enum):
     WEBSOCKET = "websocket"
 
 
+#: What a stream is, for statistics: an SSE stream, a streamed response body, a WebSocket.
+StreamKind = Literal["sse", "stream", "websocket"]
+
+
 class StreamEnd(enum.Enum):
     """How a streaming handler ended."""
 
@@ -98,6 +103,10 @@ class ConnectionStatistics:
     writes: int  # send_all calls: bytes_sent / writes is the coalescing at work
     events_dropped: int  # by the DROP_OLDEST policy
     time_blocked: float  # seconds senders (and a WebSocket's frame reader) waited for room
+    #: The phase, with streams told apart: "idle", "http", "sse", "stream" (a streamed
+    #: body), "websocket" (a handshake being answered counts as one already).
+    kind: str = "idle"
+    events_sent: int = 0  # SSE events and WebSocket messages queued (see Outbox.events_sent)
 
 
 class Connection:
@@ -111,7 +120,7 @@ class Connection:
         config: Config,
         server: Server,
         *,
-        overloaded: bool = False,
+        reject: HTTPError | None = None,
     ) -> None:
         self.id = next(_ids)
         self.stream = stream
@@ -120,7 +129,10 @@ class Connection:
         self.config = config
         self.server = server
         self.http = HTTPConnection(
-            max_head_bytes=config.max_head_bytes, max_body_bytes=config.max_body_bytes
+            max_head_bytes=config.max_head_bytes,
+            max_request_line_bytes=config.max_request_line_bytes,
+            max_header_count=config.max_header_count,
+            max_body_bytes=config.max_body_bytes,
         )
         self.outbox = Outbox(
             stream,
@@ -131,7 +143,9 @@ class Connection:
         self.receiver = Receiver(stream, limit=config.read_buffer_bytes, watcher=server.readiness)
         self.phase = Phase.IDLE
         self.closing = False
-        self._overloaded = overloaded
+        #: Refused by the server's limits (503 at max_connections, 429 at the per-address
+        #: cap): the first request is read far enough to answer this, with Retry-After.
+        self._reject = reject
         self._idle_scope: trio.CancelScope | None = None
         self._stream_nursery: trio.Nursery | None = None
         self._stream_scope: trio.CancelScope | None = None
@@ -139,10 +153,14 @@ class Connection:
         self._stream_end: StreamEnd | None = None
         self._on_shutdown: Callable[[], None] | None = None
         self._end_on_shutdown = False
+        self._stream_kind: StreamKind = "stream"
+        #: CORS headers for the current request's answers (see :mod:`.origin`), or none.
+        self.cors_headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def statistics(self) -> ConnectionStatistics:
         """What this connection is doing and has moved so far."""
         out = self.outbox.statistics()
+        kind = self._stream_kind if self.phase is Phase.STREAM else self.phase.value
         return ConnectionStatistics(
             phase=self.phase,
             bytes_buffered=out.bytes_buffered,
@@ -151,6 +169,8 @@ class Connection:
             writes=out.writes,
             events_dropped=out.items_dropped,
             time_blocked=out.time_blocked,
+            kind=kind,
+            events_sent=out.events_sent,
         )
 
     # -- the connection's task tree ----------------------------------------------------------
@@ -259,16 +279,35 @@ class Connection:
 
     async def _dispatch(self, head: RequestHead) -> None:
         self.phase = Phase.HTTP
-        if self._overloaded:
-            await self.send_error(503, "server at its connection limit", ((b"retry-after", b"1"),))
+        if self._reject is not None:
+            retry_after = ((b"retry-after", b"1"),)
+            await self.send_error(self._reject.status, self._reject.message, retry_after)
             return
-        match = self.app.match(head.method, unquote(head.path))
+        path = unquote(head.path)
+        preflight = answer_preflight(self.app, self.config, head, path)
+        if preflight is not None:  # a CORS preflight for a route that has CORS
+            if preflight.reason:
+                log.info("CORS preflight refused: %s", preflight.reason)
+            answer = (preflight.status, preflight.reason, preflight.headers)
+            await self.send_error(*answer, close=False)
+            await self._finish_request_body()
+            return
+        match = self.app.match(head.method, path)
         if match.route is None:
             extra = ((b"allow", ", ".join(match.allowed).encode()),) if match.allowed else ()
             await self.send_error(match.status, "", extra, close=False)
         else:
-            request = Request(head, self.client, self.read_body, match.path_params)
-            await self._run_route(match.route, request)
+            request = Request(
+                head, self.client, self.read_body, match.path_params, server=self.server
+            )
+            # On the route's every answer: its response, an SSE head, an error it raises.
+            self.cors_headers = cors_headers(
+                route_cors(match.route, self.config), head.header(b"origin")
+            )
+            try:
+                await self._run_route(match.route, request)
+            finally:
+                self.cors_headers = ()
         await self._finish_request_body()
 
     async def _run_route(self, route: Route, request: Request) -> None:
@@ -358,6 +397,8 @@ class Connection:
     async def send_response(self, response: Response) -> None:
         """Send ``response``; a streamed body runs until done, the client leaves, or shutdown."""
         headers = response.encoded_headers()
+        if self.cors_headers and not any(k == b"access-control-allow-origin" for k, _ in headers):
+            headers.extend(self.cors_headers)  # (unless the handler chose its own)
         body = response.body
         if isinstance(body, bytes):
             if response.status >= 200 and response.status not in (204, 304):
@@ -400,7 +441,12 @@ class Connection:
         *,
         close: bool = True,
     ) -> None:
-        """Answer with an error status; unless ``close`` is false the connection then ends."""
+        """Answer with an error status; unless ``close`` is false the connection then ends.
+
+        A route's CORS headers are added, so a page allowed to read its responses can read
+        its errors too.
+        """
+        headers = (*headers, *self.cors_headers)
         self.closing = self.closing or close
         self._linger_on_close = self._linger_on_close or close  # the client may still be sending
 
@@ -436,6 +482,7 @@ class Connection:
         watch_disconnect: bool,
         end_on_shutdown: bool = False,
         with_tasks: bool = False,
+        kind: StreamKind = "stream",
     ) -> StreamEnd:
         """Run a streaming handler in a scope the client's departure cancels.
 
@@ -443,9 +490,10 @@ class Connection:
         it too; other streams are responses in progress, left to finish until the drain
         deadline.  ``with_tasks`` runs it in a nursery, so :meth:`start_stream_task` can add
         siblings (a WebSocket's frame reader); without, a cancel scope is all it needs (an
-        idle SSE stream is cheaper for it).
+        idle SSE stream is cheaper for it).  ``kind`` names the stream in statistics.
         """
         self.phase = Phase.STREAM
+        self._stream_kind = kind
         self._stream_end = None
         self.outbox.streaming = True
         self._end_on_shutdown = end_on_shutdown
@@ -513,6 +561,13 @@ class Connection:
     def stream_end(self) -> StreamEnd | None:
         """Why the current stream ended (None while it runs)."""
         return self._stream_end
+
+    def end_after_refusal(self) -> None:
+        """The client broke the protocol and has been told (a close frame is queued): end
+        the stream, then close with a brief lingering close, so the bytes it still sends do
+        not make the kernel reset the connection and discard our answer unread."""
+        self._linger_on_close = True
+        self.client_gone()
 
     def client_gone(self) -> None:
         """The client closed or reset the connection: cancel its handler now."""

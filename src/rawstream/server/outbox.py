@@ -27,6 +27,12 @@ is therefore ``high_water`` plus at most one item per concurrent sender.
 Items queued as *droppable* (self-contained events: one SSE chunk, one uncompressed or
 context-free WebSocket frame) may be removed again before they are written, by
 :meth:`Outbox.drop_pending`: that is the ``drop_oldest`` slow-consumer policy.
+
+Counters (for :meth:`Outbox.statistics` and ``/metrics``) are plain integers added to once per
+write or once per event, never a lock or an allocation: :attr:`Outbox.events_sent` counts the
+events (SSE events, WebSocket messages) queued here, by :meth:`Outbox.put_shared` itself and by
+the SSE and WebSocket layers for their other sends (heads, chunks of plain bodies, pongs and
+close frames are bytes, not events).
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ class OutboxStatistics:
     writes: int
     items_dropped: int
     time_blocked: float
+    events_sent: int
 
 
 class Outbox:
@@ -105,6 +112,9 @@ class Outbox:
         self.writes = 0
         self.items_dropped = 0
         self.time_blocked = 0.0
+        #: Events queued (SSE events, WebSocket messages; see the module doc): those later
+        #: dropped by ``drop_oldest`` stay counted here, and are counted in ``items_dropped``.
+        self.events_sent = 0
         #: ``trio.current_time()`` when the latest batch started to queue (keepalives use it
         #: to see idleness; read once a batch, not once an item).
         self.last_put = trio.current_time()
@@ -130,9 +140,15 @@ class Outbox:
         return self._broken is not None
 
     def statistics(self) -> OutboxStatistics:
-        """Bytes buffered and sent, writes made, items dropped, time senders spent blocked."""
+        """Bytes buffered and sent, writes made, items dropped, time senders spent blocked,
+        events queued."""
         return OutboxStatistics(
-            self._buffered, self.bytes_sent, self.writes, self.items_dropped, self.time_blocked
+            self._buffered,
+            self.bytes_sent,
+            self.writes,
+            self.items_dropped,
+            self.time_blocked,
+            self.events_sent,
         )
 
     def _raise_if_broken(self) -> None:
@@ -214,9 +230,10 @@ class Outbox:
     def put_shared(self, data: bytes) -> bool:
         """The fan-out fast path: queue ``data`` (non-empty, droppable) if a stream is running
         and the outbox has room; False if not (the caller takes the general path, which
-        applies the slow-consumer policy or raises)."""
+        applies the slow-consumer policy or raises).  Counts the event (:attr:`events_sent`)."""
         if self._buffered >= self._high or not self.streaming or self._broken is not None:
             return False
+        self.events_sent += 1
         self._chunks.append(data)
         self._drops.append(_EVENT)
         self._pending += len(data)

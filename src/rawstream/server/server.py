@@ -3,9 +3,11 @@
 :meth:`Server.serve` binds its listeners and reports them through ``task_status.started``
 (so ``port=0`` works in tests), then accepts until :meth:`Server.shutdown`.  Every connection
 runs in the server's connection nursery.  Beyond ``max_connections`` a connection is still
-read far enough to answer ``503`` with ``Retry-After`` (a bounded number of those at once;
-past that, new sockets are closed at once).  trio's ``SocketStream`` sets ``TCP_NODELAY`` on
-every accepted TCP socket, so small events are not held back by Nagle's algorithm.
+read far enough to answer ``503`` with ``Retry-After``; so is one from a client address that
+already holds ``max_connections_per_client`` open connections, answered ``429``.  At most
+``max_connections`` such refusals run at once; past that, new sockets are closed at once.
+trio's ``SocketStream`` sets ``TCP_NODELAY`` on every accepted TCP socket, so small events are
+not held back by Nagle's algorithm.
 
 Graceful shutdown: stop accepting and close the listeners; ask every connection to end as its
 phase allows (idle ones close, SSE streams end with a jittered ``retry:``, WebSockets get close
@@ -18,6 +20,7 @@ several processes can listen on one port and the kernel spreads new connections 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import logging
@@ -25,13 +28,14 @@ import os
 import signal
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
 from ..app import App
 from ..logs import ConnectionInfo, current_connection
+from ..request import HTTPError
 from .config import Config
 from .connection import Connection, ConnectionStatistics
 from .readiness import ReadinessWatcher
@@ -48,7 +52,8 @@ LISTEN_BACKLOG = 0xFFFF
 
 @dataclass(frozen=True, slots=True)
 class ServerStatistics:
-    """The server's connections and traffic: open ones by phase, totals since start."""
+    """The server's connections and traffic: open ones by phase (and by kind, which tells
+    SSE streams, streamed bodies and WebSockets apart), totals since start."""
 
     connections: int
     connections_by_phase: dict[str, int]
@@ -58,6 +63,12 @@ class ServerStatistics:
     events_dropped: int
     slow_consumers_disconnected: int
     time_blocked: float
+    connections_by_kind: dict[str, int] = field(default_factory=dict)
+    bytes_buffered_max: int = 0  # queued for the one connection with the most, right now
+    events_sent: int = 0  # SSE events and WebSocket messages queued for clients
+    writes: int = 0  # socket writes: bytes_sent / writes is the coalescing at work
+    connections_accepted: int = 0  # refused ones included
+    connections_rejected: dict[str, int] = field(default_factory=dict)  # by reason
 
 
 _ACCEPT_BACKOFF_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
@@ -134,12 +145,16 @@ class _Totals:
     bytes_received: int = 0
     events_dropped: int = 0
     time_blocked: float = 0.0
+    events_sent: int = 0
+    writes: int = 0
 
     def add(self, stats: ConnectionStatistics) -> None:
         self.bytes_sent += stats.bytes_sent
         self.bytes_received += stats.bytes_received
         self.events_dropped += stats.events_dropped
         self.time_blocked += stats.time_blocked
+        self.events_sent += stats.events_sent
+        self.writes += stats.writes
 
 
 class Server:
@@ -160,7 +175,21 @@ class Server:
         self.connections: set[Connection] = set()
         self.draining = False
         self.ports: list[int] = []
+        #: Refused connections being answered (503 or 429) right now; at most max_connections.
         self._rejecting = 0
+        #: Connections admitted (served, not refused) and still open: the max_connections
+        #: count, kept by the accept loop itself so a burst of accepts cannot overshoot it.
+        self._admitted = 0
+        #: Admitted open connections by client address (IP, no port), for the per-client
+        #: cap; an entry goes when its count drops to zero, so the table never holds more
+        #: entries than there are open connections.
+        self._per_client: dict[str, int] = {}
+        #: Sockets the listeners accepted, refused ones included (for metrics).
+        self.connections_accepted = 0
+        #: Accepted connections refused, by reason (for metrics): "overloaded" (answered 503,
+        #: at max_connections), "per_client" (answered 429, at max_connections_per_client)
+        #: and "closed_at_once" (closed unanswered: refusals were already at their bound).
+        self.connections_rejected: collections.Counter[str] = collections.Counter()
         #: Streams ended because their client could not keep up (for metrics).
         self.slow_consumers_disconnected = 0
         self._closed_totals = _Totals()
@@ -173,11 +202,14 @@ class Server:
         self.readiness = ReadinessWatcher()
 
     def statistics(self) -> ServerStatistics:
-        """Open connections by phase, plus traffic totals (closed connections included)."""
+        """Open connections by phase and kind, plus traffic totals (closed connections
+        included), made now from each connection's counters (nothing is kept for it)."""
         live = [conn.statistics() for conn in self.connections]
         by_phase: dict[str, int] = {}
+        by_kind: dict[str, int] = {}
         for stats in live:
             by_phase[stats.phase.value] = by_phase.get(stats.phase.value, 0) + 1
+            by_kind[stats.kind] = by_kind.get(stats.kind, 0) + 1
         closed = self._closed_totals
         return ServerStatistics(
             connections=len(live),
@@ -188,6 +220,12 @@ class Server:
             events_dropped=closed.events_dropped + sum(s.events_dropped for s in live),
             slow_consumers_disconnected=self.slow_consumers_disconnected,
             time_blocked=closed.time_blocked + sum(s.time_blocked for s in live),
+            connections_by_kind=by_kind,
+            bytes_buffered_max=max((s.bytes_buffered for s in live), default=0),
+            events_sent=closed.events_sent + sum(s.events_sent for s in live),
+            writes=closed.writes + sum(s.writes for s in live),
+            connections_accepted=self.connections_accepted,
+            connections_rejected=dict(self.connections_rejected),
         )
 
     @property
@@ -276,7 +314,7 @@ class Server:
             ", ".join(addresses),
             os.getpid(),
             " ".join(f"{name}={value}" for name, value in settings.items()),
-            extra={"addresses": addresses, "settings": settings, "pid": os.getpid()},
+            extra={"addresses": addresses, "settings": settings},
         )
 
     async def _drain(self, connections: trio.Nursery) -> None:
@@ -294,6 +332,12 @@ class Server:
         connections.cancel_scope.cancel()
 
     async def _accept_loop(self, listener: trio.abc.Listener[Any], nursery: trio.Nursery) -> None:
+        """Accept connections and admit each, refuse it with an answer, or close it at once.
+
+        Every count the limits use is kept here, before the connection's task starts, so a
+        burst of accepts cannot slip past a limit while earlier tasks wait for their turn.
+        """
+        config = self.config
         while True:
             try:
                 stream = await listener.accept()
@@ -303,46 +347,74 @@ class Server:
                 log.warning("accept failed (%s); backing off", errno.errorcode[exc.errno])
                 await trio.sleep(0.1)
                 continue
-            overloaded = len(self.connections) >= self.config.max_connections
-            if overloaded and self._rejecting >= self.config.max_connections:
+            self.connections_accepted += 1
+            try:
+                client = _peer(stream)
+            except OSError:  # reset before we looked
                 await trio.aclose_forcefully(stream)
                 continue
-            nursery.start_soon(self._handle, stream, overloaded, name="connection")
+            address = client[0]
+            held = self._per_client.get(address, 0)
+            cap = config.max_connections_per_client
+            reject: HTTPError | None = None
+            if cap is not None and held >= cap:  # this client's own limit: say so first
+                reason = "per_client"
+                reject = HTTPError(429, "too many connections from this client address")
+            elif self._admitted >= config.max_connections:
+                reason = "overloaded"
+                reject = HTTPError(503, "server at its connection limit")
+            if reject is None:
+                self._admitted += 1
+                self._per_client[address] = held + 1
+            elif self._rejecting >= config.max_connections:
+                self.connections_rejected["closed_at_once"] += 1
+                await trio.aclose_forcefully(stream)
+                continue
+            else:
+                self.connections_rejected[reason] += 1
+                self._rejecting += 1
+            nursery.start_soon(self._handle, stream, client, reject, name="connection")
 
-    async def _handle(self, stream: trio.abc.Stream, overloaded: bool) -> None:
+    async def _handle(
+        self, stream: trio.abc.Stream, client: tuple[str, int], reject: HTTPError | None
+    ) -> None:
+        """Run one connection the accept loop admitted (``reject`` None) or refused, then
+        give back the counts it took there."""
         try:
-            client = _peer(stream)
-        except OSError:  # reset before we looked
-            await trio.aclose_forcefully(stream)
-            return
-        conn = Connection(stream, client, self.app, self.config, self, overloaded=overloaded)
-        # Every log line written by this task and the ones it starts names the connection.
-        current_connection.set(ConnectionInfo(conn.id, f"{client[0]}:{client[1]}"))
-        if overloaded:
-            self._rejecting += 1
-        else:
-            self.connections.add(conn)
-        log.debug("connection open")
-        try:
-            await conn.run()
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            log.debug("client connection lost: %s", exc)
-        except Exception:
-            log.exception("connection failed")
-        except BaseExceptionGroup as group:  # errors beside a cancellation: log, never swallow
-            errors, rest = group.split(Exception)
-            if errors is not None:
-                log.error("connection failed", exc_info=errors)
-            if rest is not None:
-                raise rest from None
+            conn = Connection(stream, client, self.app, self.config, self, reject=reject)
+            # Every log line written by this task and the ones it starts names the connection.
+            current_connection.set(ConnectionInfo(conn.id, f"{client[0]}:{client[1]}"))
+            if reject is None:
+                self.connections.add(conn)
+            log.debug("connection open")
+            try:
+                await conn.run()
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                log.debug("client connection lost: %s", exc)
+            except Exception:
+                log.exception("connection failed")
+            except BaseExceptionGroup as group:  # errors beside a cancellation: log, never swallow
+                errors, rest = group.split(Exception)
+                if errors is not None:
+                    log.error("connection failed", exc_info=errors)
+                if rest is not None:
+                    raise rest from None
+            finally:
+                if reject is None:
+                    self.connections.discard(conn)
+                    self._closed_totals.add(conn.statistics())
+                    self._all_closed.set()
+                log.debug("connection closed")
         finally:
-            if overloaded:
+            if reject is not None:
                 self._rejecting -= 1
             else:
-                self.connections.discard(conn)
-                self._closed_totals.add(conn.statistics())
-                self._all_closed.set()
-            log.debug("connection closed")
+                self._admitted -= 1
+                left = self._per_client[client[0]] - 1
+                if left:
+                    self._per_client[client[0]] = left
+                else:
+                    del self._per_client[client[0]]
 
     async def close_on_signals(self, *signals: int) -> None:
         """Shut down gracefully on the first of ``signals`` (SIGINT, SIGTERM by default);

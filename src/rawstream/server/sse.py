@@ -68,7 +68,8 @@ class SSEStream(SlowConsumerPolicy):
         self.request = request
         self.last_event_id = request.last_event_id
         self._gzip = GzipEventEncoder() if gzip else None
-        self._headers = SSE_HEADERS + _GZIP_HEADERS if gzip else SSE_HEADERS
+        headers = SSE_HEADERS + _GZIP_HEADERS if gzip else SSE_HEADERS
+        self._headers = headers + conn.cors_headers  # (the route's CORS, if any)
         self._ended = False
         #: Open, uncompressed and chunked: a broadcast's shared chunk is queued as is.
         self._plain_chunks = False
@@ -110,6 +111,7 @@ class SSEStream(SlowConsumerPolicy):
         await self._conn.send_stream_item(
             partial(self._frame, data), policy or self.slow_consumer, self._gap
         )
+        self._conn.outbox.events_sent += 1
 
     def send_nowait(self, event: Event | str | bytes) -> None:
         """Queue an event (or encoded bytes) without waiting: for fan-out from another task.
@@ -123,15 +125,17 @@ class SSEStream(SlowConsumerPolicy):
             event = Event(event)
         data = event if isinstance(event, bytes) else event.encode()
         self._queue_nowait(partial(self._frame, data))
+        self._conn.outbox.events_sent += 1
 
     def send_shared_nowait(self, data: bytes, chunk: bytes) -> None:
         """:meth:`send_nowait` for a broadcast: ``data`` is an encoded event and ``chunk`` is
         ``chunk_frame(data)``, both made once for every subscriber.  A plain chunked stream
         queues ``chunk`` itself, so fan-out copies nothing; others frame ``data`` here."""
         if self._plain_chunks and self._conn.outbox.put_shared(chunk):
-            return  # the fast path: an open, uncompressed, chunked stream with room
+            return  # the fast path: an open, uncompressed, chunked stream with room (counted)
         self._raise_if_ended()
         self._queue_nowait(partial(self._frame_shared, data, chunk))
+        self._conn.outbox.events_sent += 1
         self._plain_chunks = self.opened and self._chunk_is_shareable()
 
     def _queue_nowait(self, frame: Callable[[], bytes]) -> None:
@@ -146,6 +150,12 @@ class SSEStream(SlowConsumerPolicy):
 
     def _frame_shared(self, data: bytes, chunk: bytes) -> bytes:
         return chunk if self._chunk_is_shareable() else self._frame(data)
+
+    def _send_keepalive(self) -> None:
+        """Queue a keepalive comment: :meth:`send_nowait` without counting an event (metrics
+        count what handlers send, not the server's keepalives)."""
+        self._raise_if_ended()
+        self._queue_nowait(partial(self._frame, _KEEPALIVE))
 
     async def send_comment(self, text: str = "") -> None:
         """Send a comment line (clients ignore it; proxies see traffic)."""
@@ -213,7 +223,9 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
     keepalive = conn.server.keepalive
     keepalive.add(stream)
     try:
-        end = await conn.run_stream(body, watch_disconnect=True, end_on_shutdown=True)
+        end = await conn.run_stream(
+            body, watch_disconnect=True, end_on_shutdown=True, kind="sse"
+        )
     finally:
         keepalive.discard(stream)
         stream._ended = True
@@ -272,7 +284,7 @@ class KeepaliveSweeper:
                 if not stream._keepalive_due(now, self.interval):
                     continue
                 try:
-                    stream.send_nowait(_KEEPALIVE)
+                    stream._send_keepalive()
                 except trio.WouldBlock:
                     pass
                 except trio.BrokenResourceError:

@@ -47,6 +47,7 @@ from ..policy import SLOW_CONSUMER_CLOSE_CODE, SlowConsumer, SlowConsumerPolicy
 from ..request import HTTPError, Request
 from .connection import Phase, StreamEnd
 from .fastio import paced_checkpoint
+from .origin import websocket_origin_refusal
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -237,6 +238,7 @@ class WebSocket(SlowConsumerPolicy):
             )
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise self._closed_error() from None
+        self._conn.outbox.events_sent += 1
 
     def send_nowait(self, message: str | bytes) -> None:
         """Queue a message without waiting (fan-out from another task); the WebSocket must
@@ -256,7 +258,7 @@ class WebSocket(SlowConsumerPolicy):
         core = self._core
         if core.sends_plain_frames:
             # The fast path: an open stream with room takes the shared frame itself (unless
-            # a pong the core made must go first: the general path flushes it).
+            # a pong the core made must go first: the general path flushes it).  Counted.
             if not core.has_data_to_send and self._conn.outbox.put_shared(frame):
                 return
             self._queue_nowait(partial(self._prepared, frame))
@@ -270,6 +272,7 @@ class WebSocket(SlowConsumerPolicy):
             self._conn.send_stream_item_nowait(produce, self.slow_consumer, self._gap)
         except trio.BrokenResourceError:
             raise self._closed_error() from None
+        self._conn.outbox.events_sent += 1
 
     def _prepared(self, frame: bytes) -> bytes:
         if self._core.state is not WebSocketState.OPEN:
@@ -331,11 +334,8 @@ class WebSocket(SlowConsumerPolicy):
                     elif isinstance(event, Closed):
                         self._flush_core()
                         if not event.by_peer:  # the client broke the protocol: drop it
-                            log.info(
-                                "WebSocket closed %d: %s", event.code,
-                                event.reason,
-                            )
-                            conn.client_gone()
+                            log.info("WebSocket closed %d: %s", event.code, event.reason)
+                            conn.end_after_refusal()
                         return
                 self._flush_core()
                 self._reader_blocked = True
@@ -395,11 +395,13 @@ class WebSocket(SlowConsumerPolicy):
 
 
 async def run_websocket(conn: Connection, request: Request, route: Route) -> None:
-    """Validate the handshake, run the handler, and close the WebSocket properly."""
+    """Validate the handshake and its ``Origin``, run the handler, and close the WebSocket
+    properly."""
     config = conn.config
     slow_consumer = route.slow_consumer or config.slow_consumer
     core = WebSocketConnection(
         max_message_bytes=config.ws_max_message_bytes,
+        max_fragments=config.ws_max_fragments,
         permessage_deflate=config.permessage_deflate,
         context_takeover=slow_consumer is not SlowConsumer.DROP_OLDEST,
     )
@@ -408,6 +410,13 @@ async def run_websocket(conn: Connection, request: Request, route: Route) -> Non
     except RemoteProtocolError as exc:
         log.info("bad WebSocket handshake: %s", exc)
         await conn.send_error(exc.status_hint, str(exc), exc.headers)
+        return
+    # Cross-site WebSocket hijacking guard: the handler never sees a refused page.
+    tls = isinstance(conn.stream, trio.SSLStream)
+    refusal = websocket_origin_refusal(request.head, route, config, tls=tls)
+    if refusal is not None:
+        log.info("403 to a WebSocket handshake: %s", refusal)
+        await conn.send_error(403, refusal)
         return
     ws = WebSocket(conn, request, core, route, slow_consumer)
 
@@ -435,7 +444,7 @@ async def run_websocket(conn: Connection, request: Request, route: Route) -> Non
             await ws.close(1000)
 
     end = await conn.run_stream(
-        session, watch_disconnect=False, end_on_shutdown=True, with_tasks=True
+        session, watch_disconnect=False, end_on_shutdown=True, with_tasks=True, kind="websocket"
     )
     conn.set_shutdown_action(None)
     if end is StreamEnd.SLOW_CONSUMER:

@@ -253,7 +253,9 @@ class Supervisor:
     async def _forward_stderr(
         self, number: int, process: trio.Process, listened: trio.Event
     ) -> None:
-        """Copy the worker's stderr to ours line by line, prefixed; spot its ready line."""
+        """Copy the worker's stderr to ours line by line, prefixed with the worker's number
+        and pid (JSON log lines carry them as fields, and pass as they are); spot its ready
+        line."""
         assert process.stderr is not None
         prefix = f"[worker {number} pid {process.pid}] "
         pending = bytearray()
@@ -263,6 +265,8 @@ class Supervisor:
             if line.startswith(READY_MARKER):
                 listened.set()
                 self._on_listening(number, process.pid)
+            elif line.startswith("{"):  # a JSON log line names its worker and pid itself
+                sys.stderr.write(line + "\n")
             else:
                 sys.stderr.write(prefix + line + "\n")
                 sys.stderr.flush()
