@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ current_connection: ContextVar[ConnectionInfo | None] = ContextVar(
     "rawstream_connection", default=None
 )
 
+#: The worker number under ``rawstream --workers N`` (see :mod:`rawstream.server.workers`).
+_WORKER = os.environ.get("RAWSTREAM_WORKER")
+
 #: Attributes every record has; anything else on a record came from ``extra=`` and is kept.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
@@ -60,7 +64,8 @@ class ConnectionFilter(logging.Filter):
 
 
 class JSONFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message, connection, client, extras."""
+    """One JSON object a line: time, level, logger, message, pid (and worker number under
+    ``--workers``), connection and client when the line is about one, and any extras."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -69,7 +74,10 @@ class JSONFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
+        if _WORKER is not None:
+            entry["worker"] = _WORKER
         conn = getattr(record, "conn", None)
         if conn is not None:
             entry["conn"] = conn

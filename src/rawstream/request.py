@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from .core.http import RequestHead
+
+if TYPE_CHECKING:
+    from .server.server import Server
 
 __all__ = ["HTTPError", "Headers", "QueryParams", "Request"]
 
@@ -84,6 +87,9 @@ class Request:
         client: the client's ``(host, port)``.
         path_params: values of ``{name}`` segments of the route's path.
         http_version: ``"1.1"`` or ``"1.0"``.
+        server: the :class:`~rawstream.server.Server` serving the request (None for a request
+            made outside one, in a test say): for a handler that reports on the server
+            itself, such as :func:`rawstream.metrics.add_metrics`'s.
     """
 
     def __init__(
@@ -92,6 +98,8 @@ class Request:
         client: tuple[str, int],
         read_body: Callable[[], Awaitable[bytes]],
         path_params: dict[str, str] | None = None,
+        *,
+        server: Server | None = None,
     ) -> None:
         self.head = head
         self.method = head.method
@@ -101,6 +109,7 @@ class Request:
         self.client = client
         self.http_version = head.http_version
         self.path_params = path_params or {}
+        self.server = server
         self._read_body = read_body
         self._body: bytes | None = None
 

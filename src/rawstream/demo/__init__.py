@@ -5,6 +5,7 @@ Try it::
     rawstream demo --port 8000
     open http://127.0.0.1:8000/                              # the page
     curl -i http://127.0.0.1:8000/healthz
+    curl http://127.0.0.1:8000/metrics                       # Prometheus text
     curl -N http://127.0.0.1:8000/events                      # the ticker channel, live
     curl -N 'http://127.0.0.1:8000/events?channel=news&channel=ticker'
     curl -X POST --data 'hello' 'http://127.0.0.1:8000/publish?channel=news'
@@ -19,6 +20,10 @@ Routes (a public contract: docs, tests and users rely on these paths):
 * ``GET /healthz``: ``{"status": "ok" | "degraded", "pid": PID, "broker": ...}``, always 200
   while the process serves (``degraded``: the broker is unreachable; publishes answer 503,
   channel streams end with ``retry:`` until it is back, everything else works).
+* ``GET /metrics``: this process's metrics in the Prometheus text format (connections by
+  kind, events, bytes, slow consumers, outbox depth, hub subscribers per channel, ...;
+  :mod:`rawstream.metrics`; docs/OBSERVABILITY.md).  With ``--workers N`` each worker answers
+  for itself (``rawstream_process_info`` names it).
 * ``GET /events?channel=NAME[&channel=NAME...]``: SSE from the hub (default channel
   ``ticker``, which gets a ``tick`` event every second, from worker 1 only when
   workers share a broker), resumable from ``Last-Event-ID``
@@ -51,6 +56,7 @@ from rawstream.app import Service
 from rawstream.hub import Broker, BrokerUnavailable, Hub, Rooms, open_broker, sse_channels
 from rawstream.llm import DEFAULT_TOKEN_RATE, add_chat_completions
 from rawstream.llm.relay import Relay
+from rawstream.metrics import add_metrics
 from rawstream.server.workers import WORKER_ENV
 
 from .page import add_demo_page
@@ -146,6 +152,7 @@ def build_demo(
 
     add_chat_completions(app, upstream=upstream, token_rate=token_rate)
     add_tasks(app, hub)
+    add_metrics(app, "/metrics", hub=hub)
     app.add_route("/ws/echo", echo, kind="websocket")
     app.add_route("/stream", stream_events, kind="sse")
     return app
