@@ -117,6 +117,13 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         help="most frames one WebSocket message may arrive in (default %(default)s)",
     )
     parser.add_argument(
+        "--ws-ping-interval",
+        type=float,
+        default=_DEFAULTS.ws_ping_interval,
+        metavar="SECONDS",
+        help="seconds between WebSocket pings (default %(default)s; 0 turns them off)",
+    )
+    parser.add_argument(
         "--allow-origin",
         action="append",
         default=[],
@@ -247,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     relay = _check_demo_options(parser, args) if args.command == "demo" else None
 
     configure_logging(args.log_level, args.log_format)
+    try:  # (before any worker starts: a bad option fails once, here)
+        config = _config(args)
+    except ValueError as exc:
+        parser.error(f"--allow-origin: {exc}")
     if args.workers > 1 and not args.supervised:
         return _supervise(args, sys.argv[1:] if argv is None else list(argv))
     if args.broker:  # the app (and every worker) finds it with rawstream.hub.open_broker()
@@ -261,17 +272,6 @@ def main(argv: list[str] | None = None) -> int:
         app = build_demo(hub, upstream=relay, token_rate=args.token_rate)
     else:
         app = load_app(args.app)
-    origins = tuple(args.allow_origin)
-    config = Config(
-        max_connections=args.max_connections,
-        max_connections_per_client=args.max_connections_per_client,
-        ws_max_message_bytes=args.ws_max_message_bytes,
-        ws_max_fragments=args.ws_max_fragments,
-        ws_allowed_origins=origins,
-        cors=CORS(origins=origins) if origins else None,
-        drain_timeout=args.drain_timeout,
-        permessage_deflate=not args.no_permessage_deflate,
-    )
     ssl_context = _ssl_context(args.certfile, args.keyfile)
     unavailable: list[BaseException] = []
     try:
@@ -281,6 +281,22 @@ def main(argv: list[str] | None = None) -> int:
     for error in unavailable:
         print(f"rawstream: cannot start: {error}", file=sys.stderr)
     return 1 if unavailable else 0
+
+
+def _config(args: argparse.Namespace) -> Config:
+    """The server's settings from the command line (ValueError: a bad ``--allow-origin``)."""
+    origins = tuple(args.allow_origin)
+    return Config(
+        max_connections=args.max_connections,
+        max_connections_per_client=args.max_connections_per_client,
+        ws_max_message_bytes=args.ws_max_message_bytes,
+        ws_max_fragments=args.ws_max_fragments,
+        ws_ping_interval=args.ws_ping_interval or None,
+        ws_allowed_origins=origins,
+        cors=CORS(origins=origins) if origins else None,
+        drain_timeout=args.drain_timeout,
+        permessage_deflate=not args.no_permessage_deflate,
+    )
 
 
 def _check_demo_options(
