@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # (before any worker starts: a bad option fails once, here)
         config = _config(args)
     except ValueError as exc:
-        parser.error(f"--allow-origin: {exc}")
+        parser.error(str(exc))
     if args.workers > 1 and not args.supervised:
         return _supervise(args, sys.argv[1:] if argv is None else list(argv))
     if args.broker:  # the app (and every worker) finds it with rawstream.hub.open_broker()
@@ -284,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    """The server's settings from the command line (ValueError: a bad ``--allow-origin``)."""
+    """The server's settings from the command line (ValueError: a value out of range or a
+    bad ``--allow-origin``)."""
     origins = tuple(args.allow_origin)
     return Config(
         max_connections=args.max_connections,

@@ -115,7 +115,8 @@ class CORS:
         allow_credentials: let pages send cookies (``EventSource(url, {withCredentials:
             true})``, ``fetch(url, {credentials: "include"})``); the allowed origin is then
             echoed back, never ``*``.  With ``"*"`` this lets *every* site read responses
-            made with its visitors' cookies: keep it for explicit origins.
+            made with its visitors' cookies: keep it for explicit origins.  (``null``, the
+            origin of sandboxed frames and ``file:`` pages, is never echoed with credentials.)
         allow_headers: request headers a cross-origin request may carry beyond the
             CORS-safelisted ones (``Last-Event-ID`` is what an EventSource resends).
         expose_headers: response headers the page's script may read.
@@ -150,4 +151,6 @@ class CORS:
 
     def allows(self, origin: str) -> bool:
         """A request with this ``Origin`` may read the responses."""
+        if origin == "null" and self.allow_credentials:
+            return False  # (only "*" admits null, and never to read with cookies)
         return allows_origin(origin, self.origins)

@@ -22,6 +22,7 @@ kernel hands the connection to, and ``rawstream_process_info`` says which (``pid
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -37,6 +38,8 @@ from .response import Response
 if TYPE_CHECKING:
     from .hub.broker import Broker
     from .server.server import ServerStatistics
+
+log = logging.getLogger("rawstream.metrics")
 
 __all__ = [
     "CONNECTION_KINDS",
@@ -110,6 +113,8 @@ class MetricFamily:
         for name in labels:
             if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
                 raise ValueError(f"invalid label name {name!r}")
+        if any(existing == labels for existing, _ in self.samples):
+            raise ValueError(f"{self.name} already has a sample labelled {labels!r}")
         self.samples.append((labels, value))
         return self
 
@@ -265,6 +270,8 @@ def hub_families(hub: Broker, *, max_channel_series: int = 100) -> list[MetricFa
     Only channels with subscribers have a series: a channel's goes once its last subscriber
     leaves, so the series stay as many as the busiest channels, whatever the hub holds.
     """
+    if max_channel_series < 0:
+        raise ValueError(f"max_channel_series must be 0 or more, not {max_channel_series}")
     counts = hub.subscriber_counts()
     busiest = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     subscribers = MetricFamily(
@@ -367,8 +374,18 @@ def collect(
     if hub is not None:
         families += hub_families(hub, max_channel_series=max_channel_series)
     families += process_families()
+    names = {family.name for family in families}
     for collector in collectors:
-        families.extend(collector())
+        try:
+            more = list(collector())
+            clashes = names.intersection(family.name for family in more)
+            if clashes:
+                raise ValueError(f"metric names already reported: {sorted(clashes)}")
+        except Exception:  # one broken collector must not cost the scrape everything else
+            log.exception("metrics collector %r failed; its metrics are left out", collector)
+            continue
+        names.update(family.name for family in more)
+        families.extend(more)
     return families
 
 
@@ -393,6 +410,8 @@ def add_metrics(
     private network), or wrap it.  Each scrape reads the numbers anew (nothing is cached),
     and costs a pass over the open connections.
     """
+    if max_channel_series < 0:
+        raise ValueError(f"max_channel_series must be 0 or more, not {max_channel_series}")
     extra = tuple(collectors)
 
     async def metrics(request: Request) -> Response:

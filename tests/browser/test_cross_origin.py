@@ -23,9 +23,11 @@ from rawstream.cors import CORS
 
 PAGE = "<!doctype html><meta charset=utf-8><title>another site</title><p>another site</p>"
 
-#: Open a WebSocket, send "ping", record what the browser reports, resolve on close.
+#: Open a WebSocket, send "ping", record what the browser reports, resolve on close (or
+#: with "timeout" after 5 s, so a test that goes wrong fails with what was seen).
 WEBSOCKET_JS = """url => new Promise(resolve => {
     const seen = [];
+    setTimeout(() => resolve([...seen, "timeout"]), 5000);
     const ws = new WebSocket(url);
     ws.onopen = () => { seen.push("open"); ws.send("ping"); };
     ws.onmessage = event => { seen.push("message:" + event.data); ws.close(1000); };
@@ -35,9 +37,11 @@ WEBSOCKET_JS = """url => new Promise(resolve => {
 
 #: Open an EventSource, record its events until "done" (or an error), then close it.  An
 #: error while CONNECTING is a reconnection (kept going, recorded); CLOSED is a failure.
+#: After 5 s it gives up with "timeout".
 EVENTSOURCE_JS = """([url, withCredentials]) => new Promise(resolve => {
     const seen = [];
     const source = new EventSource(url, {withCredentials});
+    setTimeout(() => { source.close(); resolve([...seen, "timeout"]); }, 5000);
     source.onopen = () => seen.push("open");
     source.onmessage = event => {
         seen.push(event.data);

@@ -66,7 +66,9 @@ def test_autobahn_fuzzingclient_against_ws_echo() -> None:
         )
     finally:
         exit_code = stop_process(server)
-    index = json.loads((REPORT_DIR / "index.json").read_text())
+    report = REPORT_DIR / "index.json"
+    assert report.exists(), f"kosoku wrote no report (exit {run.returncode}):\n{run.stderr[-3000:]}"
+    index = json.loads(report.read_text())
     (results,) = index.values()
     counts = Counter(case["behavior"] for case in results.values())
     failed = {

@@ -389,13 +389,18 @@ def server_frames(data: bytes) -> list[tuple[int, bytes]]:
     return frames
 
 
-def check_output(data: bytes, pings: int, first_close: int | None) -> None:
+def check_output(
+    data: bytes, pings: int, first_close: int | None, *, must_close: bool = False
+) -> None:
     """The server wrote pongs (no more than the pings it got) and at most one close, last,
-    with a valid code (``first_close``: the code of the close it sent first)."""
+    with a valid code (``first_close``: the code of the close it sent first); with
+    ``must_close`` (the core ended the WebSocket other than by EOF), that close is there."""
     frames = server_frames(data)
     opcodes = [opcode for opcode, _ in frames]
     assert set(opcodes) <= {0x8, 0xA}, opcodes
     assert opcodes.count(0xA) <= pings
+    if must_close:
+        assert 0x8 in opcodes, "the WebSocket ended without a close frame sent"
     if 0x8 in opcodes:
         assert opcodes.index(0x8) == len(opcodes) - 1, "nothing after the close frame"
         payload = frames[-1][1]
@@ -475,7 +480,7 @@ def test_websocket_random_frames(
         first_close = 1001
     output = server.data_to_send()
     pings = 0
-    closed = False
+    closed = ended_by_frame = False
     for piece in split(data, cuts):
         server.receive_data(piece)
         for event in server.events():
@@ -486,7 +491,7 @@ def test_websocket_random_frames(
             elif isinstance(event, Ping):
                 pings += 1
             elif isinstance(event, Closed):
-                closed = True
+                closed = ended_by_frame = True
                 assert server.state is WebSocketState.CLOSED
                 assert event.code == server.close_code
                 if not event.by_peer:
@@ -504,7 +509,7 @@ def test_websocket_random_frames(
         assert server.state is WebSocketState.CLOSED
         assert server.close_code is not None
         output += server.data_to_send()
-    check_output(output, pings, first_close)
+    check_output(output, pings, first_close, must_close=ended_by_frame or close_first)
     if server.state is not WebSocketState.OPEN:
         with pytest.raises(LocalProtocolError):
             server.send_message("after the end")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
@@ -10,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.frames import client_frame
 from wsproto import ConnectionType, WSConnection
 from wsproto import events as we
 from wsproto.connection import ConnectionState
@@ -91,11 +91,9 @@ def send(client: WSConnection, server: WebSocketConnection, *events: we.Event) -
     return list(server.events())
 
 
-def masked_frame(first_byte: int, payload: bytes, mask: bytes = b"\x11\x22\x33\x44") -> bytes:
-    """A client frame (masked, payload under 126 bytes) with the given first byte."""
-    assert len(payload) < 126
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return bytes([first_byte, 0x80 | len(payload)]) + mask + body
+def masked_frame(first_byte: int, payload: bytes) -> bytes:
+    """A client frame with the given first byte, masked with a key that changes the bytes."""
+    return client_frame(first_byte, payload, mask=b"\x11\x22\x33\x44")
 
 
 def close_code_sent(server: WebSocketConnection, client: WSConnection) -> int:
@@ -551,18 +549,6 @@ def test_pong_is_reported() -> None:
 MiB = 1024 * 1024
 
 
-def client_frame(first_byte: int, payload: bytes) -> bytes:
-    """A client frame of any length, masked with the all-zero key (so the payload is as is)."""
-    size = len(payload)
-    if size < 126:
-        length = bytes([0x80 | size])
-    elif size < 1 << 16:
-        length = b"\xfe" + struct.pack("!H", size)
-    else:
-        length = b"\xff" + struct.pack("!Q", size)
-    return bytes([first_byte]) + length + b"\x00\x00\x00\x00" + payload
-
-
 def deflate(pieces: Iterator[bytes] | list[bytes]) -> bytes:
     """A permessage-deflate payload: raw deflate, sync-flushed, its 00 00 ff ff tail removed."""
     compressor = zlib.compressobj(wbits=-15)
@@ -749,3 +735,53 @@ def test_no_event_after_a_failed_message() -> None:
     assert server.events() == []
     server.receive_eof()
     assert server.events() == []
+
+
+@pytest.mark.parametrize(
+    "offer",
+    [
+        "permessage-deflate; client_max_window_bits=x",
+        "permessage-deflate; server_max_window_bits=",
+    ],
+)
+def test_an_offer_that_does_not_parse_is_declined(offer: str) -> None:
+    """An offer with a parameter that is no number is declined (no extension, no error): the
+    WebSocket opens uncompressed instead of the handshake failing with a ValueError."""
+    head, _ = parse_head(
+        b"GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: " + offer.encode() + b"\r\n\r\n"
+    )
+    server = WebSocketConnection()
+    server.start(head)
+    server.accept()
+    assert server.state is WebSocketState.OPEN
+    assert server.extensions == []
+    response = server.data_to_send()
+    assert response.startswith(b"HTTP/1.1 101 ")
+    assert b"sec-websocket-extensions" not in response.lower()
+
+
+def test_compressed_bytes_that_inflate_to_nothing_are_bounded_too() -> None:
+    """Empty stored blocks inflate to nothing: a message made of them is refused with 1009
+    once its compressed bytes pass the limit and its slack, instead of streaming forever."""
+    client, server, _ = handshake(max_message_bytes=64 * 1024)
+    empty_block = b"\x00\x00\x00\xff\xff"  # BFINAL 0, stored, length 0
+    server.receive_data(client_frame(0x42, empty_block * (80 * 1024 // 5)))
+    (closed,) = server.events()
+    assert closed == Closed(1009, "message too big", by_peer=False)
+    assert close_code_sent(server, client) == 1009
+
+
+def test_bytes_after_the_final_deflate_block_are_invalid() -> None:
+    """After a block with BFINAL set the message may hold one byte more (an empty block's
+    0x00); more is not deflate data at all: close 1007, not bytes kept in zlib."""
+    compressor = zlib.compressobj(wbits=-15)
+    final = compressor.compress(b"hi") + compressor.flush(zlib.Z_FINISH)
+    client, server, _ = handshake()
+    server.receive_data(client_frame(0xC1, final + b"\x00"))
+    assert server.events() == [Message("hi")]
+    server.receive_data(client_frame(0xC1, final + b"junk"))
+    (closed,) = server.events()
+    assert (closed.code, closed.by_peer) == (1007, False)
+    assert close_code_sent(server, client) == 1007

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import struct
 import tracemalloc
 import zlib
 
 import httpx
 import pytest
 import trio
+from support.frames import client_frame
 from support.rawhttp import exchange, status_of, websocket_upgrade
 from support.testapp import Probes, build_app
 from websockets.exceptions import ConnectionClosed as WSConnectionClosed
@@ -141,18 +141,6 @@ async def test_header_count_limit(port: int, count: int, status: int) -> None:
     assert await still_serving(port)
 
 
-def _client_frame(first_byte: int, payload: bytes) -> bytes:
-    """A client frame of any length, masked with the all-zero key (the payload as is)."""
-    size = len(payload)
-    if size < 126:
-        length = bytes([0x80 | size])
-    elif size < 1 << 16:
-        length = b"\xfe" + struct.pack("!H", size)
-    else:
-        length = b"\xff" + struct.pack("!Q", size)
-    return bytes([first_byte]) + length + b"\x00\x00\x00\x00" + payload
-
-
 async def test_deflate_bomb_gets_1009_in_bounded_memory(port: int) -> None:
     """A compressed message of 128 MiB of zeros (~127 KiB on the wire, permessage-deflate
     negotiated) gets close 1009 from the server, which never holds more than a few MiB for
@@ -168,7 +156,7 @@ async def test_deflate_bomb_gets_1009_in_bounded_memory(port: int) -> None:
     )
     tracemalloc.start()
     try:
-        raw = await exchange(port, upgrade + _client_frame(0xC2, bomb))
+        raw = await exchange(port, upgrade + client_frame(0xC2, bomb))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

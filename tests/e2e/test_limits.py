@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from rawstream import Server
+from rawstream.server.server import client_key
 
 
 async def test_connections_beyond_the_limit_get_503(start_server) -> None:
@@ -165,3 +166,18 @@ def test_cli_rejects_a_missing_app() -> None:
     )
     assert result.returncode != 0
     assert "is not a rawstream.App" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+    ],
+)
+def test_the_cap_counts_ipv4_addresses_and_ipv6_networks(address: str, key: str) -> None:
+    """One IPv6 client usually holds a whole /64, so the cap counts by /64 (an IPv4-mapped
+    address counts as its IPv4 address)."""
+    assert client_key(address) == key

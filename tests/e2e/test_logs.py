@@ -24,7 +24,11 @@ def _start(log: Path, *options: str) -> tuple[subprocess.Popen[bytes], int]:
             stderr=stderr,
             cwd=ROOT,
         )
-    port = int(_wait_for(log, r"listening on http://127\.0\.0\.1:(\d+)").group(1))
+    try:
+        port = int(_wait_for(log, r"listening on http://127\.0\.0\.1:(\d+)").group(1))
+    except BaseException:
+        stop_process(process)
+        raise
     return process, port
 
 
@@ -84,3 +88,23 @@ def test_text_lines_bracket_the_connection(tmp_path: Path) -> None:
         assert stop_process(process) == 0
     assert re.search(rf"INFO \[conn=\d+ 127\.0\.0\.1:{client_port}\] bad request: ", line), line
     assert re.search(r"settings: max_connections=10000 .* drain_timeout=10\.0", log.read_text())
+
+
+def test_json_lines_of_workers_pass_the_supervisor_whole(tmp_path: Path) -> None:
+    """Under --workers 2 every line on the supervisor's stderr is one JSON object: its own,
+    and each worker's, which names the worker and its pid (not prefixed as text lines are)."""
+    log = tmp_path / "stderr"
+    process, port = _start(log, "--workers", "2", "--log-format", "json")
+    try:
+        _wait_for(log, r"listening on http://127\.0\.0\.1:\d+ \(2 workers\)")
+        _bad_request(port)
+        _wait_for(log, "bad request")
+    finally:
+        assert stop_process(process) == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    starts = [line for line in lines if line.get("settings")]
+    assert sorted(line["worker"] for line in starts) == ["1", "2"]
+    assert len({line["pid"] for line in starts}) == 2
+    assert process.pid not in {line["pid"] for line in starts}
+    (refused,) = [line for line in lines if line["message"].startswith("bad request")]
+    assert refused["worker"] in ("1", "2") and isinstance(refused["conn"], int)

@@ -115,7 +115,12 @@ def test_writer_format_and_escaping() -> None:
     ]
     assert text.endswith("\n") and not text.endswith("\n\n")
     assert [format_value(v) for v in (math.inf, -math.inf, math.nan, 0.1, 10**20, True)] == [
-        "+Inf", "-Inf", "NaN", "0.1", "100000000000000000000", "1",
+        "+Inf",
+        "-Inf",
+        "NaN",
+        "0.1",
+        "100000000000000000000",
+        "1",
     ]
     assert escape_label_value('\\"\n') == '\\\\\\"\\n'
 
@@ -410,3 +415,28 @@ async def test_each_kind_of_connection_is_told_apart(start_server) -> None:
     assert value(samples, "rawstream_open_streams") == 3
     assert not any(name.startswith("rawstream_hub_") for name, _ in samples)
     assert value(samples, "app_answer") == 42
+
+
+async def test_a_broken_collector_costs_only_its_own_metrics(start_server, caplog) -> None:
+    """A collector that raises, or reuses a name rawstream reports, is left out (and logged);
+    the scrape still answers with everything else."""
+
+    def broken() -> list[MetricFamily]:
+        raise RuntimeError("the queue is gone")
+
+    def clashing() -> list[MetricFamily]:
+        return [MetricFamily("rawstream_open_streams", "gauge", "Again.").add(7)]
+
+    app = App()
+    add_metrics(
+        app, collectors=[broken, clashing, lambda: [MetricFamily("app_up", "gauge", "Up.").add(1)]]
+    )
+    server: Server = await start_server(app)
+    async with httpx.AsyncClient() as client:
+        samples = await scrape(client, f"http://127.0.0.1:{server.port}")
+    assert value(samples, "app_up") == 1
+    assert value(samples, "rawstream_open_streams") == 0
+    failures = [r for r in caplog.records if r.name == "rawstream.metrics"]
+    assert len(failures) == 2
+    assert "the queue is gone" in str(failures[0].exc_info[1])
+    assert "already reported" in str(failures[1].exc_info[1])

@@ -162,7 +162,8 @@ def chunk_frame(data: bytes) -> bytes:
 def _origin_form(target: str) -> str:
     """The path and query of a request target.  An absolute-form target
     (``http://host/path?q``, what clients send to proxies) must be accepted by a server too
-    (RFC 9112 section 3.2.2): its scheme and authority are dropped (``Host`` names the host).
+    (RFC 9112 section 3.2.2): routing uses its path and query, and its authority, like
+    ``Host``, plays no part in routing (``RequestHead.target`` keeps it as sent).
     """
     scheme, sep, rest = target.partition("://")
     if not sep or scheme.lower() not in ("http", "https"):

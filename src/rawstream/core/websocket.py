@@ -17,7 +17,7 @@ After the handshake, wsproto frames and unframes; this module adds:
   where wsproto reports one finished (it splits a frame into as many events as the reads that
   brought it), and the pieces go into one ``bytearray``, so the memory a message takes is
   O(``max_message_bytes``) however finely the peer cuts it;
-* bounded inflation: wsproto's permessage-deflate inflates a frame whole, with no bound, so a
+* bounded inflation: wsproto's permessage-deflate inflates each piece it gets with no bound, so a
   small compressed message (a "zip bomb": 127 KiB of deflate is 128 MiB of zeros) would be
   in memory before the size check above.  :mod:`rawstream.core.deflate` replaces the
   extension with a subclass that inflates at most one byte past ``max_message_bytes`` and

@@ -91,5 +91,45 @@ class Config:
     shutdown_retry_ms: tuple[int, int] = (1000, 5000)
 
     def __post_init__(self) -> None:
+        """Refuse settings that would silently turn a guard off (a negative size limit makes
+        zlib's bound unbounded, a malformed origin never matches).
+
+        Raises:
+            ValueError: a limit or timeout out of range, or a malformed origin.
+        """
+        for name in _POSITIVE:
+            value = getattr(self, name)
+            if not value > 0:  # (NaN too)
+                raise ValueError(f"{name} must be more than 0, not {value!r}")
+        for name in ("ws_ping_interval", "sse_keepalive", "max_connections_per_client"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be more than 0 (or None: off), not {value!r}")
+        low, high = self.shutdown_retry_ms
+        if not 0 <= low <= high:
+            raise ValueError(f"shutdown_retry_ms must be 0 <= low <= high, not {(low, high)}")
         # A malformed origin would never match: refuse it here rather than let it pass unseen.
         object.__setattr__(self, "ws_allowed_origins", check_origins(self.ws_allowed_origins))
+
+
+#: Settings that must be more than zero.
+_POSITIVE = (
+    "max_connections",
+    "header_timeout",
+    "keepalive_timeout",
+    "max_head_bytes",
+    "max_request_line_bytes",
+    "max_header_count",
+    "max_body_bytes",
+    "ws_max_message_bytes",
+    "ws_max_fragments",
+    "ws_queue_bytes",
+    "close_timeout",
+    "outbox_high_bytes",
+    "outbox_low_bytes",
+    "max_write_bytes",
+    "send_timeout",
+    "read_buffer_bytes",
+    "ws_ping_timeout",
+    "drain_timeout",
+)

@@ -71,10 +71,12 @@ def websocket_origin_refusal(
 
 
 def route_cors(route: Route, config: Config) -> CORS | None:
-    """The CORS settings in force for ``route``: its own, else the server's."""
+    """The CORS settings in force for ``route``: its own, else the server's; None when
+    that allows no origin (``CORS()``: CORS off, so no ``Vary`` and no preflight answers)."""
     if route.kind == "websocket":
         return None
-    return route.cors if route.cors is not None else config.cors
+    cors = route.cors if route.cors is not None else config.cors
+    return cors if cors is not None and cors.origins else None
 
 
 def cors_headers(cors: CORS | None, origin: bytes | None) -> tuple[Header, ...]:

@@ -4,8 +4,10 @@
 (so ``port=0`` works in tests), then accepts until :meth:`Server.shutdown`.  Every connection
 runs in the server's connection nursery.  Beyond ``max_connections`` a connection is still
 read far enough to answer ``503`` with ``Retry-After``; so is one from a client address that
-already holds ``max_connections_per_client`` open connections, answered ``429``.  At most
-``max_connections`` such refusals run at once; past that, new sockets are closed at once.
+already holds ``max_connections_per_client`` open connections, answered ``429`` (a client is
+an IPv4 address or an IPv6 /64: :func:`client_key`).  At most ``max_connections`` such
+refusals run at once, and at most ``max_connections_per_client`` for one client; past that,
+new sockets are closed at once.  Under ``--workers N`` each process counts its own.
 trio's ``SocketStream`` sets ``TCP_NODELAY`` on every accepted TCP socket, so small events are
 not held back by Nagle's algorithm.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import signal
@@ -80,6 +83,29 @@ def _peer(stream: trio.abc.Stream) -> tuple[str, int]:
         address = inner.socket.getpeername()
         return str(address[0]), int(address[1])
     return ("unknown", 0)
+
+
+def client_key(address: str) -> str:
+    """What the per-client cap counts by: an IPv4 address (an IPv4-mapped IPv6 one too), or
+    the /64 network of an IPv6 address, since one IPv6 client usually holds a whole /64."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # (not an IP: a Unix socket, say)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def _count_down(counts: dict[str, int], key: str) -> None:
+    """One fewer for ``key``, whose entry goes at zero (so the table holds only live keys)."""
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
 
 
 def _listening_socket(listener: trio.abc.Listener[Any]) -> trio.socket.SocketType:
@@ -180,10 +206,12 @@ class Server:
         #: Connections admitted (served, not refused) and still open: the max_connections
         #: count, kept by the accept loop itself so a burst of accepts cannot overshoot it.
         self._admitted = 0
-        #: Admitted open connections by client address (IP, no port), for the per-client
+        #: Admitted open connections by client key (:func:`client_key`), for the per-client
         #: cap; an entry goes when its count drops to zero, so the table never holds more
         #: entries than there are open connections.
         self._per_client: dict[str, int] = {}
+        #: Refusals in flight per client key (bounded by the per-client cap when there is one).
+        self._refusing_per_client: dict[str, int] = {}
         #: Sockets the listeners accepted, refused ones included (for metrics).
         self.connections_accepted = 0
         #: Accepted connections refused, by reason (for metrics): "overloaded" (answered 503,
@@ -353,8 +381,8 @@ class Server:
             except OSError:  # reset before we looked
                 await trio.aclose_forcefully(stream)
                 continue
-            address = client[0]
-            held = self._per_client.get(address, 0)
+            key = client_key(client[0])
+            held = self._per_client.get(key, 0)
             cap = config.max_connections_per_client
             reject: HTTPError | None = None
             if cap is not None and held >= cap:  # this client's own limit: say so first
@@ -365,23 +393,36 @@ class Server:
                 reject = HTTPError(503, "server at its connection limit")
             if reject is None:
                 self._admitted += 1
-                self._per_client[address] = held + 1
-            elif self._rejecting >= config.max_connections:
+                self._per_client[key] = held + 1
+            elif self._rejecting >= config.max_connections or (
+                # A capped client gets at most ``cap`` answers in flight, so it cannot take
+                # the refusal slots (and their tasks) everyone else's 503s need.
+                cap is not None and self._refusing_per_client.get(key, 0) >= cap
+            ):
                 self.connections_rejected["closed_at_once"] += 1
                 await trio.aclose_forcefully(stream)
                 continue
             else:
                 self.connections_rejected[reason] += 1
                 self._rejecting += 1
-            nursery.start_soon(self._handle, stream, client, reject, name="connection")
+                self._refusing_per_client[key] = self._refusing_per_client.get(key, 0) + 1
+            nursery.start_soon(self._handle, stream, key, client, reject, name="connection")
 
     async def _handle(
-        self, stream: trio.abc.Stream, client: tuple[str, int], reject: HTTPError | None
+        self,
+        stream: trio.abc.Stream,
+        key: str,
+        client: tuple[str, int],
+        reject: HTTPError | None,
     ) -> None:
         """Run one connection the accept loop admitted (``reject`` None) or refused, then
         give back the counts it took there."""
         try:
-            conn = Connection(stream, client, self.app, self.config, self, reject=reject)
+            try:
+                conn = Connection(stream, client, self.app, self.config, self, reject=reject)
+            except BaseException:  # (conn.run would have closed it)
+                await trio.aclose_forcefully(stream)
+                raise
             # Every log line written by this task and the ones it starts names the connection.
             current_connection.set(ConnectionInfo(conn.id, f"{client[0]}:{client[1]}"))
             if reject is None:
@@ -408,13 +449,10 @@ class Server:
         finally:
             if reject is not None:
                 self._rejecting -= 1
+                _count_down(self._refusing_per_client, key)
             else:
                 self._admitted -= 1
-                left = self._per_client[client[0]] - 1
-                if left:
-                    self._per_client[client[0]] = left
-                else:
-                    del self._per_client[client[0]]
+                _count_down(self._per_client, key)
 
     async def close_on_signals(self, *signals: int) -> None:
         """Shut down gracefully on the first of ``signals`` (SIGINT, SIGTERM by default);

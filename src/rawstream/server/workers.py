@@ -37,6 +37,7 @@ Every process is waited for (reaped) in a ``finally``, whatever ends the supervi
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -110,6 +111,16 @@ def _describe_exit(returncode: int) -> str:
         except ValueError:
             return f"was killed by signal {-returncode}"
     return f"exited with status {returncode}"
+
+
+def _is_json(line: str) -> bool:
+    """The line is a JSON object (a worker's ``--log-format json`` log line)."""
+    if not line.startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 class Supervisor:
@@ -265,10 +276,8 @@ class Supervisor:
             if line.startswith(READY_MARKER):
                 listened.set()
                 self._on_listening(number, process.pid)
-            elif line.startswith("{"):  # a JSON log line names its worker and pid itself
-                sys.stderr.write(line + "\n")
-            else:
-                sys.stderr.write(prefix + line + "\n")
+            else:  # (a JSON log line names its worker and pid itself: passed as it is)
+                sys.stderr.write(line + "\n" if _is_json(line) else prefix + line + "\n")
                 sys.stderr.flush()
 
         while chunk := await process.stderr.receive_some():
