@@ -51,8 +51,6 @@ def test_autobahn_fuzzingclient_against_ws_echo() -> None:
         "65536",
         "--ws-ping-interval",
         "0",
-        "--log-level",
-        "warning",
     )
     try:
         shutil.rmtree(REPORT_DIR, ignore_errors=True)
