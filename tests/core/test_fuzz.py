@@ -346,6 +346,11 @@ FAILURE_CODES = {1002, 1007, 1009}
 def open_websocket(deflate: bool) -> WebSocketConnection:
     """A WebSocketConnection after a real handshake with wsproto's client (permessage-deflate
     offered, so negotiated when ``deflate``)."""
+    return open_pair(deflate)[1]
+
+
+def open_pair(deflate: bool) -> tuple[WSConnection, WebSocketConnection]:
+    """wsproto's client and our server, after the handshake (see :func:`open_websocket`)."""
     client = WSConnection(ConnectionType.CLIENT)
     request = client.send(
         we.Request(host="example.com", target="/ws", extensions=[PerMessageDeflate()])
@@ -363,7 +368,7 @@ def open_websocket(deflate: bool) -> WebSocketConnection:
     (accepted,) = client.events()
     assert isinstance(accepted, we.AcceptConnection)
     assert server.extensions == (["permessage-deflate"] if deflate else [])
-    return server
+    return client, server
 
 
 def valid_close_code(code: int) -> bool:
@@ -524,19 +529,7 @@ def test_websocket_random_frames(
 def test_websocket_deflated_fragments(sizes: list[int], cuts: list[int], text: bool) -> None:
     """(c) A real client's compressed fragments, in random pieces: a message within both
     limits comes out whole, one past either gets close 1009, nothing else."""
-    client = WSConnection(ConnectionType.CLIENT)
-    request = client.send(
-        we.Request(host="example.com", target="/ws", extensions=[PerMessageDeflate()])
-    )
-    http = HTTPConnection()
-    http.receive_data(request)
-    head = http.next_event()
-    assert isinstance(head, RequestHead)
-    server = WebSocketConnection(max_message_bytes=MAX_MESSAGE, max_fragments=MAX_FRAGMENTS)
-    server.start(head)
-    server.accept()
-    client.receive_data(server.data_to_send())
-    list(client.events())
+    client, server = open_pair(deflate=True)
     parts: list[str | bytes] = ["\u00e9" * (size // 2) if text else bytes(size) for size in sizes]
     data = b"".join(
         client.send(
