@@ -21,7 +21,7 @@ from support.rawhttp import exchange, status_of
 from support.sse import publish
 from websockets.sync.client import connect as ws_connect
 
-from rawstream import App, Request, Response, Server, SSEStream, WebSocket
+from rawstream import App, Event, Request, Response, Server, SlowConsumer, SSEStream, WebSocket
 from rawstream.demo import build_demo
 from rawstream.hub import Hub
 from rawstream.metrics import (
@@ -440,3 +440,40 @@ async def test_a_broken_collector_costs_only_its_own_metrics(start_server, caplo
     assert len(failures) == 2
     assert "the queue is gone" in str(failures[0].exc_info[1])
     assert "already reported" in str(failures[1].exc_info[1])
+
+
+async def test_events_dropped_match_the_gaps_the_client_is_told(start_server) -> None:
+    """A DROP_OLDEST stream to a client that reads nothing while 300 events of 1 KiB are
+    queued: the scrape's dropped count equals the sum of the gap events the client then reads,
+    and the events it reads are the rest of the 300 (all 300 counted as sent)."""
+    app = App()
+    add_metrics(app)
+    sent = trio.Event()
+
+    @app.sse("/drop", slow_consumer=SlowConsumer.DROP_OLDEST)
+    async def drop(request: Request, stream: SSEStream) -> None:
+        for i in range(300):
+            stream.send_nowait(Event("x" * 1024, id=str(i)))
+            await trio.lowlevel.checkpoint()  # (the writer's turns: kernel, then outbox, fill)
+        sent.set()
+
+    server: Server = await start_server(app, outbox_high_bytes=8 * 1024, outbox_low_bytes=2048)
+    sock = trio.socket.socket()
+    sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+    await sock.connect(("127.0.0.1", server.port))
+    async with trio.SocketStream(sock) as stalled, httpx.AsyncClient() as client:
+        await stalled.send_all(b"GET /drop HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        with trio.fail_after(5):
+            await sent.wait()
+        samples = await scrape(client, f"http://127.0.0.1:{server.port}")
+        received = bytearray()
+        with trio.fail_after(5):
+            while chunk := await stalled.receive_some():
+                received += chunk
+    dropped = value(samples, "rawstream_events_dropped_total")
+    assert value(samples, "rawstream_events_sent_total") == 300
+    gaps = [int(n) for n in re.findall(rb'data: \{"dropped": (\d+)\}', received)]
+    delivered = re.findall(rb"id: (\d+)\n", received)
+    assert dropped > 0 and sum(gaps) == dropped
+    assert len(delivered) + dropped == 300
+    assert delivered[-1] == b"299"
