@@ -19,6 +19,12 @@ from rawstream.core import (
 
 Headers = list[tuple[bytes, bytes]]
 
+#: Headers that change a request's framing or the connection's life: generated requests leave
+#: them out (h11 adds Host and framing itself; the fuzzer's mutations add the rest).
+FRAMING_HEADERS = frozenset(
+    {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade"}
+)
+
 
 def normalize_data_events(events: list[h11.Event]) -> list[h11.Event]:
     """Merge adjacent ``h11.Data`` events and turn their payloads into ``bytes``."""

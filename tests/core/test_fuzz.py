@@ -59,6 +59,8 @@ from rawstream.core import (
 )
 from rawstream.core.websocket import payload_size
 
+from .helpers import FRAMING_HEADERS
+
 
 def fuzz(examples: int) -> settings:
     """Hypothesis settings for one fuzz test: ``examples`` examples from a fixed seed."""
@@ -179,15 +181,7 @@ def drive_http(pieces: list[bytes], *, eof: bool, respond_early: bool) -> HTTPRu
 
 
 # Valid requests, as an independent client (h11) writes them.  Headers that change framing
-# or the connection's life are left to the mutations.
-FRAMING_HEADERS = {
-    b"host",
-    b"content-length",
-    b"transfer-encoding",
-    b"connection",
-    b"expect",
-    b"upgrade",
-}
+# or the connection's life (FRAMING_HEADERS) are left to the mutations.
 header_names = st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12).map(str.encode)
 header_values = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=24).map(
     str.encode

@@ -19,7 +19,7 @@ from rawstream.core import (
 )
 from rawstream.core.http import chunk_frame
 
-from .helpers import Client, body_of, header_values, response_head, server_events
+from .helpers import FRAMING_HEADERS, Client, body_of, header_values, response_head, server_events
 
 HYPOTHESIS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -511,19 +511,7 @@ TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN
 header_names = (
     st.text(TOKEN_CHARS, min_size=1, max_size=20)
     .map(str.encode)
-    .filter(
-        lambda name: (
-            name.lower()
-            not in {
-                b"host",
-                b"content-length",
-                b"transfer-encoding",
-                b"connection",
-                b"expect",
-                b"upgrade",
-            }
-        )
-    )
+    .filter(lambda name: name.lower() not in FRAMING_HEADERS)
 )
 # field-vchar and inner spaces/tabs; no leading or trailing whitespace (h11 strips it)
 header_values_st = st.builds(

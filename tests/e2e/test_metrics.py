@@ -7,7 +7,6 @@ import contextlib
 import math
 import os
 import re
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -190,8 +189,17 @@ async def test_every_documented_metric_is_served_and_parses(base: str) -> None:
     assert value(samples, "rawstream_open_connections", kind="http") == 1  # this scrape
     (info,) = [labels for name, labels in samples if name == "rawstream_process_info"]
     assert dict(info)["pid"] == str(os.getpid())
-    started = value(samples, "process_start_time_seconds")
-    assert time.time() - 24 * 3600 < started <= time.time()
+    # The process figures agree with prometheus-client's own reader of /proc.
+    collector = require("prometheus_client.process_collector", "it reads /proc independently")
+    theirs = {
+        sample.name: sample.value
+        for metric in collector.ProcessCollector(registry=None).collect()
+        for sample in metric.samples
+    }
+    assert value(samples, "process_start_time_seconds") == pytest.approx(
+        theirs["process_start_time_seconds"], abs=0.05
+    )
+    assert value(samples, "process_max_fds") == theirs["process_max_fds"]
 
 
 async def test_bytes_sent_and_received_count_every_byte(server: Server) -> None:

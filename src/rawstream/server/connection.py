@@ -428,7 +428,9 @@ class Connection:
                 await self._emit(lambda: self.http.send_response(response.status, headers))
                 async for chunk in chunks:
                     # A plain download has no gap to report: it waits, up to send_timeout.
-                    await self.send_stream_item(partial(self.frame_body, chunk), SlowConsumer.BLOCK)
+                    await self.send_stream_item(
+                        partial(self.frame_body, chunk), SlowConsumer.BLOCK, event=False
+                    )
 
         end = await self.run_stream(stream_body, watch_disconnect=True)
         await self.finish_stream(end)
@@ -618,13 +620,16 @@ class Connection:
         frame: Callable[[], bytes],
         policy: SlowConsumer,
         gap: Callable[[int], bytes] | None = None,
+        *,
+        event: bool = True,
     ) -> None:
         """Queue one event of a stream, applying ``policy`` when the outbox is full.
 
         ``frame`` runs the core and returns the event's bytes; ``gap`` frames a gap marker
         for a number of dropped events (``DROP_OLDEST`` only).  Nothing awaits between
         framing and queueing, so bytes keep the core's order.  A stream disconnected here
-        cancels the calling handler.
+        cancels the calling handler.  The item counts in ``outbox.events_sent`` unless
+        ``event`` is false (a chunk of a plain body, a keepalive).
         """
         if policy is SlowConsumer.BLOCK and self.outbox.full:
             with trio.move_on_after(self.config.send_timeout) as timer:
@@ -638,7 +643,7 @@ class Connection:
         else:
             await paced_checkpoint()  # a cancellation point; a yield once a millisecond
         try:
-            self._queue_stream_item(frame, policy, gap, waited=True)
+            self._queue_stream_item(frame, policy, gap, waited=True, event=event)
         except trio.BrokenResourceError:
             await checkpoint()  # the stream's scope was just cancelled: Cancelled raises here
             raise
@@ -648,6 +653,8 @@ class Connection:
         frame: Callable[[], bytes],
         policy: SlowConsumer,
         gap: Callable[[int], bytes] | None = None,
+        *,
+        event: bool = True,
     ) -> None:
         """:meth:`send_stream_item` without waiting, for fan-out from another task.
 
@@ -656,7 +663,7 @@ class Connection:
             trio.BrokenResourceError: the stream has ended, or was just disconnected
                 (``DISCONNECT``).
         """
-        self._queue_stream_item(frame, policy, gap, waited=False)
+        self._queue_stream_item(frame, policy, gap, waited=False, event=event)
 
     def _queue_stream_item(
         self,
@@ -665,6 +672,7 @@ class Connection:
         gap: Callable[[int], bytes] | None,
         *,
         waited: bool,
+        event: bool,
     ) -> None:
         """The slow-consumer decision, shared by both sends (``waited``: the sender awaited
         its turn, in its own task: a ``BLOCK`` sender may overshoot the bound by this one
@@ -683,6 +691,8 @@ class Connection:
         self.outbox.put_nowait(
             frame(), droppable=policy is SlowConsumer.DROP_OLDEST, write_through=waited
         )
+        if event:
+            self.outbox.events_sent += 1
 
     def _drop_pending(self, gap: Callable[[int], bytes]) -> None:
         dropped = self.outbox.drop_pending(gap)

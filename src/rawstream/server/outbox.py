@@ -31,8 +31,8 @@ context-free WebSocket frame) may be removed again before they are written, by
 Counters (for :meth:`Outbox.statistics` and ``/metrics``) are plain integers added to once per
 write or once per event, never a lock or an allocation: :attr:`Outbox.events_sent` counts the
 events (SSE events, WebSocket messages) queued here, by :meth:`Outbox.put_shared` itself and by
-the SSE and WebSocket layers for their other sends (heads, chunks of plain bodies, pongs and
-close frames are bytes, not events).
+the connection's stream sends for the others (heads, chunks of plain bodies, keepalives, pongs
+and close frames are bytes, not events).
 """
 
 from __future__ import annotations

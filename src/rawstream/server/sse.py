@@ -111,7 +111,6 @@ class SSEStream(SlowConsumerPolicy):
         await self._conn.send_stream_item(
             partial(self._frame, data), policy or self.slow_consumer, self._gap
         )
-        self._conn.outbox.events_sent += 1
 
     def send_nowait(self, event: Event | str | bytes) -> None:
         """Queue an event (or encoded bytes) without waiting: for fan-out from another task.
@@ -125,7 +124,6 @@ class SSEStream(SlowConsumerPolicy):
             event = Event(event)
         data = event if isinstance(event, bytes) else event.encode()
         self._queue_nowait(partial(self._frame, data))
-        self._conn.outbox.events_sent += 1
 
     def send_shared_nowait(self, data: bytes, chunk: bytes) -> None:
         """:meth:`send_nowait` for a broadcast: ``data`` is an encoded event and ``chunk`` is
@@ -135,14 +133,13 @@ class SSEStream(SlowConsumerPolicy):
             return  # the fast path: an open, uncompressed, chunked stream with room (counted)
         self._raise_if_ended()
         self._queue_nowait(partial(self._frame_shared, data, chunk))
-        self._conn.outbox.events_sent += 1
         self._plain_chunks = self.opened and self._chunk_is_shareable()
 
-    def _queue_nowait(self, frame: Callable[[], bytes]) -> None:
+    def _queue_nowait(self, frame: Callable[[], bytes], *, event: bool = True) -> None:
         """The head first if not yet out, then the event, under the slow-consumer policy."""
         if not self.opened:
             self._conn.outbox.put_nowait(self._frame_head())
-        self._conn.send_stream_item_nowait(frame, self.slow_consumer, self._gap)
+        self._conn.send_stream_item_nowait(frame, self.slow_consumer, self._gap, event=event)
 
     def _chunk_is_shareable(self) -> bool:
         """A broadcast's shared chunk is exactly this stream's framing of the event."""
@@ -155,7 +152,7 @@ class SSEStream(SlowConsumerPolicy):
         """Queue a keepalive comment: :meth:`send_nowait` without counting an event (metrics
         count what handlers send, not the server's keepalives)."""
         self._raise_if_ended()
-        self._queue_nowait(partial(self._frame, _KEEPALIVE))
+        self._queue_nowait(partial(self._frame, _KEEPALIVE), event=False)
 
     async def send_comment(self, text: str = "") -> None:
         """Send a comment line (clients ignore it; proxies see traffic)."""

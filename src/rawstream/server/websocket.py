@@ -238,7 +238,6 @@ class WebSocket(SlowConsumerPolicy):
             )
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise self._closed_error() from None
-        self._conn.outbox.events_sent += 1
 
     def send_nowait(self, message: str | bytes) -> None:
         """Queue a message without waiting (fan-out from another task); the WebSocket must
@@ -272,7 +271,6 @@ class WebSocket(SlowConsumerPolicy):
             self._conn.send_stream_item_nowait(produce, self.slow_consumer, self._gap)
         except trio.BrokenResourceError:
             raise self._closed_error() from None
-        self._conn.outbox.events_sent += 1
 
     def _prepared(self, frame: bytes) -> bytes:
         if self._core.state is not WebSocketState.OPEN:
