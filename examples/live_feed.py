@@ -45,7 +45,7 @@ import trio
 
 from rawstream import App, HTTPError, Request, serve
 from rawstream.hub import BrokerUnavailable, HistoryLimits, open_broker, sse_channels
-from rawstream.server.workers import WORKER_ENV
+from rawstream.logs import WORKER_ENV
 
 #: Seconds between two ticks (tests shorten it).
 INTERVAL = 0.5

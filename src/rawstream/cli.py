@@ -300,9 +300,7 @@ def _config(args: argparse.Namespace) -> Config:
     )
 
 
-def _check_demo_options(
-    parser: argparse.ArgumentParser, args: argparse.Namespace
-) -> Relay | None:
+def _check_demo_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Relay | None:
     """Refuse a bad ``--token-rate`` or ``--upstream`` (and upstream key) with a usage error,
     before anything starts; return the relay to ``--upstream``, if any."""
     if not args.token_rate >= 0:  # NaN too

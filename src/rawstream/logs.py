@@ -21,6 +21,7 @@ __all__ = [
     "ConnectionFilter",
     "ConnectionInfo",
     "JSONFormatter",
+    "WORKER_ENV",
     "configure_logging",
     "current_connection",
 ]
@@ -39,8 +40,11 @@ current_connection: ContextVar[ConnectionInfo | None] = ContextVar(
     "rawstream_connection", default=None
 )
 
-#: The worker number under ``rawstream --workers N`` (see :mod:`rawstream.server.workers`).
-_WORKER = os.environ.get("RAWSTREAM_WORKER")
+#: The environment variable holding a worker's number under ``rawstream --workers N`` (1 to N;
+#: a restart keeps its number; see :mod:`rawstream.server.workers`, which sets it), for log
+#: lines and for work only one worker of a node should do (the demo's ticker).
+WORKER_ENV = "RAWSTREAM_WORKER"
+_WORKER = os.environ.get(WORKER_ENV)
 
 #: Attributes every record has; anything else on a record came from ``extra=`` and is kept.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {

@@ -306,7 +306,7 @@ def process_families() -> list[MetricFamily]:
     time, CPU time, resident memory and file descriptors (the last two where ``/proc``
     tells), and ``rawstream_process_info`` naming the process and worker."""
     from . import __version__  # (here: rawstream's __init__ may one day import this module)
-    from .server.workers import WORKER_ENV
+    from .logs import WORKER_ENV
 
     families = [
         MetricFamily(
@@ -347,9 +347,9 @@ def process_families() -> list[MetricFamily]:
         pass
     else:
         families.append(
-            MetricFamily(
-                "process_open_fds", "gauge", "Number of open file descriptors."
-            ).add(open_fds)
+            MetricFamily("process_open_fds", "gauge", "Number of open file descriptors.").add(
+                open_fds
+            )
         )
     max_fds = _max_fds()
     if max_fds is not None:

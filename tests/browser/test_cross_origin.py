@@ -175,9 +175,7 @@ def ws_url(origin: str, path: str) -> str:
     return origin.replace("http://", "ws://") + path
 
 
-def test_websocket_from_another_site_is_refused(
-    sites: Sites, new_page: Callable[..., Any]
-) -> None:
+def test_websocket_from_another_site_is_refused(sites: Sites, new_page: Callable[..., Any]) -> None:
     """Another site's page cannot open our WebSocket (the browser reports an error and a
     close, never an open), and our handler never runs; our own page can."""
     page = new_page(sites.page + "/")

@@ -278,9 +278,7 @@ async def test_sse_star_with_credentials_echoes_any_origin(base: str) -> None:
     for origin in (OTHER, "null"):
         async with (
             httpx.AsyncClient() as client,
-            aconnect_sse(
-                client, "GET", base + "/events/any", headers={"origin": origin}
-            ) as source,
+            aconnect_sse(client, "GET", base + "/events/any", headers={"origin": origin}) as source,
         ):
             assert [event.data async for event in source.aiter_sse()] == ["hello"]
             seen[origin] = source.response.headers

@@ -47,7 +47,6 @@ async def test_connections_beyond_the_limit_get_503(start_server) -> None:
         assert (await client.get(base + "/healthz")).status_code == 200
 
 
-
 def from_address(host: str) -> httpx.AsyncClient:
     """An httpx client whose connections come from ``host`` (a 127.0.0.0/8 address)."""
     return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(local_address=host))
@@ -128,6 +127,7 @@ async def test_websocket_message_size_limit_seen_by_websockets(
         return None
 
     assert await trio.to_thread.run_sync(talk) == code
+
 
 async def test_tcp_nodelay_on_accepted_sockets(start_server) -> None:
     """Every accepted socket has TCP_NODELAY set."""

@@ -12,7 +12,8 @@ import pytest
 import trio
 import trio.testing
 
-from rawstream.server.fastio import SocketIO, paced_checkpoint, socket_io
+from rawstream.pacing import paced_checkpoint
+from rawstream.server.fastio import SocketIO, socket_io
 from rawstream.server.outbox import Outbox
 from rawstream.server.receiver import Receiver
 

@@ -56,8 +56,8 @@ from rawstream.app import Service
 from rawstream.hub import Broker, BrokerUnavailable, Hub, Rooms, open_broker, sse_channels
 from rawstream.llm import DEFAULT_TOKEN_RATE, add_chat_completions
 from rawstream.llm.relay import Relay
+from rawstream.logs import WORKER_ENV
 from rawstream.metrics import add_metrics
-from rawstream.server.workers import WORKER_ENV
 
 from .page import add_demo_page
 from .tasks import add_tasks

@@ -85,10 +85,10 @@ MAX_JOBS = 64
 CANCEL_PUBLISH_SECONDS = 1.0
 
 
-
 def task_channel(task_id: str) -> str:
     """The hub channel a task's progress is published to."""
     return check_channel(f"task/{task_id}")
+
 
 class Unavailable(Exception):
     """No task can start now (the answer is ``503``; the message says why, ``retry_after``

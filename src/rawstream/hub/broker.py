@@ -32,7 +32,7 @@ from types import TracebackType
 import trio
 from trio.lowlevel import ParkingLot
 
-from ..server.fastio import paced_checkpoint
+from ..pacing import paced_checkpoint
 from .message import HistoryLimits, Message, Position, Reset, check_channel
 from .window import Window
 

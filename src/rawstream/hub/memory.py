@@ -14,7 +14,7 @@ import time
 
 import trio
 
-from ..server.fastio import note_yield
+from ..pacing import note_yield
 from .broker import Broker, HistoryLost, LocalChannel
 from .message import HistoryLimits, Message, Position, check_channel
 

@@ -46,11 +46,11 @@ from ..core.http import (
     RequestHead,
 )
 from ..core.sse import encode_retry
+from ..pacing import paced_checkpoint
 from ..policy import SlowConsumer
 from ..request import HTTPError, Request
 from ..response import Response
 from .config import Config
-from .fastio import paced_checkpoint
 from .origin import answer_preflight, cors_headers, route_cors
 from .outbox import Outbox
 from .receiver import Receiver
@@ -505,7 +505,7 @@ class Connection:
         # idle stream holds.  ``nullcontext`` costs no frame once entered.)
         try:
             with trio.CancelScope() as self._stream_scope:
-                async with (trio.open_nursery() if with_tasks else nullcontext()) as nursery:
+                async with trio.open_nursery() if with_tasks else nullcontext() as nursery:
                     self._stream_nursery = nursery
                     self._stream_started(end_on_shutdown, watch_disconnect)
                     try:

@@ -7,11 +7,9 @@ thousands of events per second per core, those yields, not the protocol code, de
 speed (a plain Trio server doing one ``send_all`` per event delivers about 34k events/s to
 1000 subscribers; draining each subscriber's queue into one write, about 1.9 million).
 
-* :func:`paced_checkpoint` is what rawstream's hot loops await instead of a checkpoint: a
-  cancellation point every time, but a real yield only when this thread has gone
-  ``PACE_INTERVAL`` seconds without one.  A producer that never blocks (a generator yielding
-  tokens, a tight publish loop) so fills the outbox with many events before the writer runs,
-  and the writer sends them in one write; other tasks still get the CPU within a millisecond.
+* :func:`~rawstream.pacing.paced_checkpoint` (in :mod:`rawstream.pacing`, which the hub uses
+  too) is what rawstream's hot loops await instead of a checkpoint: a real yield at most once
+  a millisecond.
 * :class:`SocketIO` reads and writes a plain TCP socket's file descriptor directly
   (``os.read``/``os.write`` on the non-blocking socket Trio made), waiting with
   ``trio.lowlevel.wait_readable``/``wait_writable`` only when the kernel would block.  It is
@@ -24,40 +22,13 @@ from __future__ import annotations
 
 import errno
 import os
-import time
 
 import trio
-from trio.lowlevel import (
-    RunVar,
-    checkpoint,
-    checkpoint_if_cancelled,
-    wait_readable,
-    wait_writable,
-)
+from trio.lowlevel import checkpoint_if_cancelled, wait_readable, wait_writable
 
-__all__ = ["PACE_INTERVAL", "SocketIO", "paced_checkpoint", "socket_io"]
+from ..pacing import note_yield, paced_checkpoint
 
-#: The longest a task runs through :func:`paced_checkpoint` calls without yielding.
-PACE_INTERVAL = 0.001
-
-#: When a paced task of this Trio run last yielded (a run is one thread's scheduler).
-_last_yield: RunVar[float] = RunVar("rawstream_last_yield", default=0.0)
-
-
-async def paced_checkpoint() -> None:
-    """A checkpoint that yields to the scheduler only once per ``PACE_INTERVAL`` (see the
-    module doc); it always raises ``Cancelled`` when cancelled."""
-    if time.perf_counter() - _last_yield.get() >= PACE_INTERVAL:
-        await checkpoint()
-        _last_yield.set(time.perf_counter())
-    else:
-        await checkpoint_if_cancelled()
-
-
-def note_yield() -> None:
-    """The caller just yielded (parked): the pacing interval starts again."""
-    _last_yield.set(time.perf_counter())
-
+__all__ = ["SocketIO", "socket_io"]
 
 _CLOSED = (errno.EBADF, errno.ENOTSOCK)
 

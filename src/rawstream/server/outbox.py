@@ -45,7 +45,8 @@ from dataclasses import dataclass
 import trio
 from trio.lowlevel import ParkingLot, checkpoint
 
-from .fastio import paced_checkpoint, socket_io
+from ..pacing import paced_checkpoint
+from .fastio import socket_io
 
 __all__ = ["WRITE_THROUGH_GAP", "Outbox", "OutboxStatistics"]
 
@@ -158,7 +159,7 @@ class Outbox:
     async def wait_writable(self) -> None:
         """Return at once below the high-water mark; at or above it, wait until the outbox
         has drained to the low-water mark.  Always a cancellation point; a yield to the
-        scheduler at least once a millisecond (:func:`~rawstream.server.fastio.paced_checkpoint`:
+        scheduler at least once a millisecond (:func:`~rawstream.pacing.paced_checkpoint`:
         events queued without a yield between them leave in one write).
 
         Raises:

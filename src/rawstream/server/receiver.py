@@ -19,7 +19,8 @@ from collections.abc import Callable
 import trio
 from trio.lowlevel import ParkingLot
 
-from .fastio import paced_checkpoint, socket_io
+from ..pacing import paced_checkpoint
+from .fastio import socket_io
 from .readiness import ReadinessWatcher
 
 __all__ = ["Receiver"]

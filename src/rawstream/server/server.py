@@ -334,9 +334,7 @@ class Server:
                 _listening_socket(listener).getsockname() for listener in listeners
             )
         ]
-        settings = {
-            name: getattr(self.config, name) for name in self.config.__dataclass_fields__
-        }
+        settings = {name: getattr(self.config, name) for name in self.config.__dataclass_fields__}
         log.info(
             "rawstream listening on %s (pid %d); settings: %s",
             ", ".join(addresses),

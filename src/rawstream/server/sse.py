@@ -220,9 +220,7 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
     keepalive = conn.server.keepalive
     keepalive.add(stream)
     try:
-        end = await conn.run_stream(
-            body, watch_disconnect=True, end_on_shutdown=True, kind="sse"
-        )
+        end = await conn.run_stream(body, watch_disconnect=True, end_on_shutdown=True, kind="sse")
     finally:
         keepalive.discard(stream)
         stream._ended = True

@@ -43,10 +43,10 @@ from ..core.websocket import (
     WebSocketState,
     payload_size,
 )
+from ..pacing import paced_checkpoint
 from ..policy import SLOW_CONSUMER_CLOSE_CODE, SlowConsumer, SlowConsumerPolicy
 from ..request import HTTPError, Request
 from .connection import Phase, StreamEnd
-from .fastio import paced_checkpoint
 from .origin import websocket_origin_refusal
 
 if TYPE_CHECKING:

@@ -49,6 +49,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import trio
 
+from ..logs import WORKER_ENV
 from .server import reuse_port_option
 
 __all__ = ["READY_MARKER", "WORKER_ENV", "Supervisor", "reserve_port", "run_workers"]
@@ -57,9 +58,6 @@ log = logging.getLogger("rawstream.workers")
 
 #: The line a supervised worker writes on stderr once it listens (followed by its port).
 READY_MARKER = "rawstream-worker-ready"
-#: The environment variable holding a worker's number (1 to N; a restart keeps its number),
-#: for work only one worker of a node should do (the demo's ticker).
-WORKER_ENV = "RAWSTREAM_WORKER"
 #: Restart delay after a worker died; doubled for each quick death, up to MAX_BACKOFF.
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 5.0
