@@ -10,10 +10,31 @@ its socket: :meth:`Receiver.watch` with ``park=True`` lets the reading task end 
 socket has nothing to read, and hands the socket to the server's one
 :class:`~rawstream.server.readiness.ReadinessWatcher`, which starts the task again when the
 client sends something or leaves.
+
+The receiver is a small state machine (:class:`ReceiverState`); every change of state goes
+through :meth:`Receiver._enter`, which checks it against :data:`TRANSITIONS`::
+
+                  watch(park=True)                     task restarted
+      READING ───────────────────────► RESTARTING ──────────────────► READING
+       │  ▲  nothing to read, park wanted  │
+       │  └──────────┐                     │ (it parks before the cancel lands)
+       ▼             │ socket readable     ▼
+      PARKED ────────┘ or watch(park=False)  PARKED
+       │
+       │ hand_off()        READING / RESTARTING ── hand_off() ──► HANDING_OFF
+       ▼                                                            │ task ended
+      HANDED_OFF ◄──────────────────────────────────────────────────┘
+       │
+       ▼ EOF or error (any state), or stop()
+      CLOSED
+
+READING, RESTARTING and HANDING_OFF have a reading task; PARKED has the watcher instead;
+HANDED_OFF has neither (:meth:`Receiver.receive` reads the socket in its caller's task).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 
 import trio
@@ -23,9 +44,33 @@ from ..pacing import paced_checkpoint
 from .fastio import socket_io
 from .readiness import ReadinessWatcher
 
-__all__ = ["Receiver"]
+__all__ = ["TRANSITIONS", "Receiver", "ReceiverState"]
 
 RECEIVE_SIZE = 64 * 1024
+
+
+class ReceiverState(enum.Enum):
+    """Who reads the socket now (see the module doc's diagram)."""
+
+    READING = "reading"  # the reading task reads ahead (or waits for room in the buffer)
+    RESTARTING = "restarting"  # the task was cancelled to start again (so that it can park)
+    PARKED = "parked"  # no task: the readiness watcher waits for the socket
+    HANDING_OFF = "handing_off"  # the task was cancelled; receive() will read by itself
+    HANDED_OFF = "handed_off"  # no task: receive() reads the socket in its caller's task
+    CLOSED = "closed"  # EOF, a connection error, or the connection is ending
+
+
+_S = ReceiverState
+
+#: Every allowed change of state (anything else is a bug, and asserts).
+TRANSITIONS: dict[ReceiverState, frozenset[ReceiverState]] = {
+    _S.READING: frozenset({_S.RESTARTING, _S.PARKED, _S.HANDING_OFF, _S.CLOSED}),
+    _S.RESTARTING: frozenset({_S.READING, _S.PARKED, _S.HANDING_OFF, _S.CLOSED}),
+    _S.PARKED: frozenset({_S.READING, _S.HANDED_OFF, _S.CLOSED}),
+    _S.HANDING_OFF: frozenset({_S.HANDED_OFF, _S.CLOSED}),
+    _S.HANDED_OFF: frozenset({_S.CLOSED}),
+    _S.CLOSED: frozenset(),
+}
 
 
 class Receiver:
@@ -34,19 +79,16 @@ class Receiver:
     __slots__ = (
         "_buffer",
         "_changed",
-        "_closed",
         "_direct",
         "_full_is_gone",
-        "_handed_off",
         "_limit",
         "_nursery",
         "_on_gone",
         "_park",
         "_parked_fd",
         "_receive_some",
-        "_restart",
         "_scope",
-        "_stopped",
+        "_state",
         "_watcher",
         "bytes_received",
     )
@@ -64,21 +106,24 @@ class Receiver:
         # Parking needs the watcher's epoll and a plain socket (TLS may hold decrypted bytes
         # the socket's readiness does not show).
         self._watcher = watcher if watcher is not None and self._direct is not None else None
+        self._state = ReceiverState.READING
         self._nursery: trio.Nursery | None = None
         self._scope: trio.CancelScope | None = None  # the reading task's, while it runs
-        self._handed_off = False  # hand_off() was called ...
-        self._stopped = False  # ... and the reading task has stopped: receive() reads itself
-        self._park = False  # watch(park=True): end the task while there is nothing to read
-        self._parked_fd = -1  # ... and it has: the watcher holds this socket
-        self._restart = False  # the task was stopped to start again (and park)
-        self._closed = False
+        self._parked_fd = -1  # the socket the watcher holds (PARKED only)
         self._limit = limit
         self._buffer = bytearray()
         # Consumers waiting for data, and the reading task waiting for room (never both).
         self._changed = ParkingLot()
+        # What watch() asked for: a callback when the client goes, and whether to park.
         self._on_gone: Callable[[], None] | None = None
         self._full_is_gone = True
+        self._park = False
         self.bytes_received = 0
+
+    @property
+    def state(self) -> ReceiverState:
+        """Who reads the socket now."""
+        return self._state
 
     @property
     def buffered(self) -> int:
@@ -87,8 +132,13 @@ class Receiver:
 
     @property
     def closed(self) -> bool:
-        """The client closed its side, or the connection failed."""
-        return self._closed
+        """The client closed its side, or the connection failed or is ending."""
+        return self._state is ReceiverState.CLOSED
+
+    def _enter(self, state: ReceiverState) -> None:
+        """The one place the state changes."""
+        assert state in TRANSITIONS[self._state], f"receiver: {self._state} -> {state}"
+        self._state = state
 
     def start(self, nursery: trio.Nursery) -> None:
         """Read ahead in a task of ``nursery`` (the connection's) from now on."""
@@ -98,17 +148,18 @@ class Receiver:
     def stop(self) -> None:
         """The connection is ending: give up a parked socket (before it is closed)."""
         self._unpark()
+        if self._state is not ReceiverState.CLOSED:
+            self._enter(ReceiverState.CLOSED)
         self._nursery = None
 
     def _start_task(self) -> None:
-        if self._nursery is not None:
-            self._scope = trio.CancelScope()
-            self._nursery.start_soon(self._run, self._scope, name="receiver")
+        assert self._nursery is not None
+        self._scope = trio.CancelScope()
+        self._nursery.start_soon(self._run, self._scope, name="receiver")
 
     async def _run(self, scope: trio.CancelScope) -> None:
         """Read until EOF or a connection error, pausing while the buffer is full; end early
-        on :meth:`hand_off`, or when parked."""
-        parked = False
+        when cancelled (to restart or hand off), or to park."""
         try:
             with scope:
                 while True:
@@ -116,17 +167,13 @@ class Receiver:
                         self._notify_gone(full=True)
                         await self._changed.park()
                     data: bytes | bytearray | None
-                    if (
-                        self._park
-                        and self._nursery is not None
-                        and self._watcher is not None
-                        and self._watcher.available
-                    ):  # (not once the connection ends)
+                    if self._parking_possible():
                         assert self._direct is not None
                         data = self._direct.try_receive(RECEIVE_SIZE)
                         if data is None:  # nothing to read: the watcher waits for us
-                            parked = True
+                            self._enter(ReceiverState.PARKED)
                             self._parked_fd = self._direct.fileno()
+                            assert self._watcher is not None
                             self._watcher.watch(self._parked_fd, self._wake)
                             return
                     else:
@@ -140,28 +187,43 @@ class Receiver:
             pass
         finally:
             self._scope = None
-            # (A restart asked for while this task was about to park anyway is not needed.)
-            restart, self._restart = self._restart and not parked, False
-            if parked:
-                pass  # nothing changed for a consumer: no wake-up
-            elif self._handed_off and not self._closed:
-                self._stopped = True  # receive() reads from now on
-            elif restart:
-                self._start_task()
-            else:
-                self._closed = True
-                self._notify_gone(full=False)
-            if not parked:
-                self._changed.unpark_all()
+            self._task_ended()
+
+    def _parking_possible(self) -> bool:
+        """Park when nothing is to be read: asked for, and the watcher is running (never
+        once the connection ends, nor while a hand-off is on its way; a restart asked for
+        is not needed when the task parks anyway)."""
+        return (
+            self._park
+            and self._state in (ReceiverState.READING, ReceiverState.RESTARTING)
+            and self._watcher is not None
+            and self._watcher.available
+        )
+
+    def _task_ended(self) -> None:
+        """The reading task ended: what follows depends on why (the state says)."""
+        state = self._state
+        if state is ReceiverState.PARKED:
+            return  # it parked: nothing changed for a consumer, no wake-up
+        if state is ReceiverState.RESTARTING:
+            self._enter(ReceiverState.READING)
+            self._start_task()
+        elif state is ReceiverState.HANDING_OFF:
+            self._enter(ReceiverState.HANDED_OFF)  # receive() reads from now on
+        elif state is ReceiverState.READING:  # EOF or an error
+            self._enter(ReceiverState.CLOSED)
+            self._notify_gone(full=False)
+        self._changed.unpark_all()
 
     def _wake(self) -> None:
         """The watcher saw the parked socket readable (data, EOF or an error)."""
-        if self._parked_fd >= 0:
+        if self._state is ReceiverState.PARKED:
             self._parked_fd = -1
+            self._enter(ReceiverState.READING)
             self._start_task()
 
     def _unpark(self) -> None:
-        if self._parked_fd >= 0:
+        if self._state is ReceiverState.PARKED and self._parked_fd >= 0:
             assert self._watcher is not None
             self._watcher.unwatch(self._parked_fd)
             self._parked_fd = -1
@@ -171,13 +233,16 @@ class Receiver:
         caller's task.  For a WebSocket, whose frame reader reads all the time (so it sees
         EOF) and bounds what it takes: one task fewer between the socket and the handler for
         every message.  Plain TCP only (elsewhere, nothing changes)."""
-        if self._direct is not None and not self._handed_off:
-            self._handed_off = True
-            if self._parked_fd >= 0:
-                self._unpark()
-                self._stopped = True
-            elif self._scope is not None:
-                self._scope.cancel()
+        if self._direct is None:
+            return
+        state = self._state
+        if state is ReceiverState.PARKED:
+            self._unpark()
+            self._enter(ReceiverState.HANDED_OFF)
+        elif state in (ReceiverState.READING, ReceiverState.RESTARTING):
+            self._enter(ReceiverState.HANDING_OFF)
+            assert self._scope is not None
+            self._scope.cancel()
 
     def watch(
         self, on_gone: Callable[[], None] | None, *, full: bool = True, park: bool = False
@@ -194,14 +259,16 @@ class Receiver:
         self._park = (
             park and on_gone is not None and self._watcher is not None and self._watcher.available
         )
-        if not self._park and self._parked_fd >= 0:
+        if not self._park and self._state is ReceiverState.PARKED:
             self._unpark()
+            self._enter(ReceiverState.READING)
             self._start_task()
-        elif self._park and self._scope is not None and not self._handed_off:
-            self._restart = True  # the task waits on the socket: start it again to park
+        elif self._park and self._state is ReceiverState.READING:
+            self._enter(ReceiverState.RESTARTING)  # the task waits on the socket: restart it
+            assert self._scope is not None
             self._scope.cancel()
-        if self._closed or (full and len(self._buffer) >= self._limit):
-            self._notify_gone(full=not self._closed)
+        if self.closed or (full and len(self._buffer) >= self._limit):
+            self._notify_gone(full=not self.closed)
 
     def _notify_gone(self, *, full: bool) -> None:
         if full and not self._full_is_gone:
@@ -212,11 +279,12 @@ class Receiver:
 
     async def receive(self) -> bytes:
         """Everything buffered, waiting for at least one byte; ``b""`` once the client closed."""
-        if self._stopped and not self._buffer and not self._closed:
+        handed_off = self._state is ReceiverState.HANDED_OFF
+        if handed_off and not self._buffer:
             return await self._receive_directly()  # (SocketIO's read is the checkpoint)
         await paced_checkpoint()
-        while not self._buffer and not self._closed:
-            if self._stopped:
+        while not self._buffer and not self.closed:
+            if self._state is ReceiverState.HANDED_OFF:
                 return await self._receive_directly()
             # (Parked, the watcher starts the reading task when bytes arrive: a stream's
             # handler reading its request body waits here like any other consumer.)
@@ -234,6 +302,6 @@ class Receiver:
             data = b""
         if data:
             self.bytes_received += len(data)
-        else:
-            self._closed = True
+        elif self._state is ReceiverState.HANDED_OFF:
+            self._enter(ReceiverState.CLOSED)
         return data
