@@ -79,7 +79,7 @@ async def echo(ws: WebSocket) -> None:
 async def ws_fanout(ws: WebSocket) -> None:
     def sink(message: Message) -> bool:
         try:
-            ws.send_prepared_nowait(message.ws_text, message.ws_frame)
+            ws._send_broadcast_nowait(message)  # (the hub's fast path)
         except trio.WouldBlock:  # a full outbox: the subscription catches up from history
             return False
         return True

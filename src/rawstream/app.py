@@ -18,7 +18,7 @@ import inspect
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from .core.sse import Event
 from .cors import CORS, check_origins
@@ -26,16 +26,13 @@ from .policy import SlowConsumer
 from .request import Request
 from .response import Response
 
-if TYPE_CHECKING:
-    from .server.sse import SSEStream
-    from .server.websocket import WebSocket
-
 __all__ = ["App", "Route", "RouteMatch"]
 
+# The handlers' shapes.  An SSE handler takes ``(request, stream)`` and a WebSocket handler
+# ``(ws)``; their stream types belong to the server (rawstream.server), which this module sits
+# below: a route table is data, which the server drives.
 HTTPHandler = Callable[[Request], Awaitable[Response]]
-SSEHandler = Callable[[Request, "SSEStream"], Awaitable[None]]
 SSEGenerator = Callable[[Request], AsyncIterator[Event | str]]
-WebSocketHandler = Callable[["WebSocket"], Awaitable[None]]
 RouteKind = Literal["http", "sse", "websocket"]
 F = TypeVar("F", bound=Callable[..., Any])
 Service = Callable[..., Awaitable[None]]

@@ -416,8 +416,10 @@ def add_metrics(
 
     async def metrics(request: Request) -> Response:
         """The metrics of the server serving this request, as Prometheus text."""
+        from .server import Server  # (the server imports no metrics: no circle)
+
         server = request.server
-        if server is None:  # (a request made by hand, outside a server)
+        if not isinstance(server, Server):  # (a request made by hand, outside a server)
             raise HTTPError(500, "no server to report on")
         families = collect(
             server.statistics(), hub, max_channel_series=max_channel_series, collectors=extra

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 from .core.http import RequestHead
-
-if TYPE_CHECKING:
-    from .server.server import Server
 
 __all__ = ["HTTPError", "Headers", "QueryParams", "Request"]
 
@@ -89,7 +86,8 @@ class Request:
         http_version: ``"1.1"`` or ``"1.0"``.
         server: the :class:`~rawstream.server.Server` serving the request (None for a request
             made outside one, in a test say): for a handler that reports on the server
-            itself, such as :func:`rawstream.metrics.add_metrics`'s.
+            itself, such as :func:`rawstream.metrics.add_metrics`'s.  (Typed ``object``:
+            requests sit below the server in the layering, and few handlers need it.)
     """
 
     def __init__(
@@ -99,7 +97,7 @@ class Request:
         read_body: Callable[[], Awaitable[bytes]],
         path_params: dict[str, str] | None = None,
         *,
-        server: Server | None = None,
+        server: object | None = None,
     ) -> None:
         self.head = head
         self.method = head.method

@@ -1,4 +1,4 @@
-"""Run one server-side Connection over an in-memory stream, with no sockets."""
+"""Run one server-side HTTP/1.1 connection (H1Connection) over an in-memory stream."""
 
 from __future__ import annotations
 
@@ -8,20 +8,20 @@ import trio
 import trio.testing
 
 from rawstream import App, Config, Server
-from rawstream.server.connection import Connection
+from rawstream.server.h1 import H1Connection
 
 
 def connect(
     nursery: trio.Nursery, app: App, *, lockstep: bool = False, **config: Any
-) -> tuple[trio.abc.Stream, Connection]:
-    """Start a Connection serving ``app``; return the client's end of the stream and it."""
+) -> tuple[trio.abc.Stream, H1Connection]:
+    """Start an H1Connection serving ``app``; return the client's end of the stream and it."""
     if lockstep:
         client, server_side = trio.testing.lockstep_stream_pair()
     else:
         client, server_side = trio.testing.memory_stream_pair()
     settings = Config(**config)
     server = Server(app, settings)
-    conn = Connection(server_side, ("test-client", 1), app, settings, server)
+    conn = H1Connection(server_side, ("test-client", 1), app, settings, server)
     nursery.start_soon(_run_with_server_tasks, conn, server)
 
     return client, conn
@@ -32,7 +32,7 @@ def connect(
 ESCAPED: list[BaseException] = []
 
 
-async def _run_with_server_tasks(conn: Connection, server: Server) -> None:
+async def _run_with_server_tasks(conn: H1Connection, server: Server) -> None:
     """The connection, beside the keepalive sweeper and readiness watcher Server.serve would
     run (until it ends)."""
     async with trio.open_nursery() as nursery:
@@ -42,7 +42,7 @@ async def _run_with_server_tasks(conn: Connection, server: Server) -> None:
         nursery.cancel_scope.cancel()
 
 
-async def _run_recording_errors(conn: Connection) -> None:
+async def _run_recording_errors(conn: H1Connection) -> None:
     try:
         await conn.run()
     except Exception as exc:

@@ -71,7 +71,7 @@ class Rooms:
 
         def sink(message: Message) -> bool:
             try:
-                ws.send_prepared_nowait(message.ws_text, message.ws_frame)
+                ws._send_broadcast_nowait(message)
             except trio.WouldBlock:  # BLOCK policy, full outbox: catch up from history
                 return False
             except WebSocketClosed as exc:

@@ -109,7 +109,7 @@ async def stream_subscription(
     def sink(message: Message) -> bool:
         try:
             if single:
-                stream.send_shared_nowait(message.sse, message.sse_chunk)
+                stream._send_broadcast_nowait(message)
             else:
                 stream.send_nowait(encode(message))
         except trio.WouldBlock:  # BLOCK policy and a full outbox: catch up from history

@@ -41,8 +41,9 @@ from ..logs import ConnectionInfo, current_connection
 from ..request import HTTPError
 from .config import Config
 from .connection import Connection, ConnectionStatistics
+from .h1 import H1Connection
+from .keepalive import KeepaliveSweeper
 from .readiness import ReadinessWatcher
-from .sse import KeepaliveSweeper
 
 __all__ = ["Server", "ServerStatistics", "open_reuse_port_listeners", "reuse_port_option", "serve"]
 
@@ -417,7 +418,7 @@ class Server:
         give back the counts it took there."""
         try:
             try:
-                conn = Connection(stream, client, self.app, self.config, self, reject=reject)
+                conn = H1Connection(stream, client, self.app, self.config, self, reject=reject)
             except BaseException:  # (conn.run would have closed it)
                 await trio.aclose_forcefully(stream)
                 raise

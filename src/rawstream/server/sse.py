@@ -8,7 +8,7 @@ decides: wait (``BLOCK``, up to ``send_timeout``), end the stream (``DISCONNECT`
 queued events for a ``gap`` event (``DROP_OLDEST``); a slow client affects nobody else.
 
 A stream silent for ``sse_keepalive`` seconds gets a comment line (from the server's one
-:class:`KeepaliveSweeper`).  With ``compress`` and a
+:class:`~rawstream.server.keepalive.KeepaliveSweeper`).  With ``compress`` and a
 client that accepts gzip, each event is compressed and flushed so it decodes on arrival.
 
 When the client goes away the handler is cancelled.  On server shutdown, or when a slow
@@ -20,11 +20,9 @@ from ``Last-Event-ID``).
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from functools import partial
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -33,14 +31,11 @@ from ..core.compression import GzipEventEncoder, accepts_gzip
 from ..core.sse import SSE_HEADERS, Event, encode_comment, encode_retry
 from ..policy import SlowConsumer, SlowConsumerPolicy
 from ..request import Request
-from .connection import StreamEnd
-
-if TYPE_CHECKING:
-    from .connection import Connection
+from .broadcast import Broadcast
+from .exchange import Exchange, StreamEnd
+from .keepalive import KeepaliveSweeper
 
 __all__ = ["KeepaliveSweeper", "SSEStream", "run_sse"]
-
-log = logging.getLogger("rawstream.server")
 
 _GZIP_HEADERS = ((b"content-encoding", b"gzip"), (b"vary", b"accept-encoding"))
 
@@ -58,18 +53,18 @@ class SSEStream(SlowConsumerPolicy):
 
     def __init__(
         self,
-        conn: Connection,
+        exchange: Exchange,
         request: Request,
         slow_consumer: SlowConsumer,
         *,
         gzip: bool = False,
     ) -> None:
-        self._conn = conn
+        self._exchange = exchange
         self.request = request
         self.last_event_id = request.last_event_id
         self._gzip = GzipEventEncoder() if gzip else None
         headers = SSE_HEADERS + _GZIP_HEADERS if gzip else SSE_HEADERS
-        self._headers = headers + conn.cors_headers  # (the route's CORS, if any)
+        self._headers = headers + exchange.cors_headers  # (the route's CORS, if any)
         self._ended = False
         #: Open, uncompressed and chunked: a broadcast's shared chunk is queued as is.
         self._plain_chunks = False
@@ -81,12 +76,12 @@ class SSEStream(SlowConsumerPolicy):
     @property
     def opened(self) -> bool:
         """The response head has been sent."""
-        return self._conn.http.response_started
+        return self._exchange.response_started
 
     async def open(self) -> None:
         """Send the response head now (``EventSource.onopen`` fires on the client)."""
         if not self.opened:
-            await self._conn.start_response(200, self._headers)  # a no-op if another task won
+            await self._exchange.start_response(200, self._headers)  # a no-op if another task won
 
     async def send(self, event: Event | str) -> None:
         """Send one event (a ``str`` is sent as an event's ``data``).
@@ -108,7 +103,7 @@ class SSEStream(SlowConsumerPolicy):
         """
         self._raise_if_ended()
         await self.open()
-        await self._conn.send_stream_item(
+        await self._exchange.send_item(
             partial(self._frame, data), policy or self.slow_consumer, self._gap
         )
 
@@ -125,25 +120,28 @@ class SSEStream(SlowConsumerPolicy):
         data = event if isinstance(event, bytes) else event.encode()
         self._queue_nowait(partial(self._frame, data))
 
-    def send_shared_nowait(self, data: bytes, chunk: bytes) -> None:
-        """:meth:`send_nowait` for a broadcast: ``data`` is an encoded event and ``chunk`` is
-        ``chunk_frame(data)``, both made once for every subscriber.  A plain chunked stream
-        queues ``chunk`` itself, so fan-out copies nothing; others frame ``data`` here."""
-        if self._plain_chunks and self._conn.outbox.put_shared(chunk):
+    def _send_broadcast_nowait(self, message: Broadcast) -> None:
+        """:meth:`send_nowait` for a hub broadcast: the message's encoded event
+        (``message.sse``) and its chunk (``message.sse_chunk``) are made once for every
+        subscriber.  A plain chunked stream queues the chunk itself, so fan-out copies
+        nothing; others frame the event here.  (Private: the hub's encodings always match
+        each other, which bytes handed in by a caller need not.)"""
+        if self._plain_chunks and self._exchange.outbox.put_shared(message.sse_chunk):
             return  # the fast path: an open, uncompressed, chunked stream with room (counted)
         self._raise_if_ended()
-        self._queue_nowait(partial(self._frame_shared, data, chunk))
+        self._queue_nowait(partial(self._frame_shared, message.sse, message.sse_chunk))
         self._plain_chunks = self.opened and self._chunk_is_shareable()
 
     def _queue_nowait(self, frame: Callable[[], bytes], *, event: bool = True) -> None:
         """The head first if not yet out, then the event, under the slow-consumer policy."""
+        exchange = self._exchange
         if not self.opened:
-            self._conn.outbox.put_nowait(self._frame_head())
-        self._conn.send_stream_item_nowait(frame, self.slow_consumer, self._gap, event=event)
+            exchange.outbox.put_nowait(exchange.channel.frame_head(200, self._headers))
+        exchange.send_item_nowait(frame, self.slow_consumer, self._gap, event=event)
 
     def _chunk_is_shareable(self) -> bool:
         """A broadcast's shared chunk is exactly this stream's framing of the event."""
-        return self._gzip is None and self._conn.http.body_is_chunked
+        return self._gzip is None and self._exchange.channel.chunk_is_shared_framing
 
     def _frame_shared(self, data: bytes, chunk: bytes) -> bytes:
         return chunk if self._chunk_is_shareable() else self._frame(data)
@@ -167,14 +165,10 @@ class SSEStream(SlowConsumerPolicy):
         if self._ended:
             raise trio.BrokenResourceError("this SSE stream has ended")
 
-    def _frame_head(self) -> bytes:
-        self._conn.http.send_response(200, self._headers)
-        return self._conn.http.data_to_send()
-
     def _frame(self, data: bytes) -> bytes:
         if self._gzip is not None:
             data = self._gzip.encode(data)
-        return self._conn.frame_body(data)
+        return self._exchange.frame_body(data)
 
     def last_bytes(self, data: bytes = b"") -> bytes:
         """The body's final bytes: ``data`` (e.g. a ``retry:`` hint), compressed with the gzip
@@ -183,7 +177,7 @@ class SSEStream(SlowConsumerPolicy):
 
     def _keepalive_due(self, now: float, interval: float) -> bool:
         """Silent for ``interval`` seconds: open, nothing queued, nothing put since."""
-        outbox = self._conn.outbox
+        outbox = self._exchange.outbox
         return (
             not self._ended
             and self.opened
@@ -195,21 +189,22 @@ class SSEStream(SlowConsumerPolicy):
         return self._frame(Event(json.dumps({"dropped": dropped}), event="gap").encode())
 
 
-async def run_sse(conn: Connection, request: Request, route: Route) -> None:
+async def run_sse(exchange: Exchange, request: Request, route: Route) -> None:
     """Run an SSE route's handler, in either form, and end its response."""
-    policy = route.slow_consumer or conn.config.slow_consumer
-    wants_gzip = conn.config.sse_gzip if route.compress is None else route.compress
+    config = exchange.config
+    policy = route.slow_consumer or config.slow_consumer
+    wants_gzip = config.sse_gzip if route.compress is None else route.compress
     stream = SSEStream(
-        conn,
+        exchange,
         request,
         policy,
         gzip=wants_gzip
         and policy is not SlowConsumer.DROP_OLDEST
         and accepts_gzip(request.headers.get("accept-encoding")),
     )
-    if conn.http.is_head_request:  # the SSE head answers HEAD; the handler does not run
+    if exchange.channel.is_head_request:  # the SSE head answers HEAD; the handler does not run
         await stream.open()
-        await conn.finish_stream(StreamEnd.DONE)  # (no body, so no gzip trailer either)
+        await exchange.finish_stream(StreamEnd.DONE)  # (no body, so no gzip trailer either)
         return
 
     body = (
@@ -217,18 +212,20 @@ async def run_sse(conn: Connection, request: Request, route: Route) -> None:
         if route.is_generator
         else partial(route.handler, request, stream)  # (no coroutine of ours in between)
     )
-    keepalive = conn.server.keepalive
+    keepalive: KeepaliveSweeper = exchange.server.keepalive
     keepalive.add(stream)
     try:
-        end = await conn.run_stream(body, watch_disconnect=True, end_on_shutdown=True, kind="sse")
+        end = await exchange.run_stream(
+            body, watch_disconnect=True, end_on_shutdown=True, kind="sse"
+        )
     finally:
         keepalive.discard(stream)
         stream._ended = True
         stream._plain_chunks = False
-    if end in (StreamEnd.DONE, StreamEnd.SHUTDOWN) and not conn.outbox.broken:
+    if end in (StreamEnd.DONE, StreamEnd.SHUTDOWN) and not exchange.outbox.broken:
         await stream.open()
-    hint = b"" if end is StreamEnd.DONE else conn.shutdown_retry_hint()
-    await conn.finish_stream(end, tail=stream.last_bytes(hint), resumable=True)
+    hint = b"" if end is StreamEnd.DONE else exchange.shutdown_retry_hint()
+    await exchange.finish_stream(end, tail=stream.last_bytes(hint), resumable=True)
 
 
 async def _send_generated(
@@ -243,47 +240,3 @@ async def _send_generated(
 
 
 _KEEPALIVE = encode_comment()
-
-
-class KeepaliveSweeper:
-    """Comments for silent SSE streams: one task for the whole server, not one per stream.
-
-    Every ``interval / 8`` seconds it looks at each registered stream and sends a comment
-    to those silent for ``interval`` seconds or more (so a comment goes out after between
-    ``interval`` and ``interval * 9/8`` seconds of silence).  A task per stream would cost
-    every idle connection a task, its coroutines and a timer: a third of what an idle
-    stream holds.
-    """
-
-    def __init__(self, interval: float | None) -> None:
-        self.interval = interval
-        self._streams: dict[SSEStream, None] = {}  # in order of registration
-
-    def add(self, stream: SSEStream) -> None:
-        if self.interval is not None:
-            self._streams[stream] = None
-
-    def discard(self, stream: SSEStream) -> None:
-        self._streams.pop(stream, None)
-
-    async def run(self) -> None:
-        """Sweep until cancelled (the server runs this while it accepts connections)."""
-        if self.interval is None:
-            return
-        while True:
-            await trio.sleep(self.interval / 8)
-            now = trio.current_time()
-            for count, stream in enumerate(list(self._streams), 1):
-                if count % 1000 == 0:
-                    await trio.lowlevel.checkpoint()  # a big sweep is no stall for the others
-                if not stream._keepalive_due(now, self.interval):
-                    continue
-                try:
-                    stream._send_keepalive()
-                except trio.WouldBlock:
-                    pass
-                except trio.BrokenResourceError:
-                    self.discard(stream)
-                except Exception:  # one stream's failure must not stop every keepalive
-                    log.exception("keepalive failed on a stream; not sweeping it again")
-                    self.discard(stream)

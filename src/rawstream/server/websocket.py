@@ -28,7 +28,6 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
 
 import trio
 from trio.lowlevel import ParkingLot, checkpoint
@@ -46,11 +45,9 @@ from ..core.websocket import (
 from ..pacing import paced_checkpoint
 from ..policy import SLOW_CONSUMER_CLOSE_CODE, SlowConsumer, SlowConsumerPolicy
 from ..request import HTTPError, Request
-from .connection import Phase, StreamEnd
+from .broadcast import Broadcast
+from .exchange import Exchange, StreamEnd
 from .origin import websocket_origin_refusal
-
-if TYPE_CHECKING:
-    from .connection import Connection
 
 __all__ = ["WebSocket", "WebSocketClosed", "run_websocket"]
 
@@ -121,16 +118,16 @@ class WebSocket(SlowConsumerPolicy):
 
     def __init__(
         self,
-        conn: Connection,
+        exchange: Exchange,
         request: Request,
         core: WebSocketConnection,
         route: Route,
         slow_consumer: SlowConsumer,
     ) -> None:
-        self._conn = conn
+        self._exchange = exchange
         self._core = core
         self._route = route
-        self._queue = _MessageQueue(conn.config.ws_queue_bytes)
+        self._queue = _MessageQueue(exchange.config.ws_queue_bytes)
         self._peer_closed = trio.Event()
         self.request = request
         self.subprotocol: str | None = None
@@ -171,23 +168,25 @@ class WebSocket(SlowConsumerPolicy):
         if subprotocol is None:
             offered = self._core.offered_subprotocols
             subprotocol = next((p for p in self._route.subprotocols if p in offered), None)
-        conn = self._conn
-        await conn.outbox.wait_writable()
+        exchange = self._exchange
+        config = exchange.config
+        await exchange.outbox.wait_writable()
         if self.accepted or self.rejected:  # another task accepted while we waited
             return
         self._core.accept(subprotocol)
         self.subprotocol = subprotocol
-        conn.outbox.put_nowait(self._core.data_to_send())
-        self._core.receive_data(conn.http.upgrade_data())  # the h11 -> wsproto handoff
-        conn.phase = Phase.WEBSOCKET
-        conn.set_shutdown_action(lambda: self._close_now(1001, "server shutting down"))
-        conn.receiver.hand_off()  # the frame reader reads the socket itself from now on
-        conn.start_stream_task(self._read_frames)
-        if conn.config.ws_ping_interval is not None:
-            conn.start_stream_task(
-                partial(self._ping_loop, conn.config.ws_ping_interval, conn.config.ws_ping_timeout)
+        exchange.outbox.put_nowait(self._core.data_to_send())
+        # The handoff: bytes after the handshake go to wsproto, and the frame reader reads
+        # the tunnel itself from now on.
+        self._core.receive_data(exchange.channel.open_tunnel())
+        exchange.accepted_websocket()
+        exchange.set_shutdown_action(lambda: self._close_now(1001, "server shutting down"))
+        exchange.start_task(self._read_frames)
+        if config.ws_ping_interval is not None:
+            exchange.start_task(
+                partial(self._ping_loop, config.ws_ping_interval, config.ws_ping_timeout)
             )
-        if conn.server.draining:  # accepted while the server drains: say so at once
+        if exchange.server.draining:  # accepted while the server drains: say so at once
             self._close_now(1001, "server shutting down")
 
     async def reject(self, status: int = 403, message: str = "") -> None:
@@ -196,7 +195,7 @@ class WebSocket(SlowConsumerPolicy):
             raise RuntimeError("cannot reject a WebSocket that was accepted")
         self.rejected = True
         self._queue.close()
-        await self._conn.send_error(status, message)
+        await self._exchange.send_error(status, message)
 
     async def receive(self) -> str | bytes:
         """The next message: ``str`` for text, ``bytes`` for binary.
@@ -233,7 +232,7 @@ class WebSocket(SlowConsumerPolicy):
         if not (self.accepted or self.rejected):  # (send_stream_item is the checkpoint)
             await self.accept()
         try:
-            await self._conn.send_stream_item(
+            await self._exchange.send_item(
                 partial(self._frame, message), policy or self.slow_consumer, self._gap
             )
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -249,26 +248,28 @@ class WebSocket(SlowConsumerPolicy):
         """
         self._queue_nowait(partial(self._frame, message))
 
-    def send_prepared_nowait(self, message: str | bytes, frame: bytes) -> None:
-        """:meth:`send_nowait` for a broadcast: ``frame`` is ``message`` already framed by
-        :func:`~rawstream.core.websocket.encode_message_frame`, once for every recipient.
-        Written as is when this WebSocket negotiated no extension; compressed here otherwise.
-        """
+    def _send_broadcast_nowait(self, message: Broadcast) -> None:
+        """:meth:`send_nowait` for a hub broadcast: the message's frame
+        (``message.ws_frame``, its text framed once for every recipient) is written as is
+        when this WebSocket negotiated no extension; the text is compressed here otherwise.
+        (Private: the hub's frame always matches its text, which bytes handed in by a caller
+        need not.)"""
         core = self._core
         if core.sends_plain_frames:
             # The fast path: an open stream with room takes the shared frame itself (unless
             # a pong the core made must go first: the general path flushes it).  Counted.
-            if not core.has_data_to_send and self._conn.outbox.put_shared(frame):
+            frame = message.ws_frame
+            if not core.has_data_to_send and self._exchange.outbox.put_shared(frame):
                 return
             self._queue_nowait(partial(self._prepared, frame))
         else:
-            self._queue_nowait(partial(self._frame, message))
+            self._queue_nowait(partial(self._frame, message.ws_text))
 
     def _queue_nowait(self, produce: Callable[[], bytes]) -> None:
         if not self.accepted:
             raise RuntimeError("sending without waiting needs an accepted WebSocket")
         try:
-            self._conn.send_stream_item_nowait(produce, self.slow_consumer, self._gap)
+            self._exchange.send_item_nowait(produce, self.slow_consumer, self._gap)
         except trio.BrokenResourceError:
             raise self._closed_error() from None
 
@@ -289,7 +290,7 @@ class WebSocket(SlowConsumerPolicy):
         return self._frame(f'{{"type":"gap","dropped":{dropped}}}')
 
     def _closed_error(self) -> WebSocketClosed:
-        if self._conn.stream_end is StreamEnd.SLOW_CONSUMER:  # its 1013 goes out as we end
+        if self._exchange.end is StreamEnd.SLOW_CONSUMER:  # its 1013 goes out as we end
             return WebSocketClosed(SLOW_CONSUMER_CLOSE_CODE, "too slow")
         return WebSocketClosed(self._core.close_code or 1006, self._core.close_reason)
 
@@ -312,15 +313,16 @@ class WebSocket(SlowConsumerPolicy):
         The message queue stops taking new messages, so the frame reader never blocks on a
         handler that stopped reading and always sees the client's reply.
         """
-        if self._core.state is WebSocketState.OPEN and not self._conn.outbox.broken:
+        exchange = self._exchange
+        if self._core.state is WebSocketState.OPEN and not exchange.outbox.broken:
             self._core.close(code, reason)
-            self._conn.outbox.put_nowait(self._core.data_to_send())
-            self._close_deadline = trio.current_time() + self._conn.config.close_timeout
+            exchange.outbox.put_nowait(self._core.data_to_send())
+            self._close_deadline = trio.current_time() + exchange.config.close_timeout
             self._queue.close()
 
     async def _read_frames(self) -> None:
         """Feed received bytes to the core; queue messages; end the session on close or EOF."""
-        conn, core = self._conn, self._core
+        exchange, core = self._exchange, self._core
         try:
             while True:
                 # Events first: bytes that followed the handshake are already in the core.
@@ -333,20 +335,20 @@ class WebSocket(SlowConsumerPolicy):
                         self._flush_core()
                         if not event.by_peer:  # the client broke the protocol: drop it
                             log.info("WebSocket closed %d: %s", event.code, event.reason)
-                            conn.end_after_refusal()
+                            exchange.end_after_refusal()
                         return
                 self._flush_core()
                 self._reader_blocked = True
                 try:
-                    await conn.outbox.wait_writable()
+                    await exchange.outbox.wait_writable()
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     data = b""  # the client is gone: the write side saw it first
                 else:
                     self._reader_blocked = False
-                    data = await conn.receiver.receive()
+                    data = await exchange.channel.receive_tunnel()
                 if not data:
                     core.receive_eof()
-                    conn.client_gone()
+                    exchange.client_gone()
                     return
                 core.receive_data(data)
         finally:
@@ -363,16 +365,17 @@ class WebSocket(SlowConsumerPolicy):
         reads nothing at all.  While the frame reader cannot read (its queue or the outbox is
         full) a pong cannot be seen, so a timeout then proves nothing and is ignored.
         """
-        conn, core = self._conn, self._core
+        exchange, core = self._exchange, self._core
+        outbox = exchange.outbox
         while True:
             await trio.sleep(interval)
-            if core.state is not WebSocketState.OPEN or conn.outbox.broken:
+            if core.state is not WebSocketState.OPEN or outbox.broken:
                 return
             self._pong = trio.Event()
             core.send_ping(b"rawstream")
             written = trio.Event()
-            conn.outbox.put_nowait(core.data_to_send(), written=written)
-            with trio.move_on_after(conn.config.send_timeout) as write_timer:
+            outbox.put_nowait(core.data_to_send(), written=written)
+            with trio.move_on_after(exchange.config.send_timeout) as write_timer:
                 await written.wait()
             reason = "ping not written in time" if write_timer.cancelled_caught else ""
             if not reason:
@@ -383,19 +386,20 @@ class WebSocket(SlowConsumerPolicy):
             if reason:
                 log.info("%s: closing 1011", reason)
                 self._close_now(1011, "ping timeout")
-                conn.client_gone()
+                exchange.client_gone()
                 return
 
     def _flush_core(self) -> None:
         data = self._core.data_to_send()
-        if data and not self._conn.outbox.broken:
-            self._conn.outbox.put_nowait(data)
+        outbox = self._exchange.outbox
+        if data and not outbox.broken:
+            outbox.put_nowait(data)
 
 
-async def run_websocket(conn: Connection, request: Request, route: Route) -> None:
+async def run_websocket(exchange: Exchange, request: Request, route: Route) -> None:
     """Validate the handshake and its ``Origin``, run the handler, and close the WebSocket
     properly."""
-    config = conn.config
+    config = exchange.config
     slow_consumer = route.slow_consumer or config.slow_consumer
     core = WebSocketConnection(
         max_message_bytes=config.ws_max_message_bytes,
@@ -407,16 +411,15 @@ async def run_websocket(conn: Connection, request: Request, route: Route) -> Non
         core.start(request.head)
     except RemoteProtocolError as exc:
         log.info("bad WebSocket handshake: %s", exc)
-        await conn.send_error(exc.status_hint, str(exc), exc.headers)
+        await exchange.send_error(exc.status_hint, str(exc), exc.headers)
         return
     # Cross-site WebSocket hijacking guard: the handler never sees a refused page.
-    tls = isinstance(conn.stream, trio.SSLStream)
-    refusal = websocket_origin_refusal(request.head, route, config, tls=tls)
+    refusal = websocket_origin_refusal(request.head, route, config, tls=exchange.tls)
     if refusal is not None:
         log.info("403 to a WebSocket handshake: %s", refusal)
-        await conn.send_error(403, refusal)
+        await exchange.send_error(403, refusal)
         return
-    ws = WebSocket(conn, request, core, route, slow_consumer)
+    ws = WebSocket(exchange, request, core, route, slow_consumer)
 
     async def session() -> None:
         try:
@@ -434,21 +437,21 @@ async def run_websocket(conn: Connection, request: Request, route: Route) -> Non
             if ws.accepted:
                 ws._close_now(1011, "internal error")
             elif not ws.rejected:
-                await conn.send_error(500, "internal server error")
+                await exchange.send_error(500, "internal server error")
             return
         if not ws.accepted and not ws.rejected:
             await ws.reject(403, "the handler did not accept the WebSocket")
         elif ws.accepted:
             await ws.close(1000)
 
-    end = await conn.run_stream(
+    end = await exchange.run_stream(
         session, watch_disconnect=False, end_on_shutdown=True, with_tasks=True, kind="websocket"
     )
-    conn.set_shutdown_action(None)
+    exchange.set_shutdown_action(None)
     if end is StreamEnd.SLOW_CONSUMER:
         ws._close_now(SLOW_CONSUMER_CLOSE_CODE, "too slow: reconnect")
     if end is StreamEnd.SHUTDOWN:
         if ws.accepted:
             ws._close_now(1001, "server shutting down")
         elif not ws.rejected:
-            await conn.send_error(503, "server shutting down")
+            await exchange.send_error(503, "server shutting down")

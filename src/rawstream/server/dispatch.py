@@ -1,0 +1,161 @@
+"""Routing one exchange to its handler, and answering with what the handler returns.
+
+Protocol-neutral: a driver makes an :class:`~rawstream.server.exchange.Exchange` for each
+request head and awaits :func:`serve_exchange`.  It answers CORS preflights for routes that
+have CORS, 404 and 405 itself, runs a plain handler (cancelled if its client leaves meanwhile)
+and writes its :class:`~rawstream.response.Response`, or hands the exchange to the SSE or
+WebSocket session.  A body the handler did not read is read and discarded afterwards, so the
+connection can carry the next request.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import aclosing, nullcontext
+from functools import partial
+from urllib.parse import unquote
+
+import trio
+
+from ..app import App, Route
+from ..policy import SlowConsumer
+from ..request import HTTPError, Request
+from ..response import Response
+from .body import discard_unread_body, read_body
+from .exchange import Exchange
+from .origin import answer_preflight, cors_headers, route_cors
+from .sse import run_sse
+from .websocket import run_websocket
+
+__all__ = ["send_response", "serve_exchange"]
+
+log = logging.getLogger("rawstream.connection")
+
+
+async def serve_exchange(exchange: Exchange, app: App) -> None:
+    """Route the exchange's request and answer it; the exchange ends here."""
+    try:
+        await _route(exchange, app)
+        await discard_unread_body(exchange)
+    finally:
+        exchange.finish()
+
+
+async def _route(exchange: Exchange, app: App) -> None:
+    head = exchange.head
+    path = unquote(head.path)
+    preflight = answer_preflight(app, exchange.config, head, path)
+    if preflight is not None:  # a CORS preflight for a route that has CORS
+        if preflight.reason:
+            log.info("CORS preflight refused: %s", preflight.reason)
+        answer = (preflight.status, preflight.reason, preflight.headers)
+        await exchange.send_error(*answer, close=False)
+        return
+    match = app.match(head.method, path)
+    if match.route is None:
+        extra = ((b"allow", ", ".join(match.allowed).encode()),) if match.allowed else ()
+        await exchange.send_error(match.status, "", extra, close=False)
+        return
+    request = Request(
+        head,
+        exchange.client,
+        partial(read_body, exchange),
+        match.path_params,
+        server=exchange.server,
+    )
+    # On the route's every answer: its response, an SSE head, an error it raises.
+    exchange.cors_headers = cors_headers(
+        route_cors(match.route, exchange.config), head.header(b"origin")
+    )
+    await _run_route(exchange, match.route, request)
+
+
+async def _run_route(exchange: Exchange, route: Route, request: Request) -> None:
+    if route.kind == "websocket":
+        if request.head.wants_upgrade_to != "websocket":
+            await exchange.send_error(426, "", ((b"upgrade", b"websocket"),), close=False)
+        else:
+            exchange.reusable = False  # after a WebSocket, the connection ends
+            await run_websocket(exchange, request, route)
+    elif route.kind == "sse":
+        await run_sse(exchange, request, route)
+    else:
+        await _run_http(exchange, route, request)
+
+
+async def _run_http(exchange: Exchange, route: Route, request: Request) -> None:
+    try:
+        response = await _call_handler(exchange, route, request)
+        if response is None:  # the client left while the handler ran
+            exchange.reusable = False
+            return
+        if not isinstance(response, Response):
+            raise TypeError(f"the handler returned {response!r}, not a Response")
+        await send_response(exchange, response)
+    except HTTPError as exc:
+        await exchange.send_error(exc.status, exc.message, close=exc.status in (400, 408, 413))
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        exchange.reusable = False  # the client is gone
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        await exchange.send_error(500, "internal server error")
+
+
+async def _call_handler(exchange: Exchange, route: Route, request: Request) -> Response | None:
+    """Run a plain handler; cancel it if the client closes the connection meanwhile.
+
+    A handler may wait a long time before it answers (a relay waiting for its upstream's
+    first byte, a long poll): when the client has gone, the wait is cancelled, and what the
+    handler holds is released by its ``finally`` and ``async with`` blocks.  The driver reads
+    ahead during the handler, so EOF is seen as soon as it arrives.  (A client that
+    half-closes after its request and still expects an answer is not served: like nginx's and
+    uvicorn's, this server reads EOF as the client leaving.)
+    """
+    channel = exchange.channel
+    with trio.CancelScope() as scope:
+        channel.watch_client(scope.cancel, stream=False)
+        try:
+            response: Response | None = await route.handler(request)
+            return response
+        finally:
+            channel.watch_client(None, stream=False)
+    log.debug("client left during %s", request.path)
+    return None
+
+
+async def send_response(exchange: Exchange, response: Response) -> None:
+    """Send ``response``; a streamed body runs until done, the client leaves, or shutdown."""
+    channel = exchange.channel
+    headers = response.encoded_headers()
+    if exchange.cors_headers and not any(k == b"access-control-allow-origin" for k, _ in headers):
+        headers.extend(exchange.cors_headers)  # (unless the handler chose its own)
+    body = response.body
+    status = response.status
+    if isinstance(body, bytes):
+        if status >= 200 and status not in (204, 304):
+            # RFC 9110 8.6: never on 1xx or 204; a 304's would describe the cached body.
+            headers.append((b"content-length", str(len(body)).encode()))
+        await exchange.emit(partial(channel.frame_response, status, headers, body))
+        return
+
+    if channel.is_head_request:  # the head answers HEAD: never start the stream
+        if hasattr(body, "aclose"):
+            await body.aclose()
+        await exchange.emit(partial(channel.frame_head, status, headers))
+        await exchange.emit(partial(channel.frame_end, b""))
+        return
+
+    async def stream_body() -> None:
+        # An async generator is closed (its finally runs) however the stream ends, even
+        # when the client leaves while the head is still being sent.
+        closing = aclosing(body) if hasattr(body, "aclose") else nullcontext(body)  # type: ignore[type-var]
+        async with closing as chunks:
+            await exchange.emit(partial(channel.frame_head, status, headers))
+            async for chunk in chunks:
+                # A plain download has no gap to report: it waits, up to send_timeout.
+                await exchange.send_item(
+                    partial(channel.frame_body, chunk), SlowConsumer.BLOCK, event=False
+                )
+
+    end = await exchange.run_stream(stream_body, watch_disconnect=True)
+    await exchange.finish_stream(end)

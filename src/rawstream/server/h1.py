@@ -1,0 +1,377 @@
+"""The HTTP/1.1 connection driver: one socket, one exchange at a time, from accept to close.
+
+:meth:`H1Connection.run` opens the connection's nursery, which owns three kinds of task:
+
+* the **receiver** (:class:`~rawstream.server.receiver.Receiver`) reads ahead into a bounded
+  buffer and notices EOF or a reset at once (during a stream, while the client sends nothing,
+  the server's :class:`~rawstream.server.readiness.ReadinessWatcher` waits in its place);
+* the **writer** (:class:`~rawstream.server.outbox.Outbox`) drains the bounded outbox with one
+  ``send_all`` per batch, and exists only while there is something to write;
+* the **request cycle** runs in the nursery's body: it parses request heads with the sans-IO
+  :class:`~rawstream.core.http.HTTPConnection` and serves each as an
+  :class:`~rawstream.server.exchange.Exchange`, one at a time (pipelined requests are
+  answered in order), for as long as the connection can be reused.
+
+The driver is its exchange's :class:`~rawstream.server.exchange.Channel`: it frames the
+exchange's response through the core, feeds it the request body, tells it when the client
+leaves, and after a WebSocket handshake hands it the socket.
+
+Whether the connection carries another exchange is decided in one place,
+:meth:`H1Connection._can_continue`, from the exchange's verdict, the core's keep-alive and
+the server's shutdown.  Cleanup is layered: the graceful part (flushing the outbox; after an
+error answer, a brief lingering close) runs under deadlines; the outermost ``finally`` always
+closes the socket with ``trio.aclose_forcefully``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+import trio
+
+from ..app import App
+from ..core.errors import RemoteProtocolError
+from ..core.http import ClientClosed, Headers, HTTPConnection, HTTPEvent, NeedData, RequestHead
+from ..request import HTTPError
+from .channel import HeaderList, ServerContext
+from .config import Config
+from .connection import ConnectionStatistics, phase_of
+from .dispatch import serve_exchange
+from .exchange import Exchange
+from .outbox import Outbox
+from .readiness import ReadinessWatcher
+from .receiver import Receiver
+
+__all__ = ["LINGER_BYTES", "LINGER_SECONDS", "H1Connection", "H1Server"]
+
+log = logging.getLogger("rawstream.connection")
+_ids = itertools.count(1)
+
+#: A connection we close while the client may still be sending (after a 4xx for a head too
+#: large, say) reads and discards for at most this long and this much (see _linger).
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 256 * 1024
+
+
+class H1Server(ServerContext, Protocol):
+    """What the HTTP/1.1 driver uses of its server beyond what exchanges do."""
+
+    @property
+    def readiness(self) -> ReadinessWatcher:
+        """The server's one watcher of idle sockets."""
+        ...
+
+
+class H1Connection:
+    """One accepted HTTP/1.1 connection (see the module doc for its tasks)."""
+
+    # (Slots: an idle stream holds this object for as long as it lasts.)
+    __slots__ = (
+        "_idle_scope",
+        "_linger_on_close",
+        "_on_stream_client_gone",
+        "_reject",
+        "_tls",
+        "app",
+        "client",
+        "config",
+        "exchange",
+        "http",
+        "id",
+        "outbox",
+        "receiver",
+        "server",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        client: tuple[str, int],
+        app: App,
+        config: Config,
+        server: H1Server,
+        *,
+        reject: HTTPError | None = None,
+    ) -> None:
+        self.id = next(_ids)
+        self.stream = stream
+        self.client = client
+        self.app = app
+        self.config = config
+        self.server = server
+        self.http = HTTPConnection(
+            max_head_bytes=config.max_head_bytes,
+            max_request_line_bytes=config.max_request_line_bytes,
+            max_header_count=config.max_header_count,
+            max_body_bytes=config.max_body_bytes,
+        )
+        self.outbox = Outbox(
+            stream,
+            high_water=config.outbox_high_bytes,
+            low_water=config.outbox_low_bytes,
+            max_write=config.max_write_bytes,
+        )
+        self.receiver = Receiver(stream, limit=config.read_buffer_bytes, watcher=server.readiness)
+        #: The exchange in progress (None while waiting for a request head).
+        self.exchange: Exchange | None = None
+        #: Refused by the server's limits (503 at max_connections, 429 at the per-address
+        #: cap): the first request is read far enough to answer this, with Retry-After.
+        self._reject = reject
+        self._idle_scope: trio.CancelScope | None = None
+        self._linger_on_close = False
+        self._tls = isinstance(stream, trio.SSLStream)
+        self._on_stream_client_gone: Callable[[], None] | None = None
+
+    def statistics(self) -> ConnectionStatistics:
+        """What this connection is doing and has moved so far."""
+        out = self.outbox.statistics()
+        phase, kind = phase_of(self.exchange)
+        return ConnectionStatistics(
+            phase=phase,
+            bytes_buffered=out.bytes_buffered,
+            bytes_sent=out.bytes_sent,
+            bytes_received=self.receiver.bytes_received,
+            writes=out.writes,
+            events_dropped=out.items_dropped,
+            time_blocked=out.time_blocked,
+            kind=kind,
+            events_sent=out.events_sent,
+        )
+
+    # -- the connection's task tree ----------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve requests until the client leaves, an error ends the connection, or shutdown."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self.outbox.attach(nursery)
+                self.receiver.start(nursery)
+                try:
+                    await self._serve_requests()
+                    with trio.move_on_after(self.config.close_timeout):
+                        await self.outbox.flush()
+                    await self._linger()
+                finally:
+                    self.receiver.stop()  # (before the socket closes)
+                    self.outbox.detach()
+                    nursery.cancel_scope.cancel()
+        finally:
+            await trio.aclose_forcefully(self.stream)
+
+    async def _linger(self) -> None:
+        """After an error answer that ends the connection: close our side, then read and
+        discard what the client still sends, briefly.
+
+        Closing a socket with unread data makes the kernel send a reset, and a client still
+        sending (the rest of a head we refused as too large) may then lose our answer before
+        reading it.  Sending our FIN first and draining until the client's (bounded in time
+        and bytes) lets it read the answer; it is what "lingering close" means in servers.
+        """
+        if not self._linger_on_close or self.server.draining:
+            return  # only after refusing a request; never slowing a shutdown
+        if self.receiver.closed or self.outbox.broken or self.outbox.buffered:
+            return  # (unwritten bytes: the flush timed out; the writer owns the send side)
+        if not isinstance(self.stream, trio.abc.HalfCloseableStream):
+            return  # TLS has no half close: such a connection closes at once
+        with trio.move_on_after(LINGER_SECONDS):
+            try:
+                await self.stream.send_eof()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            discarded = 0
+            while discarded < LINGER_BYTES:
+                data = await self.receiver.receive()
+                if not data:
+                    return
+                discarded += len(data)
+
+    async def _serve_requests(self) -> None:
+        first = True
+        while True:
+            head = await self._next_request(first=first)
+            if head is None:
+                return
+            exchange = self.exchange = Exchange(
+                self,
+                head,
+                client=self.client,
+                config=self.config,
+                server=self.server,
+                tls=self._tls,
+            )
+            try:
+                if self._reject is not None:
+                    retry_after = ((b"retry-after", b"1"),)
+                    await exchange.send_error(
+                        self._reject.status, self._reject.message, retry_after
+                    )
+                else:
+                    await serve_exchange(exchange, self.app)
+            finally:
+                exchange.finish()
+                self._linger_on_close = self._linger_on_close or exchange.linger
+            if not self._can_continue(exchange):
+                return
+            self.http.start_next_cycle()
+            first = False
+
+    def _can_continue(self, exchange: Exchange) -> bool:
+        """The one place that decides whether another exchange may follow: the exchange
+        allows it (no error that closes, no stream cut short, no client gone), the core
+        agrees (keep-alive, the whole request read and the response written), and the server
+        is not shutting down."""
+        return exchange.reusable and self.http.keep_alive and not self.server.draining
+
+    async def _next_request(self, *, first: bool) -> RequestHead | None:
+        """The next request head, or None when the connection should end.
+
+        The first request must arrive within ``header_timeout`` of the accept; on a kept-alive
+        connection the next one may start within ``keepalive_timeout`` and must then be
+        complete within ``header_timeout`` of its first byte.
+        """
+        self.exchange = None
+        if self.server.draining:
+            return None
+        config = self.config
+        bytes_seen = first or self.http.buffered_bytes > 0  # pipelined bytes start the head
+        deadline = trio.current_time() + (
+            config.header_timeout if bytes_seen else config.keepalive_timeout
+        )
+        with trio.CancelScope() as self._idle_scope:
+            while True:
+                try:
+                    event = self.http.next_event()
+                except RemoteProtocolError as exc:
+                    log.info("bad request: %s", exc)
+                    await self._refuse(exc.status_hint, str(exc), exc.headers)
+                    return None
+                if isinstance(event, RequestHead):
+                    return event
+                if isinstance(event, ClientClosed):
+                    return None
+                with trio.move_on_at(deadline) as timer:
+                    data = await self.receiver.receive()
+                if timer.cancelled_caught:
+                    if self.http.buffered_bytes:  # a head began and did not finish
+                        log.info("request head timed out")
+                        await self._refuse(408, "request head not received in time")
+                    return None
+                if not data:
+                    self.http.receive_eof()
+                    continue
+                if not bytes_seen:  # a kept-alive connection's next request starts
+                    bytes_seen = True
+                    deadline = trio.current_time() + config.header_timeout
+                self.http.receive_data(data)
+        return None  # cancelled by shutdown while idle
+
+    async def _refuse(self, status: int, message: str, headers: Headers = ()) -> None:
+        """Answer a request that never became an exchange (its head was bad or late), then
+        end the connection with a lingering close."""
+        self._linger_on_close = True
+        await self.outbox.wait_writable()
+        self.http.send_error(status, message, headers, close=True)
+        self.outbox.put_nowait(self.http.data_to_send(), write_through=True)
+
+    def begin_shutdown(self) -> None:
+        """The server is draining: end this connection as gracefully as its phase allows
+        (an idle one at once; an exchange as its state allows)."""
+        if self.exchange is None:
+            if self._idle_scope is not None:
+                self._idle_scope.cancel()
+        else:
+            self.exchange.begin_shutdown()
+
+    # -- the exchange's channel (see exchange.Channel) ------------------------------------------
+
+    @property
+    def response_started(self) -> bool:
+        return self.http.response_started
+
+    @property
+    def is_head_request(self) -> bool:
+        return self.http.is_head_request
+
+    @property
+    def chunk_is_shared_framing(self) -> bool:
+        return self.http.body_is_chunked
+
+    def frame_head(self, status: int, headers: HeaderList) -> bytes:
+        self.http.send_response(status, headers)
+        return self.http.data_to_send()
+
+    def frame_response(self, status: int, headers: HeaderList, body: bytes) -> bytes:
+        http = self.http
+        http.send_response(status, headers)
+        http.send_body(body)
+        http.end_response()
+        return http.data_to_send()
+
+    def frame_body(self, data: bytes) -> bytes:
+        self.http.send_body(data)
+        return self.http.data_to_send()
+
+    def frame_end(self, tail: bytes) -> bytes:
+        self.http.send_body(tail)
+        self.http.end_response()
+        return self.http.data_to_send()
+
+    def frame_error(self, status: int, message: str, headers: Headers, close: bool) -> bytes:
+        self.http.send_error(status, message, headers, close=close)
+        return self.http.data_to_send()
+
+    def frame_continue(self) -> bytes:
+        self.http.send_continue()
+        return self.http.data_to_send()
+
+    def abort(self) -> None:
+        self.http.send_failed()
+
+    def next_body_event(self) -> HTTPEvent | NeedData:
+        return self.http.next_event()
+
+    async def receive_body_data(self) -> None:
+        data = await self.receiver.receive()
+        if data:
+            self.http.receive_data(data)
+        else:
+            self.http.receive_eof()
+
+    @property
+    def body_unread(self) -> bool:
+        # (After an unanswered 100-continue the core has chosen to close: nothing to read.)
+        return not (self.http.will_close or self.http.request_complete)
+
+    def watch_client(self, on_gone: Callable[[], None] | None, *, stream: bool) -> None:
+        if on_gone is None:
+            self.outbox.end_writer_when_empty = False
+            self.receiver.watch(None)
+        elif stream:
+            self.outbox.end_writer_when_empty = True  # (an idle stream: no tasks waiting)
+            self._on_stream_client_gone = on_gone
+            self.receiver.watch(self._client_left, park=True)
+        else:
+            # (A full read buffer, pipelined requests, is no reason to cancel: only EOF.)
+            self.receiver.watch(on_gone, full=False)
+
+    def _client_left(self) -> None:
+        """The receiver saw the client close (or fill the read buffer) during a stream."""
+        if not self.receiver.closed:
+            # A client has nothing to send during a stream but a pipelined request or two; a
+            # full read buffer is abuse, and would also hide its EOF from us.
+            log.info("client filled the read buffer during a stream")
+        on_gone, self._on_stream_client_gone = self._on_stream_client_gone, None
+        if on_gone is not None:
+            on_gone()
+
+    def open_tunnel(self) -> bytes:
+        data = self.http.upgrade_data()  # (the core is finished: h11 hands over)
+        self.receiver.hand_off()  # the frame reader reads the socket itself from now on
+        return data
+
+    async def receive_tunnel(self) -> bytes:
+        return await self.receiver.receive()
