@@ -13,6 +13,7 @@ import trio
 import trio.testing
 
 from rawstream.pacing import paced_checkpoint
+from rawstream.server import outbox as outbox_module
 from rawstream.server.fastio import SocketIO, socket_io
 from rawstream.server.outbox import Outbox
 from rawstream.server.receiver import Receiver
@@ -99,11 +100,14 @@ async def test_paced_checkpoint_is_a_cancellation_point() -> None:
         pytest.fail("not cancelled")
 
 
-async def test_write_through_writes_an_idle_outbox_item_at_once() -> None:
+async def test_write_through_writes_an_idle_outbox_item_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """No writer task runs here: a write-through item reaches the client anyway; one put
     within the gap after it waits in the outbox for the writer (it batches)."""
+    monkeypatch.setattr(outbox_module, "WRITE_THROUGH_GAP", 3600)  # (no timing in the test)
     server, client = await tcp_pair()
-    outbox = Outbox(server, high_water=1000, write_through_gap=3600)  # (no timing in the test)
+    outbox = Outbox(server, high_water=1000)
     outbox.put_nowait(b"first", write_through=True)
     assert (outbox.buffered, outbox.writes) == (0, 1)
     assert await receive_exactly(client, 5) == b"first"

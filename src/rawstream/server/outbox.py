@@ -80,13 +80,11 @@ class Outbox:
         high_water: int,
         low_water: int | None = None,
         max_write: int | None = None,
-        write_through_gap: float = WRITE_THROUGH_GAP,
     ) -> None:
         # Plain TCP: writes straight to the socket (see fastio); anything else: send_all.
         direct = socket_io(stream)
         self._send_all = (direct or stream).send_all
         self._try_send = direct.try_send if direct is not None else None
-        self._write_through_gap = write_through_gap
         self._last_write_through = -math.inf
         self._high = high_water
         # Waiting senders resume at or below low water, which is below high water.
@@ -209,7 +207,7 @@ class Outbox:
             and self._try_send is not None
         ):
             now = time.perf_counter()
-            if now - self._last_write_through >= self._write_through_gap:
+            if now - self._last_write_through >= WRITE_THROUGH_GAP:
                 self._last_write_through = now
                 sent = self._try_send(data)
                 if sent:

@@ -40,9 +40,6 @@ class ReadinessWatcher:
         """Sockets can be parked here now (Linux, and :meth:`run` is running)."""
         return self._epoll is not None
 
-    def __len__(self) -> int:
-        return len(self._callbacks)
-
     def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
         """Call ``on_readable()`` once, from the watcher's task, when ``fd`` turns readable
         (at once if it is).  The caller must :meth:`unwatch` before it closes ``fd``."""
