@@ -350,10 +350,8 @@ def fanout(port: int, server_pid: int, kind: str, params: dict[str, Any]) -> dic
     still arriving is a failure (a repeat).
     """
     subscribers = int(params.get("subscribers", 100))
-    n, size, burst = (
-        int(params.get("n", 200)),
-        int(params.get("size", 256)),
-        int(params.get("burst", 50)),
+    n, size, burst = int(params.get("n", 200)), int(params.get("size", 256)), int(
+        params.get("burst", 50)
     )
     seconds = float(params.get("seconds", 3))
     sample_every = int(params.get("latency_sample_every", 10))
@@ -441,9 +439,8 @@ def fanout(port: int, server_pid: int, kind: str, params: dict[str, Any]) -> dic
 def sse_stream(port: int, server_pid: int, params: dict[str, Any]) -> dict[str, Any]:
     """``clients`` streams of ``n`` small events each, all at once: events/s and time to
     the first byte of each response."""
-    clients, n, size = (
-        int(params.get(k, d)) for k, d in (("clients", 10), ("n", 20000), ("size", 64))
-    )
+    clients, n, size = (int(params.get(k, d)) for k, d in (("clients", 10), ("n", 20000),
+                                                           ("size", 64)))
     loop = Loop()
     expected = expected_seqs(n)
     request = sse_request(f"/sse/stream?n={n}&size={size}", port)
@@ -486,7 +483,8 @@ def sse_stream(port: int, server_pid: int, params: dict[str, Any]) -> dict[str, 
         conn.sock.sendall(request)
         loop.add(conn)
         conns.append(conn)
-    loop.run_until(lambda: running[0] == 0, started + float(params.get("timeout", 300)), on_event)
+    loop.run_until(lambda: running[0] == 0, started + float(params.get("timeout", 300)),
+                   on_event)
     wall = time.monotonic() - started
     client_cpu, server_cpu = own_cpu_seconds() - client0, cpu_seconds_of(server_pid) - server0
     loop.close()
@@ -551,7 +549,8 @@ def ws_echo(port: int, server_pid: int, params: dict[str, Any]) -> dict[str, Any
     total = count[0]
     client_cpu, server_cpu = own_cpu_seconds() - client0, cpu_seconds_of(server_pid) - server0
     # The replies still in flight must arrive too (nothing lost), but are not counted.
-    loop.run_until(lambda: all(c.extra.get("idle") for c in conns), time.monotonic() + 30, on_event)
+    loop.run_until(lambda: all(c.extra.get("idle") for c in conns), time.monotonic() + 30,
+                   on_event)
     loop.close()
     return {
         "round_trips_per_s": total / wall,
@@ -669,10 +668,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
-        result: dict[str, Any] = {
-            "ok": True,
-            **WORKLOADS[args.workload](args.port, args.server_pid, json.loads(args.params)),
-        }
+        result: dict[str, Any] = {"ok": True, **WORKLOADS[args.workload](
+            args.port, args.server_pid, json.loads(args.params)
+        )}
     except (BenchError, OSError) as exc:
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     if result.get("wall"):

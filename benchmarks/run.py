@@ -68,77 +68,49 @@ class Workload:
 
 WORKLOADS = [
     Workload(
-        "sse_fanout_100",
-        "SSE fan-out, 100 subscribers",
-        "sse_fanout",
-        "events_per_s",
-        "delivered events/s",
-        True,
+        "sse_fanout_100", "SSE fan-out, 100 subscribers", "sse_fanout", "events_per_s",
+        "delivered events/s", True,
         {"subscribers": 100, "n": 200, "size": 256, "burst": 50, "seconds": 3},
         {"subscribers": 10, "n": 20, "size": 256, "burst": 10, "seconds": 0.2},
         (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")),
     ),
     Workload(
-        "sse_fanout_1000",
-        "SSE fan-out, 1000 subscribers",
-        "sse_fanout",
-        "events_per_s",
-        "delivered events/s",
-        True,
+        "sse_fanout_1000", "SSE fan-out, 1000 subscribers", "sse_fanout", "events_per_s",
+        "delivered events/s", True,
         {"subscribers": 1000, "n": 100, "size": 256, "burst": 50, "seconds": 3},
         {"subscribers": 30, "n": 20, "size": 256, "burst": 10, "seconds": 0.2},
         (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")),
     ),
     Workload(
-        "sse_stream",
-        "SSE stream of small events, 10 x 20 000 x 64 B",
-        "sse_stream",
-        "events_per_s",
-        "events/s",
-        True,
+        "sse_stream", "SSE stream of small events, 10 x 20 000 x 64 B", "sse_stream",
+        "events_per_s", "events/s", True,
         {"clients": 10, "n": 20000, "size": 64},
         {"clients": 2, "n": 300, "size": 64},
         (("ttfb_ms", "TTFB ms"),),
     ),
     Workload(
-        "ws_echo",
-        "WebSocket echo, 50 clients, 64 B",
-        "ws_echo",
-        "round_trips_per_s",
-        "round trips/s",
-        True,
+        "ws_echo", "WebSocket echo, 50 clients, 64 B", "ws_echo", "round_trips_per_s",
+        "round trips/s", True,
         {"clients": 50, "size": 64, "seconds": 3},
         {"clients": 5, "size": 64, "seconds": 0.2},
         (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")),
     ),
     Workload(
-        "ws_fanout_1000",
-        "WebSocket fan-out, 1000 subscribers",
-        "ws_fanout",
-        "events_per_s",
-        "delivered messages/s",
-        True,
+        "ws_fanout_1000", "WebSocket fan-out, 1000 subscribers", "ws_fanout", "events_per_s",
+        "delivered messages/s", True,
         {"subscribers": 1000, "n": 100, "size": 256, "burst": 50, "seconds": 3},
         {"subscribers": 30, "n": 20, "size": 256, "burst": 10, "seconds": 0.2},
         (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")),
     ),
     Workload(
-        "idle_memory",
-        "Idle memory, 5000 SSE connections",
-        "idle_memory",
-        "rss_per_conn_kib",
-        "KiB RSS per connection",
-        False,
+        "idle_memory", "Idle memory, 5000 SSE connections", "idle_memory", "rss_per_conn_kib",
+        "KiB RSS per connection", False,
         {"connections": 5000, "settle": 1.0},
         {"connections": 50, "settle": 0.1},
     ),
     Workload(
-        "churn",
-        "Connection churn (connect, first event, close)",
-        "churn",
-        "connections_per_s",
-        "connections/s",
-        True,
+        "churn", "Connection churn (connect, first event, close)", "churn",
+        "connections_per_s", "connections/s", True,
         {"concurrency": 50, "seconds": 3},
         {"concurrency": 5, "seconds": 0.2},
     ),
@@ -211,13 +183,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def measure(
-    stack: Stack,
-    workload: Workload,
-    smoke: bool,
-    cpus: tuple[int | None, int | None],
-    timeout: float,
-) -> dict[str, Any]:
+def measure(stack: Stack, workload: Workload, smoke: bool, cpus: tuple[int | None, int | None],
+            timeout: float) -> dict[str, Any]:
     """Start the server, run the load generator once, stop the server."""
     port = free_port()
     # The server's stderr goes to a file, not a pipe: a chatty server must not block on a
@@ -234,21 +201,9 @@ def measure(
             time.sleep(0.2)
             params = workload.smoke if smoke else workload.params
             completed = subprocess.run(
-                [
-                    sys.executable,
-                    str(HERE / "loadgen.py"),
-                    workload.loadgen,
-                    "--port",
-                    str(port),
-                    "--server-pid",
-                    str(server.pid),
-                    "--params",
-                    json.dumps(params),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                preexec_fn=pin(cpus[1]),
+                [sys.executable, str(HERE / "loadgen.py"), workload.loadgen, "--port",
+                 str(port), "--server-pid", str(server.pid), "--params", json.dumps(params)],
+                capture_output=True, text=True, timeout=timeout, preexec_fn=pin(cpus[1]),
             )
             lines = completed.stdout.strip().splitlines()
             if completed.returncode != 0 or not lines:
@@ -267,8 +222,7 @@ def measure(
 
 def median_of(runs: list[Run], stack: str, workload: Workload) -> float | None:
     values = [
-        r.result[workload.metric]
-        for r in runs
+        r.result[workload.metric] for r in runs
         if r.stack == stack and r.workload == workload.name and r.result.get("ok")
     ]
     return statistics.median(values) if values else None
@@ -303,13 +257,8 @@ def ratio(ours: float | None, theirs: float | None, higher_is_better: bool) -> s
     return f"{(ours / theirs if higher_is_better else theirs / ours):.2f}x"
 
 
-def report(
-    runs: list[Run],
-    stacks: list[Stack],
-    workloads: list[Workload],
-    args: Any,
-    machine: dict[str, Any],
-) -> tuple[str, str]:
+def report(runs: list[Run], stacks: list[Stack], workloads: list[Workload], args: Any,
+           machine: dict[str, Any]) -> tuple[str, str]:
     """The full Markdown report and the README's headline table."""
     lines = [
         "# Benchmark results",
@@ -333,19 +282,12 @@ def report(
         "|---|---:|---|---:|---:|---:|",
     ]
     for workload in workloads:
-        lines += [
-            f"## {workload.title}",
-            "",
-            f"Metric: {workload.unit}"
-            f" ({'higher' if workload.higher_is_better else 'lower'} is better).",
-            "",
-        ]
-        header = (
-            ["stack", workload.unit]
-            + [label for _, label in workload.extra]
-            + ["server CPU busy", "loadgen CPU busy", "rawstream vs this"]
-        )
-        lines += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+        lines += [f"## {workload.title}", "", f"Metric: {workload.unit}"
+                  f" ({'higher' if workload.higher_is_better else 'lower'} is better).", ""]
+        header = ["stack", workload.unit] + [label for _, label in workload.extra] + [
+            "server CPU busy", "loadgen CPU busy", "rawstream vs this"]
+        lines += ["| " + " | ".join(header) + " |",
+                  "|---|" + "---:|" * (len(header) - 1)]
         ours = median_of(runs, "rawstream", workload)
         for stack in stacks:
             if workload.name not in stack.workloads:
@@ -363,27 +305,21 @@ def report(
             for key in ("server_busy", "client_busy"):
                 values = [r[key] for r in good if key in r]
                 cells.append(f"{statistics.median(values):.0%}" if values else "-")
-            cells.append(
-                "" if stack.name == "rawstream" else ratio(ours, value, workload.higher_is_better)
-            )
+            cells.append("" if stack.name == "rawstream" else
+                         ratio(ours, value, workload.higher_is_better))
             lines.append("| " + " | ".join(cells) + " |")
             for r in failed:
-                lines.append(
-                    f"|  ↳ FAIL (repeat {r.repeat}) | {r.result.get('error', '')[:150]} |"
-                    + " |" * (len(header) - 2)
-                )
+                lines.append(f"|  ↳ FAIL (repeat {r.repeat}) | {r.result.get('error', '')[:150]} |"
+                             + " |" * (len(header) - 2))
         lines.append("")
-        peers = [
-            (median_of(runs, s.name, workload), s)
-            for s in stacks
-            if s.framework and workload.name in s.workloads
-        ]
+        peers = [(median_of(runs, s.name, workload), s) for s in stacks
+                 if s.framework and workload.name in s.workloads]
         peers = [(v, s) for v, s in peers if v is not None]
-        best = (max if workload.higher_is_better else min)(
-            peers, key=lambda p: p[0], default=(None, None)
-        )
+        best = (max if workload.higher_is_better else min)(peers, key=lambda p: p[0],
+                                                           default=(None, None))
         floor = median_of(runs, "floor", workload)
-        best_cell = f"{best[1].label} {marked(runs, best[1].name, workload)}" if best[1] else "-"
+        best_cell = (f"{best[1].label} {marked(runs, best[1].name, workload)}"
+                     if best[1] else "-")
         headline.append(
             f"| {workload.title} ({workload.unit}) | {marked(runs, 'rawstream', workload)} | "
             f"{best_cell} | {ratio(ours, best[0], workload.higher_is_better)} | "
@@ -392,12 +328,8 @@ def report(
         )
     core = [r for r in runs if r.stack == "core"]
     if core:
-        lines += [
-            "## The sans-IO core alone (rawstream, operations/s)",
-            "",
-            "| operation | ops/s |",
-            "|---|---:|",
-        ]
+        lines += ["## The sans-IO core alone (rawstream, operations/s)", "",
+                  "| operation | ops/s |", "|---|---:|"]
         names = core[0].result.get("ops", {}).keys()
         for name in names:
             values = [r.result["ops"][name] for r in core if name in r.result.get("ops", {})]
@@ -420,28 +352,22 @@ def chart(runs: list[Run], stacks: list[Stack], workloads: list[Workload], path:
     rows = (len(shown) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(13, 3.4 * rows), squeeze=False)
     for ax, workload in zip(axes.flat, shown, strict=False):
-        entries = [
-            (s.label, median_of(runs, s.name, workload), s.name)
-            for s in stacks
-            if workload.name in s.workloads
-        ]
+        entries = [(s.label, median_of(runs, s.name, workload), s.name) for s in stacks
+                   if workload.name in s.workloads]
         entries = [(label, value, name) for label, value, name in entries if value is not None]
         labels = [label for label, _, _ in entries]
         values = [value for _, value, _ in entries]
-        colors = [
-            "#d62728" if name == "rawstream" else "#7f7f7f" if name == "floor" else "#1f77b4"
-            for _, _, name in entries
-        ]
+        colors = ["#d62728" if name == "rawstream" else "#7f7f7f" if name == "floor"
+                  else "#1f77b4" for _, _, name in entries]
         ax.barh(labels, values, color=colors)
         ax.invert_yaxis()
         ax.set_title(workload.title, fontsize=10)
-        ax.set_xlabel(
-            workload.unit + ("" if workload.higher_is_better else " (lower is better)"), fontsize=9
-        )
+        ax.set_xlabel(workload.unit + ("" if workload.higher_is_better else " (lower is better)"),
+                      fontsize=9)
         ax.tick_params(labelsize=8)
         for y, value in enumerate(values):
             ax.text(value, y, " " + fmt(value), va="center", fontsize=8)
-    for ax in list(axes.flat)[len(shown) :]:
+    for ax in list(axes.flat)[len(shown):]:
         ax.axis("off")
     figure.tight_layout()
     figure.savefig(path, dpi=90)
@@ -452,10 +378,7 @@ def run_core(cpu: int | None, seconds: float) -> dict[str, Any]:
     try:
         completed = subprocess.run(
             [sys.executable, str(HERE / "core_bench.py"), "--seconds", str(seconds)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            preexec_fn=pin(cpu),
+            capture_output=True, text=True, timeout=300, preexec_fn=pin(cpu),
         )
     except subprocess.TimeoutExpired as exc:
         return {"ok": False, "error": str(exc), "ops": {}}
@@ -491,8 +414,7 @@ def main() -> int:
     wanted = args.workloads.split(",")
     workloads = [w for w in WORKLOADS if w.name in wanted]
     unknown = set(args.stacks.split(",")) - {s.name for s in STACKS} | (
-        set(wanted) - {w.name for w in WORKLOADS} - {"core"}
-    )
+        set(wanted) - {w.name for w in WORKLOADS} - {"core"})
     if unknown:
         parser.error(f"unknown stacks or workloads: {', '.join(sorted(unknown))}")
     cpus: tuple[int | None, int | None] = (None, None)
@@ -504,20 +426,16 @@ def main() -> int:
         "cpus": len(available),
         "cpu_model": cpu_model(),
         "python": platform.python_version(),
-        "pinning": (
-            f"server on CPU {cpus[0]}, load generator on CPU {cpus[1]}"
-            if cpus[0] is not None
-            else "no pinning (one CPU)"
-        ),
+        "pinning": (f"server on CPU {cpus[0]}, load generator on CPU {cpus[1]}"
+                    if cpus[0] is not None else "no pinning (one CPU)"),
         "command": "python benchmarks/run.py " + " ".join(sys.argv[1:]),
     }
     runs: list[Run] = []
     args.out.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:  # after every measurement: a crash late in a long run loses nothing
-        (args.out / "results.json").write_text(
-            json.dumps({"machine": machine, "runs": [r.__dict__ for r in runs]}, indent=1)
-        )
+        (args.out / "results.json").write_text(json.dumps(
+            {"machine": machine, "runs": [r.__dict__ for r in runs]}, indent=1))
 
     for repeat in range(args.repeats):
         rotation = repeat % max(len(stacks), 1)
@@ -530,15 +448,9 @@ def main() -> int:
                 runs.append(Run(stack.name, workload.name, repeat, result))
                 save()
                 value = result.get(workload.metric)
-                print(
-                    f"[{repeat + 1}/{args.repeats}] {workload.name:16} {stack.name:15} "
-                    + (
-                        fmt(value) + " " + workload.unit
-                        if result.get("ok")
-                        else "FAIL " + result.get("error", "")
-                    ),
-                    flush=True,
-                )
+                print(f"[{repeat + 1}/{args.repeats}] {workload.name:16} {stack.name:15} "
+                      + (fmt(value) + " " + workload.unit if result.get("ok")
+                         else "FAIL " + result.get("error", "")), flush=True)
         if "core" in wanted:
             runs.append(Run("core", "core", repeat, run_core(cpus[0], 0.1 if args.smoke else 1)))
             save()

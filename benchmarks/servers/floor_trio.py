@@ -22,10 +22,8 @@ import trio
 from common import fanout_payload, parse_args, publish_params, stream_params, stream_payload
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-SSE_HEAD = (
-    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
-    b"connection: close\r\n\r\n"
-)
+SSE_HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+            b"connection: close\r\n\r\n")
 WS_PATHS = ("/ws/echo", "/ws/fanout", "/ws/publish")
 Broken = (trio.BrokenResourceError, trio.ClosedResourceError)
 
@@ -51,9 +49,8 @@ WS_SUBS: set[Sub] = set()
 
 
 def http(status: str, body: bytes, ctype: str = "text/plain") -> bytes:
-    return (
-        f"HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    return (f"HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {len(body)}"
+            f"\r\n\r\n").encode() + body
 
 
 def frame(payload: bytes, opcode: int = 1) -> bytes:
@@ -67,14 +64,12 @@ def frame(payload: bytes, opcode: int = 1) -> bytes:
 
 async def read_frame(stream: trio.SocketStream, buf: bytearray) -> tuple[int, bytes]:
     """One masked client frame: (opcode, payload); opcode 8 (close) on EOF."""
-
     async def need(k: int) -> None:
         while len(buf) < k:
             data = await stream.receive_some(65536)
             if not data:
                 raise EOFError
             buf.extend(data)
-
     try:
         await need(2)
         n, pos = buf[1] & 0x7F, 2
@@ -85,8 +80,8 @@ async def read_frame(stream: trio.SocketStream, buf: bytearray) -> tuple[int, by
         await need(pos + 4 + n)
     except EOFError:
         return 8, b""
-    opcode, mask, data = buf[0] & 0x0F, bytes(buf[pos : pos + 4]), bytes(buf[pos + 4 : pos + 4 + n])
-    del buf[: pos + 4 + n]
+    opcode, mask, data = buf[0] & 0x0F, bytes(buf[pos:pos + 4]), bytes(buf[pos + 4:pos + 4 + n])
+    del buf[:pos + 4 + n]
     key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
     return opcode, (int.from_bytes(data, "big") ^ key).to_bytes(n, "big")
 
@@ -157,18 +152,15 @@ async def sse_stream(stream: trio.SocketStream, query: dict[str, str]) -> None:
     per_batch = max(65536 // (size + 8), 1)
     await stream.send_all(SSE_HEAD)
     for start in range(0, n, per_batch):
-        batch = "".join(
-            f"data: {stream_payload(i, size)}\n\n" for i in range(start, min(start + per_batch, n))
-        )
+        batch = "".join(f"data: {stream_payload(i, size)}\n\n"
+                        for i in range(start, min(start + per_batch, n)))
         await stream.send_all(batch.encode())
 
 
 async def websocket(stream: trio.SocketStream, path: str, key: bytes, buf: bytearray) -> None:
     accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-    await stream.send_all(
-        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
-        b"connection: Upgrade\r\nsec-websocket-accept: " + accept + b"\r\n\r\n"
-    )
+    await stream.send_all(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+                          b"connection: Upgrade\r\nsec-websocket-accept: " + accept + b"\r\n\r\n")
     if path == "/ws/fanout":
         return await subscribe(stream, WS_SUBS, Sub(buf), frame(b"ready"))
     while True:
@@ -194,7 +186,7 @@ async def handle(stream: trio.SocketStream) -> None:
                     return
                 buf.extend(data)
             head = bytes(buf[:end]).split(b"\r\n")
-            del buf[: end + 4]
+            del buf[:end + 4]
             method, target = head[0].decode("latin-1").split(" ")[:2]
             path, _, qs = target.partition("?")
             query = dict(parse_qsl(qs))
