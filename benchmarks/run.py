@@ -3,6 +3,7 @@
 Run:  .venv/bin/python benchmarks/run.py                 # the full run (about 15 minutes)
       .venv/bin/python benchmarks/run.py --smoke         # a few seconds per stack (CI)
       .venv/bin/python benchmarks/run.py --stacks rawstream,aiohttp --workloads ws_echo
+      .venv/bin/python benchmarks/run.py --stacks rawstream --base HEAD~3   # an A/B
 
 Each measurement starts the server in a process of its own (``servers/STACK.py``), pinned to
 CPU 0 when the machine has two or more, and runs the load generator (``loadgen.py``) in
@@ -14,11 +15,17 @@ Results go to ``benchmarks/results/`` (or ``--out``): ``results.json`` (every ru
 ``RESULTS.md`` (medians and ratios; failures and runs where the load generator was the
 bottleneck are marked) and ``results.png`` (one chart per workload).  ``--update-readme``
 also writes the headline table into README.md between its ``bench:`` markers.
+
+``--base REV`` adds one more stack, ``base``: rawstream as it was at the git revision REV
+(checked out in a temporary worktree, its own ``servers/rawstream_server.py`` run on its own
+sources), measured in the same interleaved run, so ``rawstream vs this`` in each table is
+the change's A/B.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -30,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +135,7 @@ class Stack:
     script: str
     workloads: tuple[str, ...]
     framework: bool = True  # a peer framework stack (not rawstream, not the floor)
+    root: Path = ROOT  # the checkout its server script and rawstream's sources come from
 
 
 STACKS = [
@@ -189,12 +198,15 @@ def measure(stack: Stack, workload: Workload, smoke: bool, cpus: tuple[int | Non
     port = free_port()
     # The server's stderr goes to a file, not a pipe: a chatty server must not block on a
     # full pipe in the middle of a measurement.
+    env = None if stack.root == ROOT else {**os.environ, "PYTHONPATH": str(stack.root / "src")}
     with tempfile.TemporaryFile() as errors:
         server = subprocess.Popen(
-            [sys.executable, str(HERE / "servers" / stack.script), "--port", str(port)],
+            [sys.executable, str(stack.root / "benchmarks" / "servers" / stack.script),
+             "--port", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=errors,
             preexec_fn=pin(cpus[0]),
+            env=env,
         )
         try:
             wait_listening(port, server)
@@ -408,6 +420,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per measurement")
     parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--base", metavar="REV",
+                        help="also measure rawstream at this git revision (an A/B)")
     args = parser.parse_args()
     args.repeats = args.repeats or (1 if args.smoke else 3)
     stacks = [s for s in STACKS if s.name in args.stacks.split(",")]
@@ -417,6 +431,32 @@ def main() -> int:
         set(wanted) - {w.name for w in WORKLOADS} - {"core"})
     if unknown:
         parser.error(f"unknown stacks or workloads: {', '.join(sorted(unknown))}")
+    with base_checkout(args.base) as base:
+        if base is not None:
+            label = f"rawstream at {args.base}"
+            stacks.insert(1, Stack("base", label, "rawstream_server.py", SSE + WS, False, base))
+        return run_all(args, stacks, workloads, wanted)
+
+
+@contextlib.contextmanager
+def base_checkout(rev: str | None) -> Iterator[Path | None]:
+    """A temporary git worktree of ``rev`` (None: no base), removed afterwards."""
+    if rev is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="rawstream-base-") as parent:
+        tree = Path(parent) / "tree"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree),
+                        rev], check=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                            str(tree)], check=False)
+
+
+def run_all(args: Any, stacks: list[Stack], workloads: list[Workload], wanted: list[str]) -> int:
+    """Measure every stack on every workload, interleaved, then write the reports."""
     cpus: tuple[int | None, int | None] = (None, None)
     available = sorted(os.sched_getaffinity(0))
     if len(available) >= 2:
