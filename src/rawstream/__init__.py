@@ -2,18 +2,48 @@
 
 The sans-IO protocol core lives in :mod:`rawstream.core`; the Trio server in
 :mod:`rawstream.server`.  Applications need only the names exported here.
+
+The names are imported when first used (PEP 562), so ``import rawstream.core`` runs no more
+than the core: a sans-IO user needs no trio, and importing any one part costs only that part.
 """
 
-from .app import App, Route
-from .core.errors import InvalidEventError
-from .core.sse import Event
-from .cors import CORS
-from .policy import SlowConsumer
-from .request import Headers, HTTPError, QueryParams, Request
-from .response import Response
-from .server import Config, Server, SSEStream, WebSocket, WebSocketClosed, serve
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__ as __version__
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ imports
+    from .app import App, Route
+    from .core.errors import InvalidEventError
+    from .core.sse import Event
+    from .cors import CORS
+    from .policy import SlowConsumer
+    from .request import Headers, HTTPError, QueryParams, Request
+    from .response import Response
+    from .server import Config, Server, SSEStream, WebSocket, WebSocketClosed, serve
+
+#: Each exported name and the module that defines it.
+_EXPORTS = {
+    "App": ".app",
+    "CORS": ".cors",
+    "Config": ".server",
+    "Event": ".core.sse",
+    "HTTPError": ".request",
+    "Headers": ".request",
+    "InvalidEventError": ".core.errors",
+    "QueryParams": ".request",
+    "Request": ".request",
+    "Response": ".response",
+    "Route": ".app",
+    "SSEStream": ".server",
+    "Server": ".server",
+    "SlowConsumer": ".policy",
+    "WebSocket": ".server",
+    "WebSocketClosed": ".server",
+    "serve": ".server",
+}
 
 __all__ = [
     "App",
@@ -34,3 +64,17 @@ __all__ = [
     "WebSocketClosed",
     "serve",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import an exported name's module on first use, and keep the name here."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -305,7 +305,7 @@ def process_families() -> list[MetricFamily]:
     """The process's metrics, under the names Prometheus's client libraries use: start
     time, CPU time, resident memory and file descriptors (the last two where ``/proc``
     tells), and ``rawstream_process_info`` naming the process and worker."""
-    from . import __version__  # (here: rawstream's __init__ may one day import this module)
+    from ._version import __version__
     from .logs import WORKER_ENV
 
     families = [

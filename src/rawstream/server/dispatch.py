@@ -21,7 +21,6 @@ from ..app import App, Route
 from ..policy import SlowConsumer
 from ..request import HTTPError, Request
 from ..response import Response
-from .body import discard_unread_body, read_body
 from .exchange import Exchange
 from .origin import answer_preflight, cors_headers, route_cors
 from .sse import run_sse
@@ -33,41 +32,36 @@ log = logging.getLogger("rawstream.connection")
 
 
 async def serve_exchange(exchange: Exchange, app: App) -> None:
-    """Route the exchange's request and answer it; the exchange ends here."""
-    try:
-        await _route(exchange, app)
-        await discard_unread_body(exchange)
-    finally:
-        exchange.finish()
+    """Route the exchange's request and answer it; the exchange ends here.
 
-
-async def _route(exchange: Exchange, app: App) -> None:
+    (One coroutine for all of it: an idle stream holds every frame between its connection's
+    task and its handler's wait, for as long as it idles.)
+    """
     head = exchange.head
     path = unquote(head.path)
-    preflight = answer_preflight(app, exchange.config, head, path)
-    if preflight is not None:  # a CORS preflight for a route that has CORS
-        if preflight.reason:
-            log.info("CORS preflight refused: %s", preflight.reason)
-        answer = (preflight.status, preflight.reason, preflight.headers)
-        await exchange.send_error(*answer, close=False)
-        return
-    match = app.match(head.method, path)
-    if match.route is None:
-        extra = ((b"allow", ", ".join(match.allowed).encode()),) if match.allowed else ()
-        await exchange.send_error(match.status, "", extra, close=False)
-        return
-    request = Request(
-        head,
-        exchange.client,
-        partial(read_body, exchange),
-        match.path_params,
-        server=exchange.server,
-    )
-    # On the route's every answer: its response, an SSE head, an error it raises.
-    exchange.cors_headers = cors_headers(
-        route_cors(match.route, exchange.config), head.header(b"origin")
-    )
-    await _run_route(exchange, match.route, request)
+    try:
+        preflight = answer_preflight(app, exchange.config, head, path)
+        if preflight is not None:  # a CORS preflight for a route that has CORS
+            if preflight.reason:
+                log.info("CORS preflight refused: %s", preflight.reason)
+            answer = (preflight.status, preflight.reason, preflight.headers)
+            await exchange.send_error(*answer, close=False)
+        elif (match := app.match(head.method, path)).route is None:
+            extra = ((b"allow", ", ".join(match.allowed).encode()),) if match.allowed else ()
+            await exchange.send_error(match.status, "", extra, close=False)
+        else:
+            route = match.route
+            request = Request(
+                head, exchange.client, exchange.read_body, match.path_params, server=exchange.server
+            )
+            # On the route's every answer: its response, an SSE head, an error it raises.
+            exchange.cors_headers = cors_headers(
+                route_cors(route, exchange.config), head.header(b"origin")
+            )
+            await _run_route(exchange, route, request)
+        await exchange.discard_unread_body()
+    finally:
+        exchange.finish()
 
 
 async def _run_route(exchange: Exchange, route: Route, request: Request) -> None:

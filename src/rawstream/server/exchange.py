@@ -12,15 +12,12 @@ byte stream.  The HTTP/1.1 driver (:mod:`rawstream.server.h1`) is the
 channel of its one exchange at a time; a driver carrying many exchanges at once (HTTP/2) gives
 each its own channel, and no handle or route changes.
 
-The exchange owns what is the same in every protocol:
-
-* its lifecycle (:class:`ExchangeState`, changed only in :meth:`Exchange._enter`) and its one
-  end reason (:class:`StreamEnd`, first reason wins);
-* running a streaming handler in a scope that the client's departure, a slow-consumer
-  decision or shutdown cancels (:meth:`Exchange.run_stream`), so its ``finally`` blocks and
-  ``async with`` exits run promptly;
-* the slow-consumer decision for every stream item (:meth:`Exchange.send_item`);
-* whether the connection may carry another exchange after it (:attr:`Exchange.reusable`).
+The exchange owns what is the same in every protocol: its lifecycle (:class:`ExchangeState`,
+changed only in :meth:`Exchange._enter`) and its one end reason (:class:`StreamEnd`, first
+reason wins); running a streaming handler in a scope that the client's departure, a
+slow-consumer decision or shutdown cancels (:meth:`Exchange.run_stream`); the slow-consumer
+decision for every stream item (:meth:`Exchange.send_item`); the request body; and whether
+the connection may carry another exchange after it (:attr:`Exchange.reusable`).
 """
 
 from __future__ import annotations
@@ -35,8 +32,8 @@ from typing import Literal
 import trio
 from trio.lowlevel import checkpoint
 
-from ..core.errors import LocalProtocolError
-from ..core.http import RequestHead
+from ..core.errors import LocalProtocolError, RemoteProtocolError
+from ..core.http import BodyData, ClientClosed, EndOfRequest, RequestHead
 from ..core.sse import encode_retry
 from ..pacing import paced_checkpoint
 from ..policy import SlowConsumer
@@ -44,7 +41,7 @@ from ..request import HTTPError
 from .channel import Channel, HeaderList, ServerContext
 from .config import Config
 
-__all__ = ["TRANSITIONS", "Exchange", "ExchangeState", "StreamEnd", "StreamKind"]
+__all__ = ["TRANSITIONS", "Exchange", "ExchangeState", "RequestBody", "StreamEnd", "StreamKind"]
 
 log = logging.getLogger("rawstream.connection")
 
@@ -216,14 +213,26 @@ class Exchange:
             lambda: b"" if channel.response_started else channel.frame_head(status, headers)
         )
 
-    def frame_body(self, data: bytes) -> bytes:
-        """Frame a piece of the streamed response body and return its bytes."""
-        return self.channel.frame_body(data)
-
     def shutdown_retry_hint(self) -> bytes:
         """A ``retry:`` field with a random delay in ``shutdown_retry_ms``."""
         low, high = self.config.shutdown_retry_ms
         return encode_retry(random.randint(low, high))
+
+    # -- the request body ----------------------------------------------------------------------
+
+    async def read_body(self) -> bytes:
+        """The whole request body (see :meth:`Request.body <rawstream.request.Request.body>`)."""
+        return b"".join([chunk async for chunk in RequestBody(self)])
+
+    async def discard_unread_body(self) -> None:
+        """Read what the handler left of the body, so the connection can be reused; or give
+        up reuse if it cannot be read.  (Not while the server drains: the connection ends.)"""
+        if not self.reusable or self.server.draining or not self.channel.body_unread:
+            return
+        try:
+            await self.read_body()
+        except HTTPError:
+            self.reusable = False
 
     # -- streaming handlers ------------------------------------------------------------------
 
@@ -446,3 +455,44 @@ class Exchange:
             self._end_stream(StreamEnd.SHUTDOWN)
         elif self.state is ExchangeState.WEBSOCKET and self._on_shutdown is not None:
             self._on_shutdown()
+
+
+class RequestBody:
+    """The request body of an exchange as an async iterator of chunks.
+
+    ``100 Continue`` goes out when the body is first asked for, so a client waiting for it
+    sends nothing a handler never wanted.  Each pause of the client is bounded by
+    ``header_timeout`` (408), the size by ``max_body_bytes`` (413, from the core).
+    """
+
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+        self._continued = False
+
+    def __aiter__(self) -> RequestBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        exchange = self._exchange
+        channel = exchange.channel
+        if not self._continued:
+            self._continued = True
+            await exchange.emit(channel.frame_continue)
+        while True:
+            try:
+                event = channel.next_body_event()
+            except RemoteProtocolError as exc:
+                exchange.reusable = False
+                raise HTTPError(exc.status_hint, str(exc)) from exc
+            if isinstance(event, BodyData):
+                return event.data
+            if isinstance(event, EndOfRequest):
+                raise StopAsyncIteration
+            if isinstance(event, ClientClosed):
+                exchange.reusable = False
+                raise HTTPError(400, "connection closed before the request body was complete")
+            with trio.move_on_after(exchange.config.header_timeout) as timer:
+                await channel.receive_body_data()
+            if timer.cancelled_caught:
+                exchange.reusable = False
+                raise HTTPError(408, "request body not received in time")

@@ -72,7 +72,6 @@ class H1Connection:
     __slots__ = (
         "_idle_scope",
         "_linger_on_close",
-        "_on_stream_client_gone",
         "_reject",
         "_tls",
         "app",
@@ -124,7 +123,6 @@ class H1Connection:
         self._idle_scope: trio.CancelScope | None = None
         self._linger_on_close = False
         self._tls = isinstance(stream, trio.SSLStream)
-        self._on_stream_client_gone: Callable[[], None] | None = None
 
     def statistics(self) -> ConnectionStatistics:
         """What this connection is doing and has moved so far."""
@@ -352,21 +350,10 @@ class H1Connection:
             self.receiver.watch(None)
         elif stream:
             self.outbox.end_writer_when_empty = True  # (an idle stream: no tasks waiting)
-            self._on_stream_client_gone = on_gone
-            self.receiver.watch(self._client_left, park=True)
+            self.receiver.watch(on_gone, park=True)  # (gone: EOF, or a full read buffer)
         else:
             # (A full read buffer, pipelined requests, is no reason to cancel: only EOF.)
             self.receiver.watch(on_gone, full=False)
-
-    def _client_left(self) -> None:
-        """The receiver saw the client close (or fill the read buffer) during a stream."""
-        if not self.receiver.closed:
-            # A client has nothing to send during a stream but a pipelined request or two; a
-            # full read buffer is abuse, and would also hide its EOF from us.
-            log.info("client filled the read buffer during a stream")
-        on_gone, self._on_stream_client_gone = self._on_stream_client_gone, None
-        if on_gone is not None:
-            on_gone()
 
     def open_tunnel(self) -> bytes:
         data = self.http.upgrade_data()  # (the core is finished: h11 hands over)

@@ -35,6 +35,7 @@ HANDED_OFF has neither (:meth:`Receiver.receive` reads the socket in its caller'
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable
 
 import trio
@@ -45,6 +46,8 @@ from .fastio import socket_io
 from .readiness import ReadinessWatcher
 
 __all__ = ["TRANSITIONS", "Receiver", "ReceiverState"]
+
+log = logging.getLogger("rawstream.connection")
 
 RECEIVE_SIZE = 64 * 1024
 
@@ -275,6 +278,10 @@ class Receiver:
             return
         on_gone, self._on_gone = self._on_gone, None
         if on_gone is not None:
+            if full:
+                # A client has nothing to send during a stream but a pipelined request or
+                # two; a full read buffer is abuse, and would also hide its EOF from us.
+                log.info("client filled the read buffer during a stream")
             on_gone()
 
     async def receive(self) -> bytes:

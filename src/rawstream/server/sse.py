@@ -168,7 +168,7 @@ class SSEStream(SlowConsumerPolicy):
     def _frame(self, data: bytes) -> bytes:
         if self._gzip is not None:
             data = self._gzip.encode(data)
-        return self._exchange.frame_body(data)
+        return self._exchange.channel.frame_body(data)
 
     def last_bytes(self, data: bytes = b"") -> bytes:
         """The body's final bytes: ``data`` (e.g. a ``retry:`` hint), compressed with the gzip
