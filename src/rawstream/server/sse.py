@@ -35,7 +35,7 @@ from .broadcast import Broadcast
 from .exchange import Exchange, StreamEnd
 from .keepalive import KeepaliveSweeper
 
-__all__ = ["KeepaliveSweeper", "SSEStream", "run_sse"]
+__all__ = ["SSEStream", "run_sse"]
 
 _GZIP_HEADERS = ((b"content-encoding", b"gzip"), (b"vary", b"accept-encoding"))
 

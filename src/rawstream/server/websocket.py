@@ -229,7 +229,7 @@ class WebSocket(SlowConsumerPolicy):
         Raises:
             WebSocketClosed: the WebSocket is closing or closed.
         """
-        if not (self.accepted or self.rejected):  # (send_stream_item is the checkpoint)
+        if not (self.accepted or self.rejected):  # (send_item is the checkpoint)
             await self.accept()
         try:
             await self._exchange.send_item(
