@@ -66,6 +66,7 @@ class SSEStream(SlowConsumerPolicy):
         headers = SSE_HEADERS + _GZIP_HEADERS if gzip else SSE_HEADERS
         self._headers = headers + exchange.cors_headers  # (the route's CORS, if any)
         self._ended = False
+        self._opened = False  # the head is out (once it is, it stays out: cached)
         #: Open, uncompressed and chunked: a broadcast's shared chunk is queued as is.
         self._plain_chunks = False
         self.slow_consumer = slow_consumer
@@ -76,7 +77,9 @@ class SSEStream(SlowConsumerPolicy):
     @property
     def opened(self) -> bool:
         """The response head has been sent."""
-        return self._exchange.response_started
+        if not self._opened:  # (read on every event: a flag once true)
+            self._opened = self._exchange.response_started
+        return self._opened
 
     async def open(self) -> None:
         """Send the response head now (``EventSource.onopen`` fires on the client)."""
@@ -102,7 +105,8 @@ class SSEStream(SlowConsumerPolicy):
         uses ``BLOCK`` even on a ``DISCONNECT`` stream, whose policy is for live messages.
         """
         self._raise_if_ended()
-        await self.open()
+        if not self.opened:  # (no coroutine for open() on every event)
+            await self.open()
         await self._exchange.send_item(
             partial(self._frame, data), policy or self.slow_consumer, self._gap
         )
