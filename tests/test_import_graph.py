@@ -142,3 +142,16 @@ def test_the_layering_runs_one_way() -> None:
 def test_version_is_written_once() -> None:
     """The package's version is the installed distribution's."""
     assert rawstream.__version__ == importlib.metadata.version("rawstream")
+
+
+def test_subpackages_are_attributes_of_the_package() -> None:
+    """``rawstream.server`` and the like work after ``import rawstream``, as they did when
+    the package imported everything eagerly; an unknown name is an AttributeError."""
+    assert rawstream.server.Server is rawstream.Server
+    assert rawstream.core.http.HTTPConnection.__name__ == "HTTPConnection"
+    try:
+        rawstream.no_such_name  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc)
+    else:
+        raise AssertionError("an unknown name did not raise AttributeError")

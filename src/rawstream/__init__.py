@@ -67,11 +67,19 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Import an exported name's module on first use, and keep the name here."""
+    """Import an exported name's module on first use, and keep the name here; a subpackage
+    or module (``rawstream.server``) is imported on first use too, as an eager package's
+    imports would have made it an attribute."""
     module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    if module is not None:
+        value = getattr(importlib.import_module(module, __name__), name)
+    else:
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise  # (the module exists, and something it imports is missing)
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
     globals()[name] = value
     return value
 

@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from .app import App, Route
 from .request import HTTPError, Request
@@ -40,6 +40,15 @@ if TYPE_CHECKING:
     from .server.server import ServerStatistics
 
 log = logging.getLogger("rawstream.metrics")
+
+
+@runtime_checkable
+class _Reporting(Protocol):
+    """What the metrics route needs of ``request.server`` (a :class:`~rawstream.server.Server`,
+    or a stand-in with the same statistics)."""
+
+    def statistics(self) -> ServerStatistics: ...
+
 
 __all__ = [
     "CONNECTION_KINDS",
@@ -416,10 +425,8 @@ def add_metrics(
 
     async def metrics(request: Request) -> Response:
         """The metrics of the server serving this request, as Prometheus text."""
-        from .server import Server  # (the server imports no metrics: no circle)
-
         server = request.server
-        if not isinstance(server, Server):  # (a request made by hand, outside a server)
+        if not isinstance(server, _Reporting):  # (a request made by hand, outside a server)
             raise HTTPError(500, "no server to report on")
         families = collect(
             server.statistics(), hub, max_channel_series=max_channel_series, collectors=extra

@@ -11,7 +11,8 @@ import pytest
 import trio
 import wsproto.events as ws_events
 
-from rawstream import App, Request, Response, SSEStream, WebSocket
+from rawstream import App, HTTPError, Request, Response, SSEStream, WebSocket
+from rawstream.server.connection import Phase
 from rawstream.server.exchange import TRANSITIONS as EXCHANGE_TRANSITIONS
 from rawstream.server.exchange import ExchangeState
 from rawstream.server.h1 import H1Connection
@@ -153,3 +154,20 @@ async def test_an_exchange_moves_through_its_states(nursery: trio.Nursery) -> No
         "before accept": ExchangeState.STREAMING,
         "accepted": ExchangeState.WEBSOCKET,
     }
+
+
+async def test_a_closing_connection_keeps_its_exchange_phase(nursery: trio.Nursery) -> None:
+    """After an answer that closes the connection, the connection reports the phase of that
+    exchange (not idle) until it has flushed and finished its lingering close."""
+    app = App()
+
+    @app.get("/bad")
+    async def bad(request: Request) -> Response:
+        raise HTTPError(400, "no")
+
+    client, conn = connect(nursery, app)
+    await client.send_all(b"GET /bad HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"400" in await read_until(client, b"no\n")
+    assert conn.statistics().phase is Phase.HTTP  # lingering: reading what the client sends
+    await client.aclose()
+    await settle(lambda: conn.exchange is None, "the connection ends")

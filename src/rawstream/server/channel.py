@@ -13,7 +13,7 @@ exchange queues them with no await in between, so bytes keep the order the core 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from ..core.http import Headers, HTTPEvent, NeedData
@@ -78,8 +78,8 @@ class Channel(Protocol):
     def frame_body(self, data: bytes) -> bytes: ...
 
     def frame_end(self, tail: bytes) -> bytes:
-        """``tail`` and the end of the body (raises ``LocalProtocolError`` when the body
-        cannot end cleanly, e.g. short of its declared length)."""
+        """``tail`` and the end of the body, or nothing: raises ``LocalProtocolError`` when
+        the body cannot end cleanly (e.g. short of its declared length)."""
         ...
 
     def frame_error(self, status: int, message: str, headers: Headers, close: bool) -> bytes: ...
@@ -118,11 +118,8 @@ class Channel(Protocol):
 
     # -- after a WebSocket handshake ----------------------------------------------------------
 
-    def open_tunnel(self) -> bytes:
+    def open_tunnel(self) -> tuple[bytes, Callable[[], Awaitable[bytes]]]:
         """The request's byte stream now carries the WebSocket: the bytes that arrived
-        after the handshake (:meth:`receive_tunnel` reads the rest)."""
-        ...
-
-    async def receive_tunnel(self) -> bytes:
-        """The next bytes of the tunnel, ``b""`` when the client closed it."""
+        after the handshake, and what reads the rest (each call the next bytes, ``b""``
+        once the client closed it; called directly, with no wrapper coroutine per read)."""
         ...

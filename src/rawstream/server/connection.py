@@ -17,7 +17,7 @@ __all__ = ["Connection", "ConnectionStatistics", "Phase", "phase_of"]
 
 
 class Phase(enum.Enum):
-    """What a connection is doing; graceful shutdown and statistics act on it."""
+    """What a connection is doing, for statistics (its exchange's state, or idle)."""
 
     IDLE = "idle"  # waiting for a request head
     HTTP = "http"  # running a plain handler or writing its response

@@ -32,36 +32,33 @@ log = logging.getLogger("rawstream.connection")
 
 
 async def serve_exchange(exchange: Exchange, app: App) -> None:
-    """Route the exchange's request and answer it; the exchange ends here.
+    """Route the exchange's request and answer it (then read what it left of the body).
 
     (One coroutine for all of it: an idle stream holds every frame between its connection's
     task and its handler's wait, for as long as it idles.)
     """
     head = exchange.head
     path = unquote(head.path)
-    try:
-        preflight = answer_preflight(app, exchange.config, head, path)
-        if preflight is not None:  # a CORS preflight for a route that has CORS
-            if preflight.reason:
-                log.info("CORS preflight refused: %s", preflight.reason)
-            answer = (preflight.status, preflight.reason, preflight.headers)
-            await exchange.send_error(*answer, close=False)
-        elif (match := app.match(head.method, path)).route is None:
-            extra = ((b"allow", ", ".join(match.allowed).encode()),) if match.allowed else ()
-            await exchange.send_error(match.status, "", extra, close=False)
-        else:
-            route = match.route
-            request = Request(
-                head, exchange.client, exchange.read_body, match.path_params, server=exchange.server
-            )
-            # On the route's every answer: its response, an SSE head, an error it raises.
-            exchange.cors_headers = cors_headers(
-                route_cors(route, exchange.config), head.header(b"origin")
-            )
-            await _run_route(exchange, route, request)
-        await exchange.discard_unread_body()
-    finally:
-        exchange.finish()
+    preflight = answer_preflight(app, exchange.config, head, path)
+    if preflight is not None:  # a CORS preflight for a route that has CORS
+        if preflight.reason:
+            log.info("CORS preflight refused: %s", preflight.reason)
+        answer = (preflight.status, preflight.reason, preflight.headers)
+        await exchange.send_error(*answer, close=False)
+    elif (match := app.match(head.method, path)).route is None:
+        extra = ((b"allow", ", ".join(match.allowed).encode()),) if match.allowed else ()
+        await exchange.send_error(match.status, "", extra, close=False)
+    else:
+        route = match.route
+        request = Request(
+            head, exchange.client, exchange.read_body, match.path_params, server=exchange.server
+        )
+        # On the route's every answer: its response, an SSE head, an error it raises.
+        exchange.cors_headers = cors_headers(
+            route_cors(route, exchange.config), head.header(b"origin")
+        )
+        await _run_route(exchange, route, request)
+    await exchange.discard_unread_body()
 
 
 async def _run_route(exchange: Exchange, route: Route, request: Request) -> None:

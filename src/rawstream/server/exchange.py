@@ -50,9 +50,9 @@ class ExchangeState(enum.Enum):
     """Where an exchange is (graceful shutdown and statistics act on it)."""
 
     HANDLING = "handling"  # routed: a plain handler runs, or an answer is being written
-    STREAMING = "streaming"  # a streaming handler runs: SSE, a streamed body, a WebSocket's
-    WEBSOCKET = "websocket"  # the WebSocket handshake was accepted
-    ENDED = "ended"
+    STREAMING = "streaming"  # a stream runs: SSE, a streamed body, a WebSocket session
+    WEBSOCKET = "websocket"  # ... a WebSocket session whose handshake was accepted
+    ENDED = "ended"  # answered; the driver moved on
 
 
 _S = ExchangeState
@@ -93,6 +93,7 @@ class Exchange:
         linger: if the connection closes after this exchange, it closes lingering (the
             client may still be sending what we refused).
         cors_headers: the route's CORS headers, for every answer (see :mod:`.origin`).
+        tls: the request came over TLS (for the same-origin check of a WebSocket).
     """
 
     # (Slots: an idle stream holds this object for as long as it lasts.)
@@ -124,7 +125,7 @@ class Exchange:
         client: tuple[str, int],
         config: Config,
         server: ServerContext,
-        tls: bool = False,
+        tls: bool,
     ) -> None:
         self.channel = channel
         self.head = head

@@ -12,7 +12,7 @@
   :class:`~rawstream.server.exchange.Exchange`, one at a time (pipelined requests are
   answered in order), for as long as the connection can be reused.
 
-The driver is its exchange's :class:`~rawstream.server.exchange.Channel`: it frames the
+The driver is its exchange's :class:`~rawstream.server.channel.Channel`: it frames the
 exchange's response through the core, feeds it the request body, tells it when the client
 leaves, and after a WebSocket handshake hands it the socket.
 
@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import trio
 
 from ..app import App
-from ..core.errors import RemoteProtocolError
+from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.http import ClientClosed, Headers, HTTPConnection, HTTPEvent, NeedData, RequestHead
 from ..request import HTTPError
 from .channel import HeaderList, ServerContext
@@ -154,6 +154,7 @@ class H1Connection:
                         await self.outbox.flush()
                     await self._linger()
                 finally:
+                    self._end_exchange()  # (it is the connection's phase until here)
                     self.receiver.stop()  # (before the socket closes)
                     self.outbox.detach()
                     nursery.cancel_scope.cancel()
@@ -210,7 +211,6 @@ class H1Connection:
                 else:
                     await serve_exchange(exchange, self.app)
             finally:
-                exchange.finish()
                 self._linger_on_close = self._linger_on_close or exchange.linger
             if not self._can_continue(exchange):
                 return
@@ -231,7 +231,7 @@ class H1Connection:
         connection the next one may start within ``keepalive_timeout`` and must then be
         complete within ``header_timeout`` of its first byte.
         """
-        self.exchange = None
+        self._end_exchange()
         if self.server.draining:
             return None
         config = self.config
@@ -267,6 +267,12 @@ class H1Connection:
                 self.http.receive_data(data)
         return None  # cancelled by shutdown while idle
 
+    def _end_exchange(self) -> None:
+        """The previous exchange is over: the connection moves on (or closes)."""
+        if self.exchange is not None:
+            self.exchange.finish()
+            self.exchange = None
+
     async def _refuse(self, status: int, message: str, headers: Headers = ()) -> None:
         """Answer a request that never became an exchange (its head was bad or late), then
         end the connection with a lingering close."""
@@ -284,7 +290,7 @@ class H1Connection:
         else:
             self.exchange.begin_shutdown()
 
-    # -- the exchange's channel (see exchange.Channel) ------------------------------------------
+    # -- the exchange's channel (see channel.Channel) -------------------------------------------
 
     @property
     def response_started(self) -> bool:
@@ -314,9 +320,14 @@ class H1Connection:
         return self.http.data_to_send()
 
     def frame_end(self, tail: bytes) -> bytes:
-        self.http.send_body(tail)
-        self.http.end_response()
-        return self.http.data_to_send()
+        http = self.http
+        http.send_body(tail)
+        try:
+            http.end_response()
+        except LocalProtocolError:
+            http.data_to_send()  # all or nothing: the tail goes with the end that failed
+            raise
+        return http.data_to_send()
 
     def frame_error(self, status: int, message: str, headers: Headers, close: bool) -> bytes:
         self.http.send_error(status, message, headers, close=close)
@@ -355,10 +366,7 @@ class H1Connection:
             # (A full read buffer, pipelined requests, is no reason to cancel: only EOF.)
             self.receiver.watch(on_gone, full=False)
 
-    def open_tunnel(self) -> bytes:
+    def open_tunnel(self) -> tuple[bytes, Callable[[], Awaitable[bytes]]]:
         data = self.http.upgrade_data()  # (the core is finished: h11 hands over)
         self.receiver.hand_off()  # the frame reader reads the socket itself from now on
-        return data
-
-    async def receive_tunnel(self) -> bytes:
-        return await self.receiver.receive()
+        return data, self.receiver.receive

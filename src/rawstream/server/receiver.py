@@ -25,8 +25,11 @@ through :meth:`Receiver._enter`, which checks it against :data:`TRANSITIONS`::
        ▼                                                            │ task ended
       HANDED_OFF ◄──────────────────────────────────────────────────┘
        │
-       ▼ EOF or error (any state), or stop()
+       ▼ EOF or an error while READING or HANDED_OFF, or stop() from any state
       CLOSED
+
+(EOF seen while RESTARTING restarts first, and the new task sees it; seen while HANDING_OFF,
+the hand-off completes and receive() sees it.)
 
 READING, RESTARTING and HANDING_OFF have a reading task; PARKED has the watcher instead;
 HANDED_OFF has neither (:meth:`Receiver.receive` reads the socket in its caller's task).
@@ -279,8 +282,9 @@ class Receiver:
         on_gone, self._on_gone = self._on_gone, None
         if on_gone is not None:
             if full:
-                # A client has nothing to send during a stream but a pipelined request or
-                # two; a full read buffer is abuse, and would also hide its EOF from us.
+                # (A full buffer counts as gone only when the watcher asked for it: a stream,
+                # whose client has nothing to send but a pipelined request or two, so a full
+                # read buffer is abuse, and would also hide its EOF from us.)
                 log.info("client filled the read buffer during a stream")
             on_gone()
 

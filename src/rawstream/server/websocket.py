@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 import trio
@@ -135,6 +135,8 @@ class WebSocket(SlowConsumerPolicy):
         self._close_deadline: float | None = None
         self._pong: trio.Event = trio.Event()
         self._reader_blocked: bool = False  # the frame reader waits for room in the outbox
+        #: Reads the tunnel's next bytes once accepted (the channel's, called directly).
+        self._receive: Callable[[], Awaitable[bytes]] | None = None
         self.slow_consumer = slow_consumer
 
     def _frames_depend_on_each_other(self) -> bool:
@@ -178,7 +180,8 @@ class WebSocket(SlowConsumerPolicy):
         exchange.outbox.put_nowait(self._core.data_to_send())
         # The handoff: bytes after the handshake go to wsproto, and the frame reader reads
         # the tunnel itself from now on.
-        self._core.receive_data(exchange.channel.open_tunnel())
+        initial, self._receive = exchange.channel.open_tunnel()
+        self._core.receive_data(initial)
         exchange.accepted_websocket()
         exchange.set_shutdown_action(lambda: self._close_now(1001, "server shutting down"))
         exchange.start_task(self._read_frames)
@@ -322,7 +325,8 @@ class WebSocket(SlowConsumerPolicy):
 
     async def _read_frames(self) -> None:
         """Feed received bytes to the core; queue messages; end the session on close or EOF."""
-        exchange, core = self._exchange, self._core
+        exchange, core, receive = self._exchange, self._core, self._receive
+        assert receive is not None, "the frame reader starts at accept"
         try:
             while True:
                 # Events first: bytes that followed the handshake are already in the core.
@@ -345,7 +349,7 @@ class WebSocket(SlowConsumerPolicy):
                     data = b""  # the client is gone: the write side saw it first
                 else:
                     self._reader_blocked = False
-                    data = await exchange.channel.receive_tunnel()
+                    data = await receive()
                 if not data:
                     core.receive_eof()
                     exchange.client_gone()
