@@ -30,6 +30,10 @@ More departures from the parent class, about state kept across frames:
   next compressed message starts a fresh stream.
 
 The extension's name (``permessage-deflate``) and its negotiation are the parent's, unchanged.
+
+This class reads and writes the parent's private ``_decompressor``, ``_inbound_compressed`` and
+``_inbound_is_compressible``, so pyproject.toml pins wsproto to the releases checked for them
+(``>=1.2,<1.4``) and ``tests/core/test_wsproto_private.py`` fails, naming each, if they change.
 """
 
 from __future__ import annotations
