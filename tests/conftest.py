@@ -1,5 +1,10 @@
 """Shared fixtures: a real server on 127.0.0.1 with port 0, started in the test's nursery; a
-fresh copy of an example module; a redis-server of the test's own."""
+fresh copy of an example module; a redis-server of the test's own.
+
+``RAWSTREAM_TEST_PORTABLE_IO=1`` runs every test with ``rawstream.server.fastio.DIRECT_IO``
+off: plain TCP connections then go through Trio's own ``send_all``/``receive_some``, as on a
+platform whose sockets are not file descriptors (Windows).  tests/server/test_portable_io.py
+runs the server tiers that way in a subprocess."""
 
 from __future__ import annotations
 
@@ -19,8 +24,26 @@ import trio
 from support.redis import REDIS_SERVER, RedisServer, redis_server
 
 from rawstream import App, Config, Server, serve
+from rawstream.server import fastio
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+#: Set to 1 to run every test on the portable I/O path (see the module doc).
+PORTABLE_IO_ENV = "RAWSTREAM_TEST_PORTABLE_IO"
+PORTABLE_IO = os.environ.get(PORTABLE_IO_ENV, "") == "1"
+
+
+def pytest_report_header() -> str | None:
+    if PORTABLE_IO:
+        return f"rawstream: {PORTABLE_IO_ENV}=1: fastio.DIRECT_IO off (Trio's stream methods)"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def portable_io(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``RAWSTREAM_TEST_PORTABLE_IO=1``, no connection uses direct socket I/O."""
+    if PORTABLE_IO:
+        monkeypatch.setattr(fastio, "DIRECT_IO", False)
 
 
 def missing(message: str) -> NoReturn:

@@ -13,6 +13,7 @@ import trio
 import trio.testing
 
 from rawstream.pacing import paced_checkpoint
+from rawstream.server import fastio
 from rawstream.server import outbox as outbox_module
 from rawstream.server.fastio import SocketIO, socket_io
 from rawstream.server.outbox import Outbox
@@ -70,6 +71,30 @@ async def test_socket_io_reports_a_reset_as_broken() -> None:
     with pytest.raises(trio.BrokenResourceError):
         await io.receive_some(100)
     await server.aclose()
+
+
+async def test_without_direct_io_socket_io_leaves_every_stream_to_trio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Off POSIX (forced here with DIRECT_IO, read at each call) a real SocketStream gets no
+    SocketIO, so the outbox and the receiver fall back to its own send_all/receive_some."""
+    server, client = await tcp_pair()
+    monkeypatch.setattr(fastio, "DIRECT_IO", True)
+    assert isinstance(socket_io(server), SocketIO)
+    monkeypatch.setattr(fastio, "DIRECT_IO", False)
+    assert socket_io(server) is None
+    assert socket_io(client) is None
+    # And the outbox does then write through Trio: no write-through, bytes still delivered.
+    monkeypatch.setattr(outbox_module, "WRITE_THROUGH_GAP", 0)
+    outbox = Outbox(server, high_water=1000)
+    outbox.put_nowait(b"hello", write_through=True)
+    assert (outbox.buffered, outbox.writes) == (5, 0)  # queued for the writer, not written
+    async with trio.open_nursery() as nursery:
+        outbox.attach(nursery)
+        assert await receive_exactly(client, 5) == b"hello"
+        nursery.cancel_scope.cancel()
+    await server.aclose()
+    await client.aclose()
 
 
 async def test_paced_checkpoint_still_lets_other_tasks_run() -> None:

@@ -16,6 +16,11 @@ speed (a plain Trio server doing one ``send_all`` per event delivers about 34k e
   used for plain TCP streams only; TLS streams keep ``trio.SSLStream``.  Trio still owns the
   socket: closing it wakes our waits with ``ClosedResourceError``.  Its :meth:`SocketIO.try_send`
   is the outbox's write-through (:meth:`~rawstream.server.outbox.Outbox.put_nowait`).
+
+Direct I/O needs a socket that is a file descriptor: POSIX (:data:`DIRECT_IO`).  Elsewhere
+(Windows) :func:`socket_io` returns None for every stream, so the outbox and the receiver use
+Trio's own ``send_all``/``receive_some``, as they do for TLS: no write-through, no handoff to a
+WebSocket's frame reader, and no idle-socket parking (which needs a plain socket too).
 """
 
 from __future__ import annotations
@@ -28,7 +33,13 @@ from trio.lowlevel import checkpoint_if_cancelled, wait_readable, wait_writable
 
 from ..pacing import note_yield, paced_checkpoint
 
-__all__ = ["SocketIO", "socket_io"]
+__all__ = ["DIRECT_IO", "SocketIO", "socket_io"]
+
+#: Plain TCP streams are read and written through their file descriptor (:class:`SocketIO`):
+#: POSIX only, where a socket is one.  Read by :func:`socket_io` at each call, so a test can
+#: set it False to run the server on Trio's stream methods alone (tests/conftest.py does,
+#: for every test, under ``RAWSTREAM_TEST_PORTABLE_IO=1``).
+DIRECT_IO: bool = os.name == "posix"
 
 _CLOSED = (errno.EBADF, errno.ENOTSOCK)
 
@@ -118,7 +129,8 @@ def _translate(exc: OSError) -> Exception:
 
 
 def socket_io(stream: object) -> SocketIO | None:
-    """A :class:`SocketIO` for a plain ``trio.SocketStream`` (None for any other stream)."""
-    if isinstance(stream, trio.SocketStream):
+    """A :class:`SocketIO` for a plain ``trio.SocketStream`` (None for any other stream, and
+    for every stream when :data:`DIRECT_IO` is False)."""
+    if DIRECT_IO and isinstance(stream, trio.SocketStream):
         return SocketIO(stream.socket)
     return None
