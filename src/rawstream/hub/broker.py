@@ -105,13 +105,13 @@ class Broker(abc.ABC):
 
     Subclasses say where messages live (:class:`~rawstream.hub.memory.Hub`: this process;
     :class:`~rawstream.hub.redis.RedisHub`: Redis streams) by implementing the abstract
-    methods; subscriptions, cursors and fan-out are shared.
+    methods; subscriptions, cursors and fan-out are shared.  Counting room members is not
+    part of this contract: see :class:`~rawstream.hub.presence.MemberCounter`.
     """
 
     def __init__(self, history: HistoryLimits | None = None) -> None:
         self.history = history or HistoryLimits()
         self.channels: dict[str, LocalChannel] = {}
-        self._members: dict[str, int] = {}
 
     # -- the public API ------------------------------------------------------------------------
 
@@ -149,23 +149,6 @@ class Broker(abc.ABC):
         for name in names:
             check_channel(name)
         return Subscription(self, names, last_event_id, sink, max_queued_bytes)
-
-    async def count_member(self, channel: str, delta: int) -> int:
-        """Add ``delta`` to the member count of ``channel`` (a room); return the new count.
-
-        Here the count is this process's; a shared backend counts across processes.
-        """
-        await trio.lowlevel.checkpoint()
-        count = max(0, self._members.get(channel, 0) + delta)
-        self._set_members(channel, count)
-        return count
-
-    def _set_members(self, channel: str, count: int) -> None:
-        """Record this process's member count of ``channel`` (0: forget the channel)."""
-        if count:
-            self._members[channel] = count
-        else:
-            self._members.pop(channel, None)
 
     def subscriber_counts(self) -> dict[str, int]:
         """Subscriptions per channel in this process, live or catching up (one subscribed

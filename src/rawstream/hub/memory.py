@@ -17,6 +17,7 @@ import trio
 from ..pacing import note_yield
 from .broker import Broker, HistoryLost, LocalChannel
 from .message import HistoryLimits, Message, Position, check_channel
+from .presence import MemberCounter
 
 __all__ = ["MAX_UNYIELDED", "YIELD_BATCH", "YIELD_BYTES", "YIELD_INTERVAL", "Hub"]
 
@@ -30,8 +31,8 @@ MAX_UNYIELDED = 0.05
 YIELD_BYTES = 32 * 1024
 
 
-class Hub(Broker):
-    """Publish/subscribe with replay, in this process.
+class Hub(Broker, MemberCounter):
+    """Publish/subscribe with replay, and room member counts, in this process.
 
     Args:
         history: what each channel keeps for replay (count, bytes, age).
@@ -57,6 +58,7 @@ class Hub(Broker):
         #: One sequence for every channel: ids still increase per channel, and a channel
         #: forgotten and made anew never hands out an id it had already given.
         self._sequence = 0
+        self._members: dict[str, int] = {}  # room members per channel
 
     async def publish(self, channel: str, data: str | bytes, event: str | None = None) -> str:
         """Publish ``data`` on ``channel``: stored in its history and handed to every live
@@ -71,6 +73,17 @@ class Hub(Broker):
         self._unyielded_messages += 1
         await self._pace()
         return message.id
+
+    async def count_member(self, channel: str, delta: int) -> int:
+        """Add ``delta`` to the member count of ``channel`` (a room); return the new count
+        (never below zero).  The count is this process's, as the hub's channels are."""
+        await trio.lowlevel.checkpoint()
+        count = max(0, self._members.get(channel, 0) + delta)
+        if count:
+            self._members[channel] = count
+        else:
+            self._members.pop(channel, None)
+        return count
 
     async def _pace(self) -> None:
         """Yield to the scheduler once ``YIELD_INTERVAL`` seconds of publishing have put out

@@ -28,6 +28,7 @@ from ..policy import SlowConsumer
 from ..server.websocket import WebSocket, WebSocketClosed
 from .broker import Broker, BrokerUnavailable, Subscription
 from .message import Message, check_channel
+from .presence import MemberCounter
 
 __all__ = ["Member", "Rooms"]
 
@@ -49,10 +50,24 @@ class Member:
 
 
 class Rooms:
-    """Rooms whose messages go through ``hub`` (channel names: ``prefix + room``)."""
+    """Rooms whose messages go through ``hub`` (channel names: ``prefix + room``).
+
+    ``hub`` must count members too (a :class:`~rawstream.hub.presence.MemberCounter`, as
+    :class:`~rawstream.hub.memory.Hub` and :class:`~rawstream.hub.redis.RedisHub` are): the
+    welcome and the presence messages carry the count.
+
+    Raises:
+        TypeError: ``hub`` cannot count members.
+    """
 
     def __init__(self, hub: Broker, *, prefix: str = "room:") -> None:
-        self.hub = hub
+        if not isinstance(hub, MemberCounter):
+            raise TypeError(
+                f"Rooms needs a broker that counts members (a MemberCounter, with "
+                f"count_member()); {type(hub).__name__} is not one"
+            )
+        self.hub: Broker = hub
+        self._counter: MemberCounter = hub  # the same hub, as what counts members
         self.prefix = prefix
 
     def channel(self, room: str) -> str:
@@ -82,7 +97,7 @@ class Rooms:
         async with hub.subscribe(channel, last_event_id, sink=sink) as subscription:
             welcome = {"type": "welcome", "room": room, "id": subscription.cursor()}
             with trio.CancelScope(shield=True):  # counted means announced, and later uncounted
-                members = await hub.count_member(channel, +1)
+                members = await self._counter.count_member(channel, +1)
                 try:
                     # Announced before anything else awaits, so announcements come in the
                     # order of the counts (this member reads it back from the channel).
@@ -109,7 +124,7 @@ class Rooms:
 
     async def _leave(self, channel: str) -> None:
         try:
-            members = await self.hub.count_member(channel, -1)
+            members = await self._counter.count_member(channel, -1)
             await self._announce(channel, members)
         except BrokerUnavailable:
             pass  # the count lives with the broker; it recovers with it
