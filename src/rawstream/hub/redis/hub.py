@@ -220,8 +220,7 @@ class RedisHub(Broker, MemberCounter):
                         link.down(Health("degraded", "stopped"))
                         self._reader.fail_subscriptions("the Redis hub stopped")
         finally:
-            link.general = None
-            link.connected = False
+            link.general = None  # (every path here has marked the link down already)
             self._running = False
             if was_connected:
                 await self._presence.leave()
