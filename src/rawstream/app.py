@@ -113,6 +113,9 @@ class App:
     def __init__(self) -> None:
         self.routes: list[Route] = []
         self.services: list[Service] = []
+        # (method, path) -> the route a fixed path matches first; rebuilt when routes change.
+        self._index: dict[tuple[str, str], Route] = {}
+        self._indexed = 0
 
     def service(self, fn: S) -> S:
         """Register a background service: ``async def fn(*, task_status)``.
@@ -270,7 +273,16 @@ class App:
         return register
 
     def match(self, method: str, path: str) -> RouteMatch:
-        """Find the route for ``method`` and ``path``, or the 404/405 to answer."""
+        """Find the route for ``method`` and ``path``, or the 404/405 to answer.
+
+        The first registered route that matches wins.  A fixed path registered before any
+        route with parameters is found in a dict; anything else by trying routes in order.
+        """
+        if self._indexed != len(self.routes):
+            self._build_index()
+        route = self._index.get((method, path))
+        if route is not None:
+            return RouteMatch(route, {})
         allowed: set[str] = set()
         for route in self.routes:
             params = route.match_path(path)
@@ -282,3 +294,15 @@ class App:
         if allowed:
             return RouteMatch(None, {}, 405, tuple(sorted(allowed)))
         return RouteMatch(None, {}, 404)
+
+    def _build_index(self) -> None:
+        """Index the fixed paths no route with parameters comes before (such a route might
+        match the same path first)."""
+        index: dict[tuple[str, str], Route] = {}
+        for route in self.routes:
+            if route.pattern is not None:
+                break
+            for method in route.methods:
+                index.setdefault((method, route.path), route)
+        self._index = index
+        self._indexed = len(self.routes)

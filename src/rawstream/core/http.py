@@ -24,7 +24,13 @@ of it and what h11 leaves to its user:
 * pipelining: h11 keeps the bytes of the next request buffered until :meth:`start_next_cycle`,
   so pipelined requests are answered one after another, in order;
 * Upgrade: the head of an upgrade request is an ordinary event; :meth:`upgrade_data` hands the
-  bytes that followed it to the next protocol (see :mod:`rawstream.core.websocket`).
+  bytes that followed it to the next protocol (see :mod:`rawstream.core.websocket`);
+* the fast path (:mod:`rawstream.core.fasthttp`): while h11 waits for a request head with
+  nothing buffered, incoming bytes are held here; a common bodiless request is read without
+  h11 and, if its answer is a whole response of known length (:meth:`send_whole_response`),
+  answered without h11 too, h11 staying idle for the next request.  Anything else, at any
+  point of the exchange, replays the held bytes into h11 (:meth:`_hand_over`), so h11 sees
+  exactly the bytes it would have seen and drives the exchange from there.
 
 Every error the peer causes surfaces as :class:`RemoteProtocolError` with the status to answer;
 :meth:`send_error` writes that answer and marks the connection for closing.
@@ -32,6 +38,7 @@ Every error the peer causes surfaces as :class:`RemoteProtocolError` with the st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qsl
@@ -39,6 +46,7 @@ from urllib.parse import parse_qsl
 import h11
 
 from .errors import LocalProtocolError, RemoteProtocolError
+from .fasthttp import NEED_MORE, SimpleHead, frame_simple_response, parse_simple_head
 from .output import OutputBuffer
 
 __all__ = [
@@ -184,6 +192,8 @@ class HTTPConnection:
             the CRLF) accepted; 414 beyond.
         max_header_count: most header fields one request head may carry; 431 beyond.
         max_body_bytes: largest request body accepted; 413 beyond.
+        fast_path: read common requests and write whole responses without h11 (see the
+            module doc); off, every byte goes through h11 (the tests compare the two).
     """
 
     def __init__(
@@ -193,6 +203,7 @@ class HTTPConnection:
         max_request_line_bytes: int = 8 * 1024,
         max_header_count: int = 100,
         max_body_bytes: int = 1024 * 1024,
+        fast_path: bool = True,
     ):
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_bytes)
         self._max_head_bytes = max_head_bytes
@@ -205,23 +216,103 @@ class HTTPConnection:
         self._response_started = False
         self._body_chunked = False
         self._must_close = False
+        # The fast path: bytes held back from h11 (while _holding), the request it read (None:
+        # h11 has the exchange), whether its end was taken and its answer written, and EOF.
+        self._fast_path = fast_path
+        self._holding = fast_path
+        self._held = bytearray()
+        self._fast: SimpleHead | None = None
+        self._fast_raw = b""  # (its head's bytes, for h11 to read again)
+        self._fast_ended = False
+        self._fast_answered = False
+        self._fast_client_gone = False
+        self._eof = False
 
     # -- input -------------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes read from the socket (``b""`` is ignored: EOF is :meth:`receive_eof`)."""
-        if data:  # h11 would take b"" for EOF and raise RuntimeError on any later byte
+        if not data:  # h11 would take b"" for EOF and raise RuntimeError on any later byte
+            return
+        if self._holding:
+            self._held += data
+        else:
             self._h11.receive_data(data)
 
     def receive_eof(self) -> None:
         """The client closed its sending side."""
+        if self._holding:
+            self._eof = True  # (given to h11 with the held bytes, when it takes over)
+            return
+        self._eof = True
         if self._h11.their_state is not h11.ERROR:
             self._h11.receive_data(b"")
 
     @property
     def buffered_bytes(self) -> int:
         """Bytes received but not yet turned into events (the read buffer's size)."""
+        if self._holding:
+            return len(self._held)
         return len(self._h11.trailing_data[0])
+
+    def _hand_over(self) -> None:
+        """From here h11 drives the exchange: it gets every byte held back (a request the
+        fast path read is replayed, and its events taken again), then any EOF seen."""
+        if not self._holding:
+            return
+        if self._fast_answered:
+            raise LocalProtocolError("the exchange was answered by the fast path")
+        self._holding = False
+        fast, self._fast = self._fast, None
+        held, self._held = bytes(self._held), bytearray()
+        if fast is not None:
+            held = self._fast_raw + held
+        if held:
+            self._h11.receive_data(held)
+        if self._eof:
+            self._h11.receive_data(b"")
+        if fast is not None:  # h11 reads the same request again: the same events
+            replayed = self._h11.next_event()
+            assert isinstance(replayed, h11.Request), replayed
+            if self._fast_ended:
+                end = self._h11.next_event()
+                assert isinstance(end, h11.EndOfMessage), end
+        self._fast_ended = False
+
+    def _next_fast_event(self) -> HTTPEvent | NeedData | None:
+        """The next event as the fast path reads it, or None when h11 must take over."""
+        fast = self._fast
+        if fast is not None:  # the bodiless request read: its end, then what h11 would say
+            if not self._fast_ended:
+                self._fast_ended = True
+                return EndOfRequest()
+            if fast.close and self._held:  # (h11 refuses bytes after Connection: close)
+                if not self._fast_answered:
+                    return None
+                self._must_close = True
+                raise RemoteProtocolError("Got data when expecting EOF", status_hint=400)
+            if self._eof and not self._held:
+                self._fast_client_gone = True
+                return ClientClosed()
+            return NEED_DATA  # (a pipelined request waits for start_next_cycle)
+        if self._eof:
+            return None
+        parsed = parse_simple_head(self._held, self._max_head_bytes)
+        if parsed is NEED_MORE:
+            return NEED_DATA
+        if parsed is None:
+            return None
+        assert isinstance(parsed, SimpleHead)
+        try:
+            head = self._check_head(parsed.method, parsed.target, b"1.1", parsed.headers)
+        except RemoteProtocolError:
+            self._must_close = False  # (h11 refuses it again, the same way)
+            return None
+        self._fast_raw = bytes(self._held[: parsed.length])
+        del self._held[: parsed.length]
+        self._fast = parsed
+        self._head_request = parsed.method == b"HEAD"
+        return head
 
     def next_event(self) -> HTTPEvent | NeedData:
         """The next event, or ``NEED_DATA`` when the buffered bytes hold no complete one.
@@ -233,6 +324,11 @@ class HTTPConnection:
             RemoteProtocolError: the client broke the protocol or a limit; answer with
                 :meth:`send_error` (if :attr:`response_started` is false) and close.
         """
+        if self._holding:
+            fast_event = self._next_fast_event()
+            if fast_event is not None:
+                return fast_event
+            self._hand_over()
         reading_head = self._h11.their_state is h11.IDLE
         try:
             event = self._h11.next_event()
@@ -248,7 +344,9 @@ class HTTPConnection:
             # Set before the checks: h11 knows the method, and a refused HEAD request's error
             # response must have no body either (h11 would refuse one as too much data).
             self._head_request = event.method == b"HEAD"
-            return self._check_head(event)
+            return self._check_head(
+                event.method, event.target, event.http_version, event.headers
+            )
         if isinstance(event, h11.Data):
             self._body_received += len(event.data)
             if self._body_received > self._max_body_bytes:
@@ -260,22 +358,30 @@ class HTTPConnection:
         assert isinstance(event, h11.ConnectionClosed)
         return ClientClosed()
 
-    def _check_head(self, request: h11.Request) -> RequestHead:
+    def _check_head(
+        self,
+        method: bytes,
+        target_bytes: bytes,
+        http_version: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+    ) -> RequestHead:
+        """The server's limits on a parsed request head (h11's or the fast path's)."""
+
         def reject(message: str, status: int) -> RemoteProtocolError:
             self._must_close = True
             return RemoteProtocolError(message, status_hint=status)
 
-        if not request.http_version.startswith(b"1."):
-            raise reject(f"HTTP/{request.http_version.decode()} not supported", 505)
+        if not http_version.startswith(b"1."):
+            raise reject(f"HTTP/{http_version.decode()} not supported", 505)
         # "METHOD SP target SP HTTP/version": h11's grammar allows single spaces only
-        request_line = len(request.method) + len(request.target) + len(request.http_version) + 7
+        request_line = len(method) + len(target_bytes) + len(http_version) + 7
         if request_line > self._max_request_line_bytes:
             raise reject("request line too long", 414)
-        if len(request.headers) > self._max_header_count:
+        if len(headers) > self._max_header_count:
             raise reject("too many header fields", 431)
         head_bytes = request_line + 4  # and the CRLF ending the line and the one ending the head
         content_length = transfer_encoding = None
-        for name, value in request.headers:
+        for name, value in headers:
             head_bytes += len(name) + len(value) + 4
             if name == b"content-length":
                 content_length = value
@@ -287,15 +393,15 @@ class HTTPConnection:
             raise reject("both Content-Length and Transfer-Encoding (possible smuggling)", 400)
         if content_length is not None and int(content_length) > self._max_body_bytes:
             raise reject("request body too large", 413)
-        target = request.target.decode("ascii", "replace")
+        target = target_bytes.decode("ascii", "replace")
         path, _, query = _origin_form(target).partition("?")
         return RequestHead(
-            method=request.method.decode("ascii", "replace"),
+            method=method.decode("ascii", "replace"),
             target=target,
             path=path,
             query_string=query,
-            http_version=request.http_version.decode("ascii"),
-            headers=tuple((bytes(k), bytes(v)) for k, v in request.headers),
+            http_version=http_version.decode("ascii"),
+            headers=tuple((bytes(k), bytes(v)) for k, v in headers),
         )
 
     def _request_line_too_long(self) -> bool:
@@ -308,11 +414,24 @@ class HTTPConnection:
     @property
     def request_complete(self) -> bool:
         """The whole current request, body included, has been received."""
+        if self._fast is not None:
+            return self._fast_ended
         return self._h11.their_state not in (h11.IDLE, h11.SEND_BODY)
+
+    @property
+    def body_unread(self) -> bool:
+        """Body bytes of the current request may remain to be read (or discarded) before
+        the connection can carry another request.  (A request the fast path read has none;
+        after an unanswered 100-continue the connection closes: nothing to read.)"""
+        if self._fast is not None:
+            return False
+        return not (self._must_close or self.request_complete)
 
     @property
     def waiting_for_continue(self) -> bool:
         """The client sent ``Expect: 100-continue`` and waits before sending its body."""
+        if self._fast is not None:
+            return False  # (the fast path takes no Expect)
         return self._h11.they_are_waiting_for_100_continue
 
     # -- output ------------------------------------------------------------------------------
@@ -335,6 +454,7 @@ class HTTPConnection:
         With a ``content-length`` header the body is fixed-length; without one it is chunked
         (or, for an HTTP/1.0 client, delimited by closing the connection).
         """
+        self._hand_over()
         if self.waiting_for_continue:
             # The client never got 100 Continue, so its body may or may not follow: the only
             # safe way to find the next request's first byte is a new connection.
@@ -359,6 +479,33 @@ class HTTPConnection:
             and not any(name.lower() == b"content-length" for name, _ in headers)
         )
 
+    def send_whole_response(
+        self, status: int, headers: Headers | list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        """Send a whole response: ``headers`` (without ``Content-Length``, which is added
+        from ``body``), then ``body``, then its end; written by the fast path when the
+        request was read by it and h11 would write the same bytes."""
+        if self._fast is not None and not self._must_close:
+            data = frame_simple_response(
+                status,
+                reason_phrase(status),
+                headers,
+                body,
+                head_request=self._head_request,
+                close=self._fast.close,
+            )
+            if data is not None:
+                self._out.write(data)
+                self._response_started = True
+                self._fast_answered = True
+                return
+        if status >= 200 and status not in (204, 304):
+            # RFC 9110 8.6: never on 1xx or 204; a 304's would describe the cached body.
+            headers = [*headers, (b"content-length", b"%d" % len(body))]
+        self.send_response(status, headers)
+        self.send_body(body)
+        self.end_response()
+
     @property
     def body_is_chunked(self) -> bool:
         """The response in progress has a chunked body (so :func:`chunk_frame` bytes are
@@ -374,6 +521,7 @@ class HTTPConnection:
         """
         if not data:
             return
+        self._hand_over()
         if self._body_chunked:  # (only while the body is being sent: see end_response)
             self._out.write(chunk_frame(data))
         elif not self.is_head_request:
@@ -382,6 +530,7 @@ class HTTPConnection:
     def end_response(self) -> None:
         """End the response body."""
         self._body_chunked = False  # the body is over: a later piece goes to h11, which refuses
+        self._hand_over()
         self._send(h11.EndOfMessage())
 
     def send_error(
@@ -435,6 +584,12 @@ class HTTPConnection:
     @property
     def keep_alive(self) -> bool:
         """Another request may follow on this connection once the response is done."""
+        fast = self._fast
+        if fast is not None:
+            # (Its body is known to be empty: whether its end was taken does not matter.)
+            return self._fast_answered and not (
+                self._must_close or fast.close or self._fast_client_gone
+            )
         return (
             not self._must_close
             and self._h11.our_state is h11.DONE
@@ -445,7 +600,13 @@ class HTTPConnection:
         """Reset for the next request on a kept-alive connection."""
         if not self.keep_alive:
             raise LocalProtocolError("connection cannot be reused")
-        self._h11.start_next_cycle()
+        if self._fast is not None:  # h11 never saw the exchange: it is idle already
+            self._fast = None
+            self._fast_ended = self._fast_answered = False
+        else:
+            self._h11.start_next_cycle()
+            # Pipelined bytes h11 holds stay with it; with none, the fast path may hold again.
+            self._holding = self._fast_path and not (self._h11.trailing_data[0] or self._eof)
         self._head_request = False
         self._body_received = 0
         self._response_started = False
@@ -457,6 +618,7 @@ class HTTPConnection:
         Call it when the 101 response for the upgrade has been produced elsewhere (wsproto
         writes its own): this connection is then finished and must not be used again.
         """
+        self._hand_over()
         self._must_close = True
         return bytes(self._h11.trailing_data[0])
 
@@ -464,4 +626,7 @@ class HTTPConnection:
         """Tell h11 a write failed (half a message may be out): nothing more may follow."""
         self._must_close = True
         self._body_chunked = False
+        if self._fast_answered:
+            return  # (h11 never saw the exchange, and the connection will not be reused)
+        self._hand_over()
         self._h11.send_failed()

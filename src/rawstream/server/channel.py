@@ -72,7 +72,8 @@ class Channel(Protocol):
     def frame_head(self, status: int, headers: HeaderList) -> bytes: ...
 
     def frame_response(self, status: int, headers: HeaderList, body: bytes) -> bytes:
-        """A whole response with its body."""
+        """A whole response with its body (``headers`` without ``Content-Length``: the
+        channel frames the body's length as its protocol does)."""
         ...
 
     def frame_body(self, data: bytes) -> bytes: ...

@@ -122,10 +122,7 @@ async def send_response(exchange: Exchange, response: Response) -> None:
         headers.extend(exchange.cors_headers)  # (unless the handler chose its own)
     body = response.body
     status = response.status
-    if isinstance(body, bytes):
-        if status >= 200 and status not in (204, 304):
-            # RFC 9110 8.6: never on 1xx or 204; a 304's would describe the cached body.
-            headers.append((b"content-length", str(len(body)).encode()))
+    if isinstance(body, bytes):  # (the channel adds its Content-Length)
         await exchange.emit(partial(channel.frame_response, status, headers, body))
         return
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -234,38 +235,50 @@ class H1Connection:
         self._end_exchange()
         if self.server.draining:
             return None
+        http = self.http
+        try:  # (a pipelined request: no wait, no timer)
+            event = http.next_event()
+        except RemoteProtocolError as exc:
+            log.info("bad request: %s", exc)
+            await self._refuse(exc.status_hint, str(exc), exc.headers)
+            return None
+        if isinstance(event, RequestHead):
+            return event
+        if isinstance(event, ClientClosed):
+            return None
         config = self.config
-        bytes_seen = first or self.http.buffered_bytes > 0  # pipelined bytes start the head
-        deadline = trio.current_time() + (
-            config.header_timeout if bytes_seen else config.keepalive_timeout
-        )
-        with trio.CancelScope() as self._idle_scope:
+        bytes_seen = first or http.buffered_bytes > 0  # pipelined bytes start the head
+        # One scope for the wait: its deadline is the timeout, cancel() is the shutdown.
+        with trio.CancelScope(
+            deadline=trio.current_time()
+            + (config.header_timeout if bytes_seen else config.keepalive_timeout)
+        ) as scope:
+            self._idle_scope = scope
             while True:
+                data = await self.receiver.receive()
+                if not data:
+                    http.receive_eof()
+                else:
+                    if not bytes_seen:  # a kept-alive connection's next request starts
+                        bytes_seen = True
+                        scope.deadline = trio.current_time() + config.header_timeout
+                    http.receive_data(data)
                 try:
-                    event = self.http.next_event()
+                    event = http.next_event()
                 except RemoteProtocolError as exc:
                     log.info("bad request: %s", exc)
+                    scope.deadline = math.inf  # (the answer is not cut short by the timer)
                     await self._refuse(exc.status_hint, str(exc), exc.headers)
                     return None
                 if isinstance(event, RequestHead):
                     return event
                 if isinstance(event, ClientClosed):
                     return None
-                with trio.move_on_at(deadline) as timer:
-                    data = await self.receiver.receive()
-                if timer.cancelled_caught:
-                    if self.http.buffered_bytes:  # a head began and did not finish
-                        log.info("request head timed out")
-                        await self._refuse(408, "request head not received in time")
-                    return None
-                if not data:
-                    self.http.receive_eof()
-                    continue
-                if not bytes_seen:  # a kept-alive connection's next request starts
-                    bytes_seen = True
-                    deadline = trio.current_time() + config.header_timeout
-                self.http.receive_data(data)
-        return None  # cancelled by shutdown while idle
+        self._idle_scope = None
+        if scope.cancelled_caught and not self.server.draining and http.buffered_bytes:
+            log.info("request head timed out")  # a head began and did not finish
+            await self._refuse(408, "request head not received in time")
+        return None  # timed out, or cancelled by shutdown while idle
 
     def _end_exchange(self) -> None:
         """The previous exchange is over: the connection moves on (or closes)."""
@@ -309,11 +322,8 @@ class H1Connection:
         return self.http.data_to_send()
 
     def frame_response(self, status: int, headers: HeaderList, body: bytes) -> bytes:
-        http = self.http
-        http.send_response(status, headers)
-        http.send_body(body)
-        http.end_response()
-        return http.data_to_send()
+        self.http.send_whole_response(status, headers, body)
+        return self.http.data_to_send()
 
     def frame_body(self, data: bytes) -> bytes:
         self.http.send_body(data)
@@ -352,8 +362,7 @@ class H1Connection:
 
     @property
     def body_unread(self) -> bool:
-        # (After an unanswered 100-continue the core has chosen to close: nothing to read.)
-        return not (self.http.will_close or self.http.request_complete)
+        return self.http.body_unread
 
     def watch_client(self, on_gone: Callable[[], None] | None, *, stream: bool) -> None:
         if on_gone is None:
