@@ -23,8 +23,8 @@ from .http import (
     HTTPEvent,
     NeedData,
     RequestHead,
-    reason_phrase,
 )
+from .httpevents import reason_phrase
 from .sse import SSE_HEADERS, Event, encode_comment, encode_retry
 from .sse_parser import EventStreamParser, ServerSentEvent
 from .websocket import (

@@ -5,32 +5,18 @@ calls in (:meth:`send_response`, :meth:`send_body`, :meth:`end_response`), bytes
 (:meth:`data_to_send`).  h11 parses and frames; this module adds what a server needs on top
 of it and what h11 leaves to its user:
 
-* limits on the request head: its bytes (``max_head_bytes``, 431), the length of its request
-  line (``max_request_line_bytes``, 414 URI Too Long) and the number of its header fields
-  (``max_header_count``, 431).  h11 bounds only a head that arrives in pieces
-  (``max_incomplete_event_size``, here ``max_head_bytes``): a whole head that arrives in one
-  read is parsed whatever its size.  So all three are checked on the parsed ``h11.Request``,
-  and when h11's own limit fires while the request line is still unfinished and already too
-  long, its 431 becomes a 414.  Memory stays bounded by ``max_head_bytes`` plus one read;
-* limits on the body (``max_body_bytes``, 413): from ``Content-Length`` before any of it is
-  read, and counted while it streams in (chunked);
-* request smuggling: a request with both ``Content-Length`` and ``Transfer-Encoding`` is refused
-  (400) and the connection closed (RFC 9112 section 6.3 allows a server to reject it; h11 would
-  keep the connection alive);
-* 505 for an HTTP major version other than 1 (h11 parses ``HTTP/2.0`` as a version string);
-* ``Expect: 100-continue``: :meth:`send_continue` sends ``100 Continue`` only when the client is
-  waiting for it, i.e. when the application actually asks for the body;
-* HEAD: the response head is the one a GET would get, and body bytes are dropped here;
-* pipelining: h11 keeps the bytes of the next request buffered until :meth:`start_next_cycle`,
-  so pipelined requests are answered one after another, in order;
-* Upgrade: the head of an upgrade request is an ordinary event; :meth:`upgrade_data` hands the
-  bytes that followed it to the next protocol (see :mod:`rawstream.core.websocket`);
-* the fast path (:mod:`rawstream.core.fasthttp`): while h11 waits for a request head with
-  nothing buffered, incoming bytes are held here; a common bodiless request is read without
-  h11 and, if its answer is a whole response of known length (:meth:`send_whole_response`),
-  answered without h11 too, h11 staying idle for the next request.  Anything else, at any
-  point of the exchange, replays the held bytes into h11 (:meth:`_hand_over`), so h11 sees
-  exactly the bytes it would have seen and drives the exchange from there.
+* limits on the request head: its bytes (``max_head_bytes``, 431), its request line
+  (``max_request_line_bytes``, 414) and its header count (``max_header_count``, 431), checked
+  on the parsed head, since h11 bounds only a head arriving in pieces (ARCHITECTURE section 7);
+* limits on the body (``max_body_bytes``, 413), from ``Content-Length`` and while it streams;
+* 400 and close for ``Content-Length`` with ``Transfer-Encoding`` (smuggling; h11 keeps the
+  connection), 505 for an HTTP major version other than 1;
+* ``100 Continue`` only once the application asks for the body (:meth:`send_continue`);
+* HEAD answered with a GET's head, body bytes dropped; pipelined requests held until
+  :meth:`start_next_cycle`; after an upgrade's head, :meth:`upgrade_data` hands over the rest;
+* the fast path (:mod:`rawstream.core.fasthttp`): a common bodiless request is read, and its
+  whole answer (:meth:`send_whole_response`) framed, without h11; anything else replays the
+  held bytes into h11 (:meth:`_hand_over`), which drives the exchange from there.
 
 Every error the peer causes surfaces as :class:`RemoteProtocolError` with the status to answer;
 :meth:`send_error` writes that answer and marks the connection for closing.
@@ -39,19 +25,29 @@ Every error the peer causes surfaces as :class:`RemoteProtocolError` with the st
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Final
-from urllib.parse import parse_qsl
 
 import h11
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .fasthttp import NEED_MORE, SimpleHead, frame_simple_response, parse_simple_head
+from .httpevents import (
+    NEED_DATA,
+    BodyData,
+    ClientClosed,
+    EndOfRequest,
+    Headers,
+    HTTPEvent,
+    NeedData,
+    RequestHead,
+    chunk_frame,
+    origin_form,
+    reason_phrase,
+    request_line_too_long,
+)
 from .output import OutputBuffer
 
-__all__ = [
+__all__ = [  # (the request's parts are defined in httpevents and exported here too)
     "NEED_DATA",
-    "chunk_frame",
     "BodyData",
     "ClientClosed",
     "EndOfRequest",
@@ -59,128 +55,8 @@ __all__ = [
     "HTTPEvent",
     "NeedData",
     "RequestHead",
+    "chunk_frame",
 ]
-
-Headers = tuple[tuple[bytes, bytes], ...]
-
-_REASONS: Final = {
-    100: b"Continue",
-    101: b"Switching Protocols",
-    200: b"OK",
-    201: b"Created",
-    202: b"Accepted",
-    204: b"No Content",
-    301: b"Moved Permanently",
-    302: b"Found",
-    304: b"Not Modified",
-    400: b"Bad Request",
-    401: b"Unauthorized",
-    403: b"Forbidden",
-    404: b"Not Found",
-    405: b"Method Not Allowed",
-    408: b"Request Timeout",
-    409: b"Conflict",
-    413: b"Content Too Large",
-    414: b"URI Too Long",
-    415: b"Unsupported Media Type",
-    426: b"Upgrade Required",
-    429: b"Too Many Requests",
-    431: b"Request Header Fields Too Large",
-    500: b"Internal Server Error",
-    501: b"Not Implemented",
-    503: b"Service Unavailable",
-    505: b"HTTP Version Not Supported",
-}
-
-
-def reason_phrase(status: int) -> bytes:
-    """The standard reason phrase of ``status`` (empty for an unknown one)."""
-    return _REASONS.get(status, b"")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestHead:
-    """A request line and its headers (names lower-cased, as h11 gives them)."""
-
-    method: str
-    target: str
-    path: str
-    query_string: str
-    http_version: str
-    headers: Headers
-
-    def header(self, name: bytes) -> bytes | None:
-        """The first value of header ``name`` (lower-case), or None."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
-    def query(self) -> list[tuple[str, str]]:
-        """The decoded query parameters, in order, repeats kept."""
-        return parse_qsl(self.query_string, keep_blank_values=True)
-
-    @property
-    def wants_upgrade_to(self) -> str | None:
-        """The protocol named by ``Upgrade`` when ``Connection`` includes ``upgrade``."""
-        upgrade = self.header(b"upgrade")
-        connection = self.header(b"connection") or b""
-        tokens = {token.strip().lower() for token in connection.split(b",")}
-        if upgrade is None or b"upgrade" not in tokens:
-            return None
-        return upgrade.decode("latin-1").strip().lower()
-
-
-@dataclass(frozen=True, slots=True)
-class BodyData:
-    """A piece of the request body."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class EndOfRequest:
-    """The request body is complete (also sent for a request without a body)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClientClosed:
-    """The client closed its side; no more requests will come."""
-
-
-class NeedData:
-    """Sentinel type: feed more bytes before asking for the next event."""
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA: Final = NeedData()
-
-HTTPEvent = RequestHead | BodyData | EndOfRequest | ClientClosed
-
-
-def chunk_frame(data: bytes) -> bytes:
-    """``data`` as one chunk of a chunked body: the bytes h11 writes for it (size in hex,
-    CRLF, data, CRLF).  Framed once, a broadcast event's chunk is written to every chunked
-    stream as is, instead of asking h11 to frame it again per connection."""
-    return b"%x\r\n%b\r\n" % (len(data), data)
-
-
-def _origin_form(target: str) -> str:
-    """The path and query of a request target.  An absolute-form target
-    (``http://host/path?q``, what clients send to proxies) must be accepted by a server too
-    (RFC 9112 section 3.2.2): routing uses its path and query, and its authority, like
-    ``Host``, plays no part in routing (``RequestHead.target`` keeps it as sent).
-    """
-    scheme, sep, rest = target.partition("://")
-    if not sep or scheme.lower() not in ("http", "https"):
-        return target
-    slash = rest.find("/")
-    query = rest.find("?")
-    if slash < 0 or 0 <= query < slash:
-        return "/" + rest[query:] if query >= 0 else "/"
-    return rest[slash:]
 
 
 class HTTPConnection:
@@ -216,17 +92,13 @@ class HTTPConnection:
         self._response_started = False
         self._body_chunked = False
         self._must_close = False
-        # The fast path: bytes held back from h11 (while _holding), the request it read (None:
-        # h11 has the exchange), whether its end was taken and its answer written, and EOF.
-        self._fast_path = fast_path
-        self._holding = fast_path
+        # The fast path: bytes held back from h11 (while _holding); the request it read (None:
+        # h11 has the exchange) and its head's bytes; its end taken, its answer written, EOF.
+        self._fast_path = self._holding = fast_path
         self._held = bytearray()
         self._fast: SimpleHead | None = None
-        self._fast_raw = b""  # (its head's bytes, for h11 to read again)
-        self._fast_ended = False
-        self._fast_answered = False
-        self._fast_client_gone = False
-        self._eof = False
+        self._fast_raw = b""
+        self._fast_ended = self._fast_answered = self._fast_client_gone = self._eof = False
 
     # -- input -------------------------------------------------------------------------------
 
@@ -334,7 +206,11 @@ class HTTPConnection:
             event = self._h11.next_event()
         except h11.RemoteProtocolError as exc:
             self._must_close = True
-            if reading_head and exc.error_status_hint == 431 and self._request_line_too_long():
+            if (
+                reading_head
+                and exc.error_status_hint == 431
+                and request_line_too_long(self._h11.trailing_data[0], self._max_request_line_bytes)
+            ):
                 # h11's limit on a head that arrives in pieces, reached inside the request line
                 raise RemoteProtocolError("request line too long", status_hint=414) from exc
             raise RemoteProtocolError(str(exc), status_hint=exc.error_status_hint) from exc
@@ -344,9 +220,7 @@ class HTTPConnection:
             # Set before the checks: h11 knows the method, and a refused HEAD request's error
             # response must have no body either (h11 would refuse one as too much data).
             self._head_request = event.method == b"HEAD"
-            return self._check_head(
-                event.method, event.target, event.http_version, event.headers
-            )
+            return self._check_head(event.method, event.target, event.http_version, event.headers)
         if isinstance(event, h11.Data):
             self._body_received += len(event.data)
             if self._body_received > self._max_body_bytes:
@@ -394,7 +268,7 @@ class HTTPConnection:
         if content_length is not None and int(content_length) > self._max_body_bytes:
             raise reject("request body too large", 413)
         target = target_bytes.decode("ascii", "replace")
-        path, _, query = _origin_form(target).partition("?")
+        path, _, query = origin_form(target).partition("?")
         return RequestHead(
             method=method.decode("ascii", "replace"),
             target=target,
@@ -403,13 +277,6 @@ class HTTPConnection:
             http_version=http_version.decode("ascii"),
             headers=tuple((bytes(k), bytes(v)) for k, v in headers),
         )
-
-    def _request_line_too_long(self) -> bool:
-        """The buffered bytes start with a request line already longer than the limit."""
-        limit = self._max_request_line_bytes
-        buffered = self._h11.trailing_data[0]
-        # a line of at most `limit` bytes has its LF at index limit + 1 at the latest (CRLF)
-        return len(buffered) > limit + 1 and b"\n" not in buffered[: limit + 2]
 
     @property
     def request_complete(self) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from ..core.http import Headers, HTTPEvent, NeedData
+from ..core.httpevents import Headers, HTTPEvent, NeedData
 from .keepalive import KeepaliveSweeper
 from .outbox import Outbox
 

@@ -35,7 +35,8 @@ import trio
 
 from ..app import App
 from ..core.errors import LocalProtocolError, RemoteProtocolError
-from ..core.http import ClientClosed, Headers, HTTPConnection, HTTPEvent, NeedData, RequestHead
+from ..core.http import ClientClosed, HTTPConnection, HTTPEvent, NeedData, RequestHead
+from ..core.httpevents import Headers
 from ..request import HTTPError
 from .channel import HeaderList, ServerContext
 from .config import Config
@@ -239,8 +240,7 @@ class H1Connection:
         try:  # (a pipelined request: no wait, no timer)
             event = http.next_event()
         except RemoteProtocolError as exc:
-            log.info("bad request: %s", exc)
-            await self._refuse(exc.status_hint, str(exc), exc.headers)
+            await self._refuse_bad_request(exc)
             return None
         if isinstance(event, RequestHead):
             return event
@@ -266,9 +266,8 @@ class H1Connection:
                 try:
                     event = http.next_event()
                 except RemoteProtocolError as exc:
-                    log.info("bad request: %s", exc)
                     scope.deadline = math.inf  # (the answer is not cut short by the timer)
-                    await self._refuse(exc.status_hint, str(exc), exc.headers)
+                    await self._refuse_bad_request(exc)
                     return None
                 if isinstance(event, RequestHead):
                     return event
@@ -285,6 +284,10 @@ class H1Connection:
         if self.exchange is not None:
             self.exchange.finish()
             self.exchange = None
+
+    async def _refuse_bad_request(self, exc: RemoteProtocolError) -> None:
+        log.info("bad request: %s", exc)
+        await self._refuse(exc.status_hint, str(exc), exc.headers)
 
     async def _refuse(self, status: int, message: str, headers: Headers = ()) -> None:
         """Answer a request that never became an exchange (its head was bad or late), then
