@@ -237,15 +237,6 @@ class H1Connection:
         if self.server.draining:
             return None
         http = self.http
-        try:  # (a pipelined request: no wait, no timer)
-            event = http.next_event()
-        except RemoteProtocolError as exc:
-            await self._refuse_bad_request(exc)
-            return None
-        if isinstance(event, RequestHead):
-            return event
-        if isinstance(event, ClientClosed):
-            return None
         config = self.config
         bytes_seen = first or http.buffered_bytes > 0  # pipelined bytes start the head
         # One scope for the wait: its deadline is the timeout, cancel() is the shutdown.
@@ -255,14 +246,6 @@ class H1Connection:
         ) as scope:
             self._idle_scope = scope
             while True:
-                data = await self.receiver.receive()
-                if not data:
-                    http.receive_eof()
-                else:
-                    if not bytes_seen:  # a kept-alive connection's next request starts
-                        bytes_seen = True
-                        scope.deadline = trio.current_time() + config.header_timeout
-                    http.receive_data(data)
                 try:
                     event = http.next_event()
                 except RemoteProtocolError as exc:
@@ -273,6 +256,14 @@ class H1Connection:
                     return event
                 if isinstance(event, ClientClosed):
                     return None
+                data = await self.receiver.receive()
+                if not data:
+                    http.receive_eof()
+                    continue
+                if not bytes_seen:  # a kept-alive connection's next request starts
+                    bytes_seen = True
+                    scope.deadline = trio.current_time() + config.header_timeout
+                http.receive_data(data)
         self._idle_scope = None
         if scope.cancelled_caught and not self.server.draining and http.buffered_bytes:
             log.info("request head timed out")  # a head began and did not finish
