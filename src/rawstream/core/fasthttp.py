@@ -33,9 +33,10 @@ __all__ = ["NEED_MORE", "SimpleHead", "frame_simple_response", "parse_simple_hea
 
 _TOKEN: Final = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _REQUEST_LINE: Final = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/1\.1")
-_FIELD: Final = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([\x21-\x7e](?:[ \t]*[\x21-\x7e])*|)[ \t]*")
+_VALUE_PATTERN: Final = rb"[\x21-\x7e](?:[ \t]*[\x21-\x7e])*|"  # (visible ASCII, inner blanks)
+_FIELD: Final = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _VALUE_PATTERN + rb")[ \t]*")
 _NAME: Final = re.compile(_TOKEN)
-_VALUE: Final = re.compile(rb"[\x21-\x7e](?:[ \t]*[\x21-\x7e])*|")
+_VALUE: Final = re.compile(_VALUE_PATTERN)
 
 #: Request headers that mean more than a bodiless request: h11 takes those.
 _HANDED_OVER: Final = frozenset((b"content-length", b"transfer-encoding", b"expect", b"upgrade"))

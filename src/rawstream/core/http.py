@@ -113,11 +113,8 @@ class HTTPConnection:
 
     def receive_eof(self) -> None:
         """The client closed its sending side."""
-        if self._holding:
-            self._eof = True  # (given to h11 with the held bytes, when it takes over)
-            return
-        self._eof = True
-        if self._h11.their_state is not h11.ERROR:
+        self._eof = True  # (while holding: given to h11 with the held bytes, at the hand-over)
+        if not self._holding and self._h11.their_state is not h11.ERROR:
             self._h11.receive_data(b"")
 
     @property

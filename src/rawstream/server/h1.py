@@ -249,8 +249,9 @@ class H1Connection:
                 try:
                     event = http.next_event()
                 except RemoteProtocolError as exc:
+                    log.info("bad request: %s", exc)
                     scope.deadline = math.inf  # (the answer is not cut short by the timer)
-                    await self._refuse_bad_request(exc)
+                    await self._refuse(exc.status_hint, str(exc), exc.headers)
                     return None
                 if isinstance(event, RequestHead):
                     return event
@@ -264,7 +265,6 @@ class H1Connection:
                     bytes_seen = True
                     scope.deadline = trio.current_time() + config.header_timeout
                 http.receive_data(data)
-        self._idle_scope = None
         if scope.cancelled_caught and not self.server.draining and http.buffered_bytes:
             log.info("request head timed out")  # a head began and did not finish
             await self._refuse(408, "request head not received in time")
@@ -275,10 +275,6 @@ class H1Connection:
         if self.exchange is not None:
             self.exchange.finish()
             self.exchange = None
-
-    async def _refuse_bad_request(self, exc: RemoteProtocolError) -> None:
-        log.info("bad request: %s", exc)
-        await self._refuse(exc.status_hint, str(exc), exc.headers)
 
     async def _refuse(self, status: int, message: str, headers: Headers = ()) -> None:
         """Answer a request that never became an exchange (its head was bad or late), then
