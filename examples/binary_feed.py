@@ -12,9 +12,9 @@ websockets ws://127.0.0.1:8000/feed`` shows the frames arrive, but not what they
 Why it is built this way:
 * msgpack instead of JSON: numbers stay binary (a float is 9 bytes, not up to 20 characters of
   text), and decoding is cheaper; the WebSocket carries it as binary messages as is.
-* One sampler (an app service) packs each frame once and queues the same bytes on every
-  client with ``send_nowait``, which never waits: the feed runs at its own pace whatever the
-  clients do.
+* One sampler (an app service) packs each frame once and ``rawstream.broadcast`` frames it
+  once and queues the same bytes on every client, never waiting: the feed runs at its own
+  pace whatever the clients do.
 * A client that cannot keep up loses the oldest queued frames, not the newest: the route's
   ``DROP_OLDEST`` policy drops what is queued and not yet written and puts a text message
   ``{"type":"gap","dropped":N}`` in its place (for live samples, stale is worthless).  The
@@ -26,7 +26,6 @@ Left out: choosing which values to receive, authentication, history (see live_fe
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import sys
@@ -35,7 +34,7 @@ from functools import partial
 
 import trio
 
-from rawstream import App, SlowConsumer, WebSocket, WebSocketClosed, serve
+from rawstream import App, SlowConsumer, WebSocket, broadcast, serve
 
 try:
     import msgpack
@@ -60,9 +59,7 @@ async def sampler(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNOR
         seq += 1
         values = [round(math.sin(seq / 10 + k), 4) for k in range(VALUES)]
         frame = msgpack.packb({"seq": seq, "time": time.time(), "values": values})
-        for ws in list(clients):  # the same bytes for everyone, packed once
-            with contextlib.suppress(WebSocketClosed):  # it is leaving; its finally removes it
-                ws.send_nowait(frame)
+        broadcast(clients, frame)  # (one leaving is skipped; its finally removes it)
 
 
 @app.websocket("/feed", slow_consumer=SlowConsumer.DROP_OLDEST)

@@ -15,16 +15,16 @@ Why it is built this way:
   error), the member is removed and the others are told, once.
 * Cursor moves are coalesced: each member's latest position goes out at most once every
   ``CURSOR_INTERVAL``, so a client that sends a thousand moves a second costs the room no more
-  than one that sends twenty.  Each message is encoded once and queued with ``send_nowait``
-  on every member, which never waits: a member whose outbox is full is disconnected (close
-  1013, the route's ``DISCONNECT`` policy) and, on reconnecting, gets a fresh snapshot.
+  than one that sends twenty.  Each message goes out with ``rawstream.broadcast``: encoded
+  and framed once for the whole room, queued on every member, never waiting: a member whose
+  outbox is full is disconnected (close 1013, the route's ``DISCONNECT`` policy) and, on
+  reconnecting, gets a fresh snapshot.
 
 Left out: authentication, and sharing rooms between workers (state here is per process).
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
@@ -43,7 +43,7 @@ from rawstream import (
     Response,
     SlowConsumer,
     WebSocket,
-    WebSocketClosed,
+    broadcast,
     serve,
 )
 
@@ -70,12 +70,10 @@ rooms: dict[str, dict[int, Member]] = {}
 member_ids = itertools.count(1)
 
 
-def broadcast(room: dict[int, Member], message: dict[str, Any], skip: Member | None = None) -> None:
-    data = json.dumps(message)  # encoded once for the whole room
-    for member in list(room.values()):
-        if member is not skip:
-            with contextlib.suppress(WebSocketClosed):  # leaving, or just cut off as too slow
-                member.ws.send_nowait(data)
+def tell_room(room: dict[int, Member], message: dict[str, Any], skip: Member | None = None) -> None:
+    """Send ``message`` to the room (but ``skip``): members leaving, or cut off now as too
+    slow, are counted in the result's ``closed`` and removed by their own ``finally``."""
+    broadcast([m.ws for m in room.values() if m is not skip], json.dumps(message))
 
 
 @app.websocket("/presence", slow_consumer=SlowConsumer.DISCONNECT)
@@ -93,7 +91,7 @@ async def presence(ws: WebSocket) -> None:
         members = [m.public() for m in room.values()]
         welcome = {"type": "welcome", "you": me.id, "count": len(room), "members": members}
         ws.send_nowait(json.dumps(welcome))
-        broadcast(room, {"type": "join", "member": me.public(), "count": len(room)}, skip=me)
+        tell_room(room, {"type": "join", "member": me.public(), "count": len(room)}, skip=me)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(send_cursor, room, me)
             async for message in ws:
@@ -107,7 +105,7 @@ async def presence(ws: WebSocket) -> None:
         del room[me.id]
         if not room:
             rooms.pop(room_name, None)
-        broadcast(room, {"type": "leave", "id": me.id, "count": len(room)})
+        tell_room(room, {"type": "leave", "id": me.id, "count": len(room)})
 
 
 def parse_position(message: str | bytes) -> tuple[float, float]:
@@ -128,7 +126,7 @@ async def send_cursor(room: dict[int, Member], me: Member) -> None:
         await trio.sleep(CURSOR_INTERVAL)
         if me.moved:
             me.moved = False
-            broadcast(room, {"type": "cursor", "id": me.id, "x": me.x, "y": me.y}, skip=me)
+            tell_room(room, {"type": "cursor", "id": me.id, "x": me.x, "y": me.y}, skip=me)
 
 
 @app.get("/")

@@ -22,15 +22,27 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from .policy import SlowConsumer
     from .request import Headers, HTTPError, QueryParams, Request
     from .response import Response
-    from .server import Config, Server, SSEStream, WebSocket, WebSocketClosed, serve
+    from .server import (
+        Config,
+        Delivery,
+        Prepared,
+        Server,
+        SSEStream,
+        WebSocket,
+        WebSocketClosed,
+        broadcast,
+        serve,
+    )
 
 #: Each exported name and the module that defines it.
 _EXPORTS = {
     "App": ".app",
     "CORS": ".cors",
     "Config": ".server",
+    "Delivery": ".server",
     "Event": ".core.sse",
     "HTTPError": ".request",
+    "Prepared": ".server",
     "Headers": ".request",
     "InvalidEventError": ".core.errors",
     "QueryParams": ".request",
@@ -42,6 +54,7 @@ _EXPORTS = {
     "SlowConsumer": ".policy",
     "WebSocket": ".server",
     "WebSocketClosed": ".server",
+    "broadcast": ".server",
     "serve": ".server",
 }
 
@@ -49,10 +62,12 @@ __all__ = [
     "App",
     "CORS",
     "Config",
+    "Delivery",
     "Event",
     "HTTPError",
     "Headers",
     "InvalidEventError",
+    "Prepared",
     "QueryParams",
     "Request",
     "Response",
@@ -62,6 +77,7 @@ __all__ = [
     "SlowConsumer",
     "WebSocket",
     "WebSocketClosed",
+    "broadcast",
     "serve",
 ]
 

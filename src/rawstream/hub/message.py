@@ -178,6 +178,11 @@ class Message:
         return self._ws_text
 
     @property
+    def ws_message(self) -> str:
+        """:attr:`ws_text`: what a WebSocket subscriber is sent (the broadcast protocol)."""
+        return self.ws_text
+
+    @property
     def ws_frame(self) -> bytes:
         """:attr:`ws_text` framed once, for every WebSocket without compression."""
         if self._ws_frame is None:

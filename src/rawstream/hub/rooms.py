@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager
 import trio
 
 from ..policy import SlowConsumer
+from ..server.fanout import offer
 from ..server.websocket import WebSocket, WebSocketClosed
 from .broker import Broker, BrokerUnavailable, Subscription
 from .message import Message, check_channel
@@ -84,14 +85,8 @@ class Rooms:
         channel = self.channel(room)
         await ws.accept()
 
-        def sink(message: Message) -> bool:
-            try:
-                ws._send_broadcast_nowait(message)
-            except trio.WouldBlock:  # BLOCK policy, full outbox: catch up from history
-                return False
-            except WebSocketClosed as exc:
-                raise trio.BrokenResourceError(str(exc)) from exc
-            return True
+        def sink(message: Message) -> bool:  # (False: BLOCK, full outbox: catch up from history)
+            return offer(ws, message)
 
         hub = self.hub
         async with hub.subscribe(channel, last_event_id, sink=sink) as subscription:

@@ -30,6 +30,7 @@ from ..app import App
 from ..core.sse import Event
 from ..policy import SlowConsumer
 from ..request import HTTPError, Request
+from ..server.fanout import offer
 from ..server.sse import SSEStream
 from .broker import Broker, BrokerUnavailable, Subscription
 from .message import Message, check_channel
@@ -107,12 +108,11 @@ async def stream_subscription(
         return b"id: " + subscription.cursor().encode() + b"\n" + message.sse_body
 
     def sink(message: Message) -> bool:
+        if single:  # (False: BLOCK policy and a full outbox: catch up from history)
+            return offer(stream, message)
         try:
-            if single:
-                stream._send_broadcast_nowait(message)
-            else:
-                stream.send_nowait(encode(message))
-        except trio.WouldBlock:  # BLOCK policy and a full outbox: catch up from history
+            stream.send_nowait(encode(message))
+        except trio.WouldBlock:
             return False
         return True
 

@@ -31,9 +31,9 @@ from ..core.compression import GzipEventEncoder, accepts_gzip
 from ..core.sse import SSE_HEADERS, Event, encode_comment, encode_retry
 from ..policy import SlowConsumer, SlowConsumerPolicy
 from ..request import Request
-from .broadcast import Broadcast
 from .exchange import Exchange, StreamEnd
 from .keepalive import KeepaliveSweeper
+from .prepared import Framed
 
 __all__ = ["SSEStream", "run_sse"]
 
@@ -124,12 +124,13 @@ class SSEStream(SlowConsumerPolicy):
         data = event if isinstance(event, bytes) else event.encode()
         self._queue_nowait(partial(self._frame, data))
 
-    def _send_broadcast_nowait(self, message: Broadcast) -> None:
-        """:meth:`send_nowait` for a hub broadcast: the message's encoded event
-        (``message.sse``) and its chunk (``message.sse_chunk``) are made once for every
-        subscriber.  A plain chunked stream queues the chunk itself, so fan-out copies
-        nothing; others frame the event here.  (Private: the hub's encodings always match
-        each other, which bytes handed in by a caller need not.)"""
+    def _send_broadcast_nowait(self, message: Framed) -> None:
+        """:meth:`send_nowait` for a broadcast (:func:`~rawstream.broadcast`, the hub): the
+        message's encoded event (``message.sse``) and its chunk (``message.sse_chunk``) are
+        made once for every subscriber.  A plain chunked stream queues the chunk itself, so
+        fan-out copies nothing; others frame the event here.  (Private: a :class:`Framed`
+        message's encodings always match each other, which bytes handed in by a caller need
+        not.)"""
         if self._plain_chunks and self._exchange.outbox.put_shared(message.sse_chunk):
             return  # the fast path: an open, uncompressed, chunked stream with room (counted)
         self._raise_if_ended()

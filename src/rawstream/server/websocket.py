@@ -45,9 +45,9 @@ from ..core.websocket import (
 from ..pacing import paced_checkpoint
 from ..policy import SLOW_CONSUMER_CLOSE_CODE, SlowConsumer, SlowConsumerPolicy
 from ..request import HTTPError, Request
-from .broadcast import Broadcast
 from .exchange import Exchange, StreamEnd
 from .origin import websocket_origin_refusal
+from .prepared import Framed
 
 __all__ = ["WebSocket", "WebSocketClosed", "run_websocket"]
 
@@ -251,12 +251,12 @@ class WebSocket(SlowConsumerPolicy):
         """
         self._queue_nowait(partial(self._frame, message))
 
-    def _send_broadcast_nowait(self, message: Broadcast) -> None:
-        """:meth:`send_nowait` for a hub broadcast: the message's frame
-        (``message.ws_frame``, its text framed once for every recipient) is written as is
-        when this WebSocket negotiated no extension; the text is compressed here otherwise.
-        (Private: the hub's frame always matches its text, which bytes handed in by a caller
-        need not.)"""
+    def _send_broadcast_nowait(self, message: Framed) -> None:
+        """:meth:`send_nowait` for a broadcast (:func:`~rawstream.broadcast`, the hub): the
+        message's frame (``message.ws_frame``, framed once for every recipient) is written as
+        is when this WebSocket negotiated no extension; the message is compressed here
+        otherwise.  (Private: a :class:`Framed` message's frame always matches its message,
+        which bytes handed in by a caller need not.)"""
         core = self._core
         if core.sends_plain_frames:
             # The fast path: an open stream with room takes the shared frame itself (unless
@@ -266,7 +266,7 @@ class WebSocket(SlowConsumerPolicy):
                 return
             self._queue_nowait(partial(self._prepared, frame))
         else:
-            self._queue_nowait(partial(self._frame, message.ws_text))
+            self._queue_nowait(partial(self._frame, message.ws_message))
 
     def _queue_nowait(self, produce: Callable[[], bytes]) -> None:
         if not self.accepted:
