@@ -23,20 +23,41 @@ __all__ = ["PACE_INTERVAL", "note_yield", "paced_checkpoint"]
 #: The longest a task runs through :func:`paced_checkpoint` calls without yielding.
 PACE_INTERVAL = 0.001
 
-#: When a paced task of this Trio run last yielded (a run is one thread's scheduler).
-_last_yield: RunVar[float] = RunVar("rawstream_last_yield", default=0.0)
+class _LastYield:
+    """When a paced task of this Trio run last yielded (a run is one thread's scheduler).
+
+    A mutable holder kept in a RunVar: setting a RunVar makes a token object every time, and
+    this is written on every real yield of every hot loop."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = 0.0
+
+
+_last_yield: RunVar[_LastYield] = RunVar("rawstream_last_yield")
+
+
+def _holder() -> _LastYield:
+    try:
+        return _last_yield.get()
+    except LookupError:
+        holder = _LastYield()
+        _last_yield.set(holder)
+        return holder
 
 
 async def paced_checkpoint() -> None:
     """A checkpoint that yields to the scheduler only once per ``PACE_INTERVAL`` (see the
     module doc); it always raises ``Cancelled`` when cancelled."""
-    if time.perf_counter() - _last_yield.get() >= PACE_INTERVAL:
+    last = _holder()
+    if time.perf_counter() - last.at >= PACE_INTERVAL:
         await checkpoint()
-        _last_yield.set(time.perf_counter())
+        last.at = time.perf_counter()
     else:
         await checkpoint_if_cancelled()
 
 
 def note_yield() -> None:
     """The caller just yielded (parked): the pacing interval starts again."""
-    _last_yield.set(time.perf_counter())
+    _holder().at = time.perf_counter()

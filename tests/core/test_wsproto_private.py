@@ -2,7 +2,8 @@
 
 :class:`rawstream.core.deflate.BoundedPerMessageDeflate` subclasses wsproto's
 ``PerMessageDeflate`` and reads and writes three of its private attributes, and
-:attr:`rawstream.core.WebSocketConnection.extensions` reads ``Connection._proto``.  pyproject.toml
+:attr:`rawstream.core.WebSocketConnection.extensions` reads ``Connection._proto``, whose frame
+and message decoders' state the small-frame fast path reads (core/fastws.py).  pyproject.toml
 pins wsproto to the releases checked for this (``wsproto>=1.2,<1.4``).  These tests check each
 private name, on real wsproto objects fed real frames from wsproto's own client, so that a
 wsproto release that renames one or changes what it holds fails here, naming it, instead of
@@ -181,3 +182,38 @@ def test_bounded_deflate_still_bounds_through_a_real_connection() -> None:
     closes = [e for e in events if isinstance(e, we.CloseConnection)]
     assert [e.code for e in closes] == [1009], events
     assert sum(len(e.data) for e in events if isinstance(e, we.BytesMessage)) <= 1001
+
+
+def test_the_parser_state_the_fast_path_reads() -> None:
+    """core/websocket.py turns its small-frame fast path on only while wsproto holds nothing
+    in progress, read from ``_proto._frame_decoder.header`` and ``.buffer`` and
+    ``_proto._message_decoder.opcode``: None, empty and None between whole messages, and
+    otherwise not, so the fast path cannot cut into a frame or message wsproto has begun."""
+    client = WSConnection(ConnectionType.CLIENT)
+    server = WSConnection(ConnectionType.SERVER)
+    server.receive_data(client.send(we.Request(host="example.com", target="/ws")))
+    list(server.events())
+    client.receive_data(server.send(we.AcceptConnection()))
+    list(client.events())
+    proto = attribute(attribute(server, "connection"), "_proto")
+    frames = attribute(proto, "_frame_decoder")
+    messages = attribute(proto, "_message_decoder")
+
+    def idle() -> bool:
+        return (
+            attribute(frames, "header") is None
+            and len(attribute(frames, "buffer")) == 0
+            and attribute(messages, "opcode") is None
+        )
+
+    assert idle(), broken("the frame parser's state", "is not idle after the handshake")
+    whole = client.send(we.TextMessage("hello"))
+    server.receive_data(whole[:3])
+    list(server.events())
+    assert not idle(), broken("FrameDecoder.header/.buffer", "do not show a frame begun")
+    server.receive_data(whole[3:])
+    assert [e.data for e in server.events() if isinstance(e, we.TextMessage)] == ["hello"]
+    assert idle(), broken("the frame parser's state", "is not idle after a whole message")
+    server.receive_data(client.send(we.TextMessage("part", message_finished=False)))
+    list(server.events())
+    assert not idle(), broken("MessageDecoder.opcode", "does not show a message begun")

@@ -45,6 +45,7 @@ from wsproto.utilities import RemoteProtocolError as WSRemoteProtocolError
 
 from .deflate import BoundedPerMessageDeflate
 from .errors import LocalProtocolError, RemoteProtocolError
+from .fastws import frame_message, read_small_frames
 from .http import RequestHead
 from .output import OutputBuffer
 
@@ -117,12 +118,13 @@ def payload_size(data: str | bytes | bytearray) -> int:
 def encode_message_frame(data: str | bytes) -> bytes:
     """One whole server-to-client message as frame bytes: unmasked, unfragmented, uncompressed.
 
-    wsproto frames it (a fresh frame protocol with no extensions holds no state between
-    whole messages), so a message broadcast to many WebSockets is framed once and the same
-    bytes are written to each connection that negotiated no extension
-    (:attr:`WebSocketConnection.sends_plain_frames`).
+    A fresh wsproto frame protocol with no extensions holds no state between whole messages,
+    so the frame is the same on every such connection (written here as wsproto writes it,
+    :func:`~rawstream.core.fastws.frame_message`): a message broadcast to many WebSockets is
+    framed once and the same bytes are written to each connection that negotiated no
+    extension (:attr:`WebSocketConnection.sends_plain_frames`).
     """
-    return bytes(FrameProtocol(client=False, extensions=[]).send_data(data, fin=True))
+    return frame_message(data)  # (wsproto's bytes: tests/core/test_fastws.py)
 
 
 class WebSocketConnection:
@@ -136,6 +138,8 @@ class WebSocketConnection:
         context_takeover: let the compressor refer back to earlier messages (better ratio).
             Without it every message is compressed on its own, so a queued message can be
             dropped without breaking the ones after it.
+        fast_path: read small whole frames and write whole messages without wsproto when
+            no extension is in use (:mod:`rawstream.core.fastws`; off only to compare).
     """
 
     def __init__(
@@ -145,8 +149,12 @@ class WebSocketConnection:
         max_fragments: int = 1024,
         permessage_deflate: bool = True,
         context_takeover: bool = True,
+        fast_path: bool = True,
     ):
         self._ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+        self._fast_path = fast_path
+        self._fast: FrameProtocol | None = None  # wsproto's frames, once the fast path is on
+        self._fast_messages: list[str | bytes] = []  # read by the fast path, not yet returned
         self._max_message_bytes = max_message_bytes
         self._max_fragments = max_fragments
         self._permessage_deflate = permessage_deflate
@@ -215,6 +223,10 @@ class WebSocketConnection:
         self._send(ws.AcceptConnection(subprotocol=subprotocol, extensions=extensions))
         self._state = WebSocketState.OPEN
         self._plain_frames = not self.extensions  # fixed from here on: asked once, not per send
+        if self._plain_frames and self._fast_path:
+            connection = self._ws.connection
+            assert connection is not None
+            self._fast = connection._proto  # (wsproto has no public API for its parser state)
 
     @property
     def compresses_across_messages(self) -> bool:
@@ -242,8 +254,27 @@ class WebSocketConnection:
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes read from the socket."""
-        if self._state is not WebSocketState.CLOSED:
-            self._ws.receive_data(data)
+        if self._state is WebSocketState.CLOSED:
+            return
+        if self._fast is not None and self._state is WebSocketState.OPEN and self._wsproto_idle():
+            taken = read_small_frames(data, self._max_message_bytes, self._fast_messages)
+            if taken == len(data):
+                return
+            data = data[taken:]  # wsproto takes over at the first frame not read
+        self._ws.receive_data(data)
+
+    def _wsproto_idle(self) -> bool:
+        """wsproto holds no byte, frame or message in progress (and we no piece of one): the
+        next byte starts a frame, as the fast path needs."""
+        proto = self._fast
+        assert proto is not None
+        decoder = proto._frame_decoder
+        return (
+            self._pending is None
+            and decoder.header is None
+            and len(decoder.buffer) == 0
+            and proto._message_decoder.opcode is None
+        )
 
     def receive_eof(self) -> None:
         """The client closed TCP; without a close frame that is abnormal closure (1006)."""
@@ -262,6 +293,9 @@ class WebSocketConnection:
         out: list[WebSocketEvent] = []
         if self._closed_reported:
             return out
+        if self._fast_messages:  # they came before anything wsproto holds
+            out.extend(map(Message, self._fast_messages))
+            self._fast_messages.clear()
         for event in self._ws.events():
             if isinstance(event, ws.TextMessage | ws.BytesMessage):
                 message = self._assemble(event)
@@ -351,6 +385,9 @@ class WebSocketConnection:
         """Frame a whole text (``str``) or binary (``bytes``) message."""
         if self._state is not WebSocketState.OPEN:
             raise LocalProtocolError(f"cannot send on a WebSocket in state {self._state.value}")
+        if self._fast is not None:  # no extension: wsproto's frame, written directly
+            self._out.write(frame_message(data))
+            return
         if isinstance(data, str):
             self._send(ws.TextMessage(data=data))
         else:
