@@ -658,9 +658,14 @@ WORKLOADS: dict[str, Callable[[int, int, dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def main(argv: Iterable[str] | None = None) -> int:
+Workloads = dict[str, Callable[[int, int, dict[str, Any]], dict[str, Any]]]
+
+
+def main(argv: Iterable[str] | None = None, workloads: Workloads | None = None) -> int:
+    """The command line; ``workloads`` replaces :data:`WORKLOADS` (``loadgen_llm.py``)."""
+    workloads = WORKLOADS if workloads is None else workloads
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("workload", choices=sorted(WORKLOADS))
+    parser.add_argument("workload", choices=sorted(workloads))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--params", default="{}", help="the workload's parameters, as JSON")
@@ -668,7 +673,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
-        result: dict[str, Any] = {"ok": True, **WORKLOADS[args.workload](
+        result: dict[str, Any] = {"ok": True, **workloads[args.workload](
             args.port, args.server_pid, json.loads(args.params)
         )}
     except (BenchError, OSError) as exc:

@@ -1,6 +1,6 @@
 """The benchmark harness: every stack, every workload, one command.
 
-Run:  .venv/bin/python benchmarks/run.py                 # the full run (about 15 minutes)
+Run:  .venv/bin/python benchmarks/run.py                 # the full run (about 20 minutes)
       .venv/bin/python benchmarks/run.py --smoke         # a few seconds per stack (CI)
       .venv/bin/python benchmarks/run.py --stacks rawstream,aiohttp --workloads ws_echo
       .venv/bin/python benchmarks/run.py --stacks rawstream --base HEAD~3   # an A/B
@@ -11,10 +11,22 @@ another, pinned to CPU 1; the server is stopped (SIGTERM, by its PID) before the
 starts.  Repeats are interleaved: every stack runs once per repeat, in an order rotated per
 repeat, so a slow minute of the machine spreads over all of them.
 
+The workloads (benchmarks/README.md says what each measures): ``sse_fanout_100``,
+``sse_fanout_1000``, ``sse_stream``, ``ws_echo``, ``ws_fanout_1000``, ``idle_memory`` and
+``churn`` (``loadgen.py``); ``http_keepalive`` and ``http_close`` (``GET /healthz`` driven by
+Debian's ``wrk``, see ``wrk.py``: req/s and p50/p99; without wrk installed they FAIL with
+the reason, never a skip); ``llm_fixed_rate`` (``loadgen_llm.py``: 1000 SSE streams at 30
+tokens/s each, the server's CPU % at that fixed rate, lower wins, and token p50/p99); and
+``core`` (``core_bench.py``).  The HTTP workloads run on every stack that serves HTTP (not
+websockets, trio_websocket)::
+
+      .venv/bin/python benchmarks/run.py --workloads http_keepalive,http_close,llm_fixed_rate
+
 Results go to ``benchmarks/results/`` (or ``--out``): ``results.json`` (every run),
 ``RESULTS.md`` (medians and ratios; failures and runs where the load generator was the
-bottleneck are marked) and ``results.png`` (one chart per workload).  ``--update-readme``
-also writes the headline table into README.md between its ``bench:`` markers.
+bottleneck are marked) and ``results.png`` (one chart per workload), written by
+``report.py``.  ``--update-readme`` also writes the headline table into README.md between
+its ``bench:`` markers.
 
 ``--base REV`` adds one more stack, ``base``: rawstream as it was at the git revision REV
 (checked out in a temporary worktree, its own ``servers/rawstream_server.py`` run on its own
@@ -32,7 +44,6 @@ import os
 import platform
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,36 +53,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import wrk
+from report import chart, fmt, report
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-
-#: Flag a run where the load generator was busy this much of the time: it measured itself ...
-CLIENT_BOUND = 0.90
-#: ... or where the server was less busy than this while the load generator was busier than
-#: LOADED: something other than the server's CPU (most likely the load generator) set the pace.
-SERVER_IDLE = 0.90
-LOADED = 0.75
-
-
-def limited_elsewhere(result: dict[str, Any]) -> bool:
-    """The run may not have measured the server (see CLIENT_BOUND, SERVER_IDLE)."""
-    if "client_busy" not in result:
-        return False
-    client, server = result["client_busy"], result.get("server_busy", 1.0)
-    return bool(client > CLIENT_BOUND or (server < SERVER_IDLE and client > LOADED))
 
 
 @dataclass(frozen=True)
 class Workload:
     name: str
     title: str
-    loadgen: str  # loadgen.py's workload
+    loadgen: str  # the driver's workload (for wrk: unused)
     metric: str  # the result field compared
     unit: str
     higher_is_better: bool
     params: dict[str, Any]
     smoke: dict[str, Any]
     extra: tuple[tuple[str, str], ...] = ()  # (field, label) shown beside the metric
+    #: What drives the load: a load generator script of this folder (run pinned to the load
+    #: CPU, its last stdout line the result), or "wrk" (wrk.py runs Debian's wrk).
+    driver: str = "loadgen.py"
 
 
 WORKLOADS = [
@@ -122,10 +124,33 @@ WORKLOADS = [
         {"concurrency": 50, "seconds": 3},
         {"concurrency": 5, "seconds": 0.2},
     ),
+    Workload(
+        "http_keepalive", "Keep-alive GET /healthz, 50 connections (wrk)", "", "requests_per_s",
+        "requests/s", True,
+        {"connections": 50, "seconds": 3},
+        {"connections": 5, "seconds": 1},
+        (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")), driver="wrk",
+    ),
+    Workload(
+        "http_close", "GET /healthz, one request per connection, 50 at once (wrk)", "",
+        "requests_per_s", "requests/s", True,
+        {"connections": 50, "seconds": 3, "close": True},
+        {"connections": 5, "seconds": 1, "close": True},
+        (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")), driver="wrk",
+    ),
+    Workload(
+        "llm_fixed_rate", "LLM serving: 1000 SSE streams x 30 tokens/s x 64 B, 5 s",
+        "llm_fixed_rate", "server_cpu_pct", "server CPU % at a fixed rate", False,
+        {"streams": 1000, "rate": 30, "size": 64, "seconds": 5, "lead": 2},
+        {"streams": 20, "rate": 30, "size": 64, "seconds": 1, "lead": 0.2},
+        (("p50_ms", "token p50 ms"), ("p99_ms", "token p99 ms"),
+         ("rate_kept", "share of the rate kept")), driver="loadgen_llm.py",
+    ),
 ]
 
 SSE = ("sse_fanout_100", "sse_fanout_1000", "sse_stream", "idle_memory", "churn")
 WS = ("ws_echo", "ws_fanout_1000")
+HTTP = ("http_keepalive", "http_close", "llm_fixed_rate")  # (for the stacks that serve HTTP)
 
 
 @dataclass(frozen=True)
@@ -139,13 +164,14 @@ class Stack:
 
 
 STACKS = [
-    Stack("rawstream", "rawstream", "rawstream_server.py", SSE + WS, framework=False),
-    Stack("uvicorn", "uvicorn + starlette + sse-starlette", "uvicorn_server.py", SSE + WS),
-    Stack("hypercorn", "hypercorn (trio) + starlette", "hypercorn_trio.py", SSE + WS),
-    Stack("aiohttp", "aiohttp + aiohttp-sse", "aiohttp_server.py", SSE + WS),
+    Stack("rawstream", "rawstream", "rawstream_server.py", SSE + WS + HTTP, framework=False),
+    Stack("uvicorn", "uvicorn + starlette + sse-starlette", "uvicorn_server.py",
+          SSE + WS + HTTP),
+    Stack("hypercorn", "hypercorn (trio) + starlette", "hypercorn_trio.py", SSE + WS + HTTP),
+    Stack("aiohttp", "aiohttp + aiohttp-sse", "aiohttp_server.py", SSE + WS + HTTP),
     Stack("websockets", "websockets", "websockets_server.py", WS),
     Stack("trio_websocket", "trio-websocket", "trio_websocket_server.py", WS),
-    Stack("floor", "floor: plain Trio", "floor_trio.py", SSE + WS, framework=False),
+    Stack("floor", "floor: plain Trio", "floor_trio.py", SSE + WS + HTTP, framework=False),
 ]
 
 
@@ -195,6 +221,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def measure(stack: Stack, workload: Workload, smoke: bool, cpus: tuple[int | None, int | None],
             timeout: float) -> dict[str, Any]:
     """Start the server, run the load generator once, stop the server."""
+    if workload.driver == "wrk" and not wrk.available():
+        return {"ok": False, "error": wrk.MISSING}  # (a failure, never a skip)
     port = free_port()
     # The server's stderr goes to a file, not a pipe: a chatty server must not block on a
     # full pipe in the middle of a measurement.
@@ -212,15 +240,10 @@ def measure(stack: Stack, workload: Workload, smoke: bool, cpus: tuple[int | Non
             wait_listening(port, server)
             time.sleep(0.2)
             params = workload.smoke if smoke else workload.params
-            completed = subprocess.run(
-                [sys.executable, str(HERE / "loadgen.py"), workload.loadgen, "--port",
-                 str(port), "--server-pid", str(server.pid), "--params", json.dumps(params)],
-                capture_output=True, text=True, timeout=timeout, preexec_fn=pin(cpus[1]),
-            )
-            lines = completed.stdout.strip().splitlines()
-            if completed.returncode != 0 or not lines:
-                raise RuntimeError(f"load generator failed: {completed.stderr[-500:]}")
-            result: dict[str, Any] = json.loads(lines[-1])
+            if workload.driver == "wrk":
+                result = wrk.run(port, server.pid, params, pin(cpus[1]), timeout)
+            else:
+                result = run_loadgen(workload, port, server.pid, params, cpus[1], timeout)
         except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
             result = {"ok": False, "error": str(exc)}
         finally:
@@ -232,158 +255,21 @@ def measure(stack: Stack, workload: Workload, smoke: bool, cpus: tuple[int | Non
     return result
 
 
-def median_of(runs: list[Run], stack: str, workload: Workload) -> float | None:
-    values = [
-        r.result[workload.metric] for r in runs
-        if r.stack == stack and r.workload == workload.name and r.result.get("ok")
-    ]
-    return statistics.median(values) if values else None
 
 
-def marked(runs: list[Run], stack: str, workload: Workload) -> str:
-    """The median, marked ``FAIL`` if a run failed and ``*`` if one may not have measured
-    the server (the same marks in every table, the headline's included)."""
-    mine = [r.result for r in runs if r.stack == stack and r.workload == workload.name]
-    failed = any(not r.get("ok") for r in mine)
-    elsewhere = any(limited_elsewhere(r) for r in mine if r.get("ok"))
-    value = fmt(median_of(runs, stack, workload))
-    return ("FAIL " if failed else "") + value + ("*" if elsewhere else "")
-
-
-def fmt(value: float | None) -> str:
-    if value is None or value != value:  # None or NaN
-        return "-"
-    if abs(value) >= 100:
-        text = f"{value:,.0f}"
-    elif abs(value) >= 10:
-        text = f"{value:.1f}"
-    else:
-        text = f"{value:.2f}"
-    return text
-
-
-def ratio(ours: float | None, theirs: float | None, higher_is_better: bool) -> str:
-    """How many times better rawstream is (above 1: ahead)."""
-    if not ours or not theirs:
-        return "-"
-    return f"{(ours / theirs if higher_is_better else theirs / ours):.2f}x"
-
-
-def report(runs: list[Run], stacks: list[Stack], workloads: list[Workload], args: Any,
-           machine: dict[str, Any]) -> tuple[str, str]:
-    """The full Markdown report and the README's headline table."""
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Measured {machine['date']} on {machine['cpus']} CPUs ({machine['cpu_model']}), "
-        f"Python {machine['python']}, {machine['pinning']}; medians of {args.repeats} "
-        f"interleaved repeat(s){' (smoke mode: not a measurement)' if args.smoke else ''}.",
-        f"Command: `{machine['command']}`.",
-        "",
-        "Ratios are rawstream's advantage (above 1.00x: rawstream is ahead); for memory, the "
-        "peer's KiB over rawstream's. `FAIL` marks a run that lost, repeated or reordered "
-        "events or errored (never reported as a speed); `*` marks a median that includes a "
-        "run that may not have measured the server: the load generator was busy over 90% of "
-        "the time, or over 75% while the server was busy under 90% (for rawstream and the "
-        "floor such a number is a lower bound).",
-        "",
-    ]
-    headline = [
-        "| workload | rawstream | best framework peer | rawstream / best peer "
-        "| floor (plain Trio) | rawstream / floor |",
-        "|---|---:|---|---:|---:|---:|",
-    ]
-    for workload in workloads:
-        lines += [f"## {workload.title}", "", f"Metric: {workload.unit}"
-                  f" ({'higher' if workload.higher_is_better else 'lower'} is better).", ""]
-        header = ["stack", workload.unit] + [label for _, label in workload.extra] + [
-            "server CPU busy", "loadgen CPU busy", "rawstream vs this"]
-        lines += ["| " + " | ".join(header) + " |",
-                  "|---|" + "---:|" * (len(header) - 1)]
-        ours = median_of(runs, "rawstream", workload)
-        for stack in stacks:
-            if workload.name not in stack.workloads:
-                continue
-            mine = [r for r in runs if r.stack == stack.name and r.workload == workload.name]
-            if not mine:
-                continue
-            failed = [r for r in mine if not r.result.get("ok")]
-            value = median_of(runs, stack.name, workload)
-            good = [r.result for r in mine if r.result.get("ok")]
-            cells = [stack.label, marked(runs, stack.name, workload)]
-            for key, _ in workload.extra:
-                values = [r[key] for r in good if key in r]
-                cells.append(fmt(statistics.median(values)) if values else "-")
-            for key in ("server_busy", "client_busy"):
-                values = [r[key] for r in good if key in r]
-                cells.append(f"{statistics.median(values):.0%}" if values else "-")
-            cells.append("" if stack.name == "rawstream" else
-                         ratio(ours, value, workload.higher_is_better))
-            lines.append("| " + " | ".join(cells) + " |")
-            for r in failed:
-                lines.append(f"|  ↳ FAIL (repeat {r.repeat}) | {r.result.get('error', '')[:150]} |"
-                             + " |" * (len(header) - 2))
-        lines.append("")
-        peers = [(median_of(runs, s.name, workload), s) for s in stacks
-                 if s.framework and workload.name in s.workloads]
-        peers = [(v, s) for v, s in peers if v is not None]
-        best = (max if workload.higher_is_better else min)(peers, key=lambda p: p[0],
-                                                           default=(None, None))
-        floor = median_of(runs, "floor", workload)
-        best_cell = (f"{best[1].label} {marked(runs, best[1].name, workload)}"
-                     if best[1] else "-")
-        headline.append(
-            f"| {workload.title} ({workload.unit}) | {marked(runs, 'rawstream', workload)} | "
-            f"{best_cell} | {ratio(ours, best[0], workload.higher_is_better)} | "
-            f"{marked(runs, 'floor', workload)} | "
-            f"{ratio(ours, floor, workload.higher_is_better)} |"
-        )
-    core = [r for r in runs if r.stack == "core"]
-    if core:
-        lines += ["## The sans-IO core alone (rawstream, operations/s)", "",
-                  "| operation | ops/s |", "|---|---:|"]
-        names = core[0].result.get("ops", {}).keys()
-        for name in names:
-            values = [r.result["ops"][name] for r in core if name in r.result.get("ops", {})]
-            lines.append(f"| {name} | {fmt(statistics.median(values))} |")
-        lines.append("")
-    lines += ["## Headline", "", *headline, ""]
-    return "\n".join(lines), "\n".join(headline)
-
-
-def chart(runs: list[Run], stacks: list[Stack], workloads: list[Workload], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shown = [w for w in workloads if any(r.workload == w.name for r in runs)]
-    if not shown:
-        return
-    columns = 2
-    rows = (len(shown) + columns - 1) // columns
-    figure, axes = plt.subplots(rows, columns, figsize=(13, 3.4 * rows), squeeze=False)
-    for ax, workload in zip(axes.flat, shown, strict=False):
-        entries = [(s.label, median_of(runs, s.name, workload), s.name) for s in stacks
-                   if workload.name in s.workloads]
-        entries = [(label, value, name) for label, value, name in entries if value is not None]
-        labels = [label for label, _, _ in entries]
-        values = [value for _, value, _ in entries]
-        colors = ["#d62728" if name == "rawstream" else "#7f7f7f" if name == "floor"
-                  else "#1f77b4" for _, _, name in entries]
-        ax.barh(labels, values, color=colors)
-        ax.invert_yaxis()
-        ax.set_title(workload.title, fontsize=10)
-        ax.set_xlabel(workload.unit + ("" if workload.higher_is_better else " (lower is better)"),
-                      fontsize=9)
-        ax.tick_params(labelsize=8)
-        for y, value in enumerate(values):
-            ax.text(value, y, " " + fmt(value), va="center", fontsize=8)
-    for ax in list(axes.flat)[len(shown):]:
-        ax.axis("off")
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
+def run_loadgen(workload: Workload, port: int, server_pid: int, params: dict[str, Any],
+                cpu: int | None, timeout: float) -> dict[str, Any]:
+    """The workload's load generator script, once; its result (the last line it prints)."""
+    completed = subprocess.run(
+        [sys.executable, str(HERE / workload.driver), workload.loadgen, "--port", str(port),
+         "--server-pid", str(server_pid), "--params", json.dumps(params)],
+        capture_output=True, text=True, timeout=timeout, preexec_fn=pin(cpu),
+    )
+    lines = completed.stdout.strip().splitlines()
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(f"load generator failed: {completed.stderr[-500:]}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
 
 
 def run_core(cpu: int | None, seconds: float) -> dict[str, Any]:
@@ -434,7 +320,8 @@ def main() -> int:
     with base_checkout(args.base) as base:
         if base is not None:
             label = f"rawstream at {args.base}"
-            stacks.insert(1, Stack("base", label, "rawstream_server.py", SSE + WS, False, base))
+            stacks.insert(1, Stack("base", label, "rawstream_server.py", SSE + WS + HTTP, False,
+                                   base))
         return run_all(args, stacks, workloads, wanted)
 
 

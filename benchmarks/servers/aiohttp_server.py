@@ -5,6 +5,8 @@
   and ``await resp.send(await queue.get())`` while ``resp.is_connected()``.
   ``POST /publish`` does ``put_nowait`` to every queue.
 * ``/sse/stream``: ``await resp.send(payload)`` per event inside ``sse_response``.
+* ``/sse/tokens``: the same at a fixed rate: ``asyncio.sleep`` until each token is due
+  (on the loop's clock), then ``await resp.send(payload)``.
 * ``/ws/echo``: ``WebSocketResponse(compress=False)``, ``async for msg in ws`` and
   ``send_str``/``send_bytes`` of the same type.
 * ``/ws/fanout``: a per-subscriber queue drained by a task doing ``send_str`` while the
@@ -32,6 +34,8 @@ from common import (
     publish_params,
     stream_params,
     stream_payload,
+    token_params,
+    token_payload,
     ws_publish_params,
 )
 
@@ -81,6 +85,20 @@ async def sse_stream(request: web.Request) -> web.StreamResponse:
         with suppress(ConnectionResetError):  # the client left before its cancellation
             for seq in range(n):
                 await resp.send(stream_payload(seq, size))
+    return resp
+
+
+async def sse_tokens(request: web.Request) -> web.StreamResponse:
+    n, size, rate, start_us, delay = token_params(dict(request.query))
+    loop = asyncio.get_running_loop()
+    start = loop.time() + delay
+    async with sse_response(request) as resp:
+        with suppress(ConnectionResetError):  # the client left before its cancellation
+            for seq in range(n):
+                delay = start + seq / rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await resp.send(token_payload(seq, size, start_us, rate))
     return resp
 
 
@@ -142,6 +160,7 @@ def main() -> None:
             web.get("/sse/fanout", sse_fanout),
             web.post("/publish", publish_sse),
             web.get("/sse/stream", sse_stream),
+            web.get("/sse/tokens", sse_tokens),
             web.get("/ws/echo", ws_echo),
             web.get("/ws/fanout", ws_fanout),
             web.get("/ws/publish", ws_publish),

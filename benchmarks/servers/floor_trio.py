@@ -5,8 +5,11 @@ and query (and Sec-WebSocket-Key for a 101).  Every event is encoded ONCE (SSE b
 whole unmasked WS text frame) and the same bytes object is appended to every subscriber's
 pending list; each subscriber has ONE writer task that drains the whole list into a single
 ``send_all(b"".join(pending))``, woken through a ParkingLot.  A reader task per subscriber
-notices the client leaving.  /sse/stream sends ~64 KiB per ``send_all``.  /healthz and
-/publish keep the connection alive; SSE bodies are close-delimited (no chunking).
+notices the client leaving.  /sse/stream sends ~64 KiB per ``send_all``; /sse/tokens one
+``send_all`` per token, sleeping (``trio.sleep_until``) until each is due.  /healthz and
+/publish keep the connection alive, unless the request head has the line
+``Connection: close`` (any case; no other header is parsed): then the answer says so and the
+connection closes.  SSE bodies are close-delimited (no chunking).
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ from functools import partial
 from urllib.parse import parse_qsl
 
 import trio
-from common import fanout_payload, parse_args, publish_params, stream_params, stream_payload
+from common import (
+    fanout_payload,
+    parse_args,
+    publish_params,
+    stream_params,
+    stream_payload,
+    token_params,
+    token_payload,
+)
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SSE_HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
@@ -48,9 +59,13 @@ SSE_SUBS: set[Sub] = set()
 WS_SUBS: set[Sub] = set()
 
 
-def http(status: str, body: bytes, ctype: str = "text/plain") -> bytes:
+def http(status: str, body: bytes, ctype: str = "text/plain", close: bool = False) -> bytes:
+    connection = "connection: close\r\n" if close else ""
     return (f"HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {len(body)}"
-            f"\r\n\r\n").encode() + body
+            f"\r\n{connection}\r\n").encode() + body
+
+
+HEALTHZ, HEALTHZ_CLOSE = http("200 OK", b"ok"), http("200 OK", b"ok", close=True)
 
 
 def frame(payload: bytes, opcode: int = 1) -> bytes:
@@ -157,6 +172,15 @@ async def sse_stream(stream: trio.SocketStream, query: dict[str, str]) -> None:
         await stream.send_all(batch.encode())
 
 
+async def sse_tokens(stream: trio.SocketStream, query: dict[str, str]) -> None:
+    n, size, rate, start_us, delay = token_params(query)
+    start = trio.current_time() + delay
+    await stream.send_all(SSE_HEAD)
+    for seq in range(n):
+        await trio.sleep_until(start + seq / rate)
+        await stream.send_all(f"data: {token_payload(seq, size, start_us, rate)}\n\n".encode())
+
+
 async def websocket(stream: trio.SocketStream, path: str, key: bytes, buf: bytearray) -> None:
     accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
     await stream.send_all(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
@@ -185,7 +209,8 @@ async def handle(stream: trio.SocketStream) -> None:
                 if not data:
                     return
                 buf.extend(data)
-            head = bytes(buf[:end]).split(b"\r\n")
+            raw = bytes(buf[:end])
+            head = raw.split(b"\r\n")
             del buf[:end + 4]
             method, target = head[0].decode("latin-1").split(" ")[:2]
             path, _, qs = target.partition("?")
@@ -198,13 +223,18 @@ async def handle(stream: trio.SocketStream) -> None:
                 return await subscribe(stream, SSE_SUBS, Sub(), SSE_HEAD + b"retry: 1000\n\n")
             if path == "/sse/stream":
                 return await sse_stream(stream, query)
+            if path == "/sse/tokens":
+                return await sse_tokens(stream, query)
+            close = b"\r\nconnection: close" in raw.lower()
             if path == "/healthz":
-                await stream.send_all(http("200 OK", b"ok"))
+                await stream.send_all(HEALTHZ_CLOSE if close else HEALTHZ)
             elif path == "/publish" and method == "POST":
                 body = await publish(SSE_SUBS, query, lambda p: f"data: {p}\n\n".encode())
-                await stream.send_all(http("200 OK", body, "application/json"))
+                await stream.send_all(http("200 OK", body, "application/json", close))
             else:
-                await stream.send_all(http("404 Not Found", b"not found"))
+                await stream.send_all(http("404 Not Found", b"not found", close=close))
+            if close:
+                return
     except* (*Broken, ValueError, KeyError):  # a client that left, or a malformed request
         pass
     finally:

@@ -5,6 +5,9 @@
   with ``hub.publish``, which encodes each event once and hands the same bytes to every
   subscriber's outbox.
 * ``/sse/stream``: an SSE route written as an async generator, one event per ``yield``.
+* ``/sse/tokens``: the same at a fixed rate (an LLM answer's pace): the generator sleeps
+  with ``trio.sleep_until`` until each token is due (``common.token_params``), then yields
+  it.
 * ``/ws/echo``: ``async for message in ws: await ws.send(message)``.
 * ``/ws/fanout``: a plain hub subscription whose sink queues each message's frame, framed
   once for every subscriber; ``/ws/publish`` publishes on its channel.
@@ -24,6 +27,8 @@ from common import (
     publish_params,
     stream_params,
     stream_payload,
+    token_params,
+    token_payload,
     ws_publish_params,
 )
 
@@ -66,6 +71,15 @@ async def stream(request: Request) -> AsyncIterator[Event]:
     n, size = stream_params(dict(request.query.items()))
     for seq in range(n):
         yield Event(stream_payload(seq, size))
+
+
+@app.sse("/sse/tokens")
+async def tokens(request: Request) -> AsyncIterator[Event]:
+    n, size, rate, start_us, delay = token_params(dict(request.query.items()))
+    start = trio.current_time() + delay
+    for seq in range(n):
+        await trio.sleep_until(start + seq / rate)
+        yield Event(token_payload(seq, size, start_us, rate))
 
 
 @app.websocket("/ws/echo")

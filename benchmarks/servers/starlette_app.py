@@ -7,6 +7,8 @@
   generator's ``finally`` unregisters the subscriber when sse-starlette cancels it on
   ``http.disconnect``.  ``POST /publish`` does ``send_nowait`` to every subscriber.
 * ``/sse/stream``: ``EventSourceResponse`` over an async generator, one ``yield`` per event.
+* ``/sse/tokens``: the same at a fixed rate: the generator ``anyio.sleep_until``s each
+  token's due time, then yields it.
 * ``/ws/echo``: ``websocket.receive()`` and ``send_text``/``send_bytes`` of the same type.
 * ``/ws/fanout``: a per-subscriber memory object stream drained by a task doing
   ``send_text``, while the handler reads (``iter_text``) to notice the client leaving.
@@ -22,7 +24,15 @@ from contextlib import suppress
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from common import fanout_payload, publish_params, stream_params, stream_payload, ws_publish_params
+from common import (
+    fanout_payload,
+    publish_params,
+    stream_params,
+    stream_payload,
+    token_params,
+    token_payload,
+    ws_publish_params,
+)
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -81,6 +91,18 @@ async def sse_stream(request: Request) -> Response:
     return EventSourceResponse(events())
 
 
+async def sse_tokens(request: Request) -> Response:
+    n, size, rate, start_us, delay = token_params(dict(request.query_params))
+    start = anyio.current_time() + delay
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        for seq in range(n):
+            await anyio.sleep_until(start + seq / rate)
+            yield {"data": token_payload(seq, size, start_us, rate)}
+
+    return EventSourceResponse(events())
+
+
 async def ws_echo(websocket: WebSocket) -> None:
     await websocket.accept()
     with suppress(WebSocketDisconnect):
@@ -132,6 +154,7 @@ app = Starlette(
         Route("/sse/fanout", sse_fanout),
         Route("/publish", publish_sse, methods=["POST"]),
         Route("/sse/stream", sse_stream),
+        Route("/sse/tokens", sse_tokens),
         WebSocketRoute("/ws/echo", ws_echo),
         WebSocketRoute("/ws/fanout", ws_fanout),
         WebSocketRoute("/ws/publish", ws_publish),
