@@ -124,7 +124,7 @@ async def test_client_reset_while_websocket_push_is_blocked() -> None:
         await trio.testing.wait_all_tasks_blocked()  # the handler has filled the outbox
         await client.send_all(b"\x81\x82\x00\x00\x00\x00hi")  # a frame wakes the reader...
         await trio.testing.wait_all_tasks_blocked()  # ...which then waits on the full outbox
-        assert sockets[0]._reader_blocked, "the frame reader must be waiting on the outbox"
+        assert sockets[0]._input.blocked, "the frame reader must be waiting on the outbox"
         await client.aclose()  # the writer's send_all now fails: the outbox breaks
         with trio.fail_after(1):
             await cleaned.wait()

@@ -4,11 +4,13 @@ A handler gets a :class:`WebSocket` before the handshake is answered.  It may ``
 ws.accept()`` (choosing a subprotocol), ``await ws.reject(status)`` (an HTTP answer), or just
 start receiving or sending, which accepts with the route's preferred subprotocol.
 
-Once accepted, a reader task (a sibling of the handler in the connection's stream nursery)
-feeds received bytes to the sans-IO core.  Pings are answered and closes echoed by the core
-with no handler code; whole messages go into a queue bounded in bytes
-(``Config.ws_queue_bytes``).  When the queue is full the reader stops, the receive buffer
-fills, and TCP pushes back on the client: a client flooding the server cannot grow its memory.
+Once accepted, received bytes go to the sans-IO core, read by the handler itself while it
+waits in ``receive()`` and by a frame reader task (a sibling of the handler in the
+connection's stream nursery) while it does not (:mod:`rawstream.server.wsinput`).  Pings are
+answered and closes echoed by the core with no handler code; whole messages go into a queue
+bounded in bytes (``Config.ws_queue_bytes``).  When the queue is full reading stops, the
+receive buffer fills, and TCP pushes back on the client: a client flooding the server cannot
+grow its memory.
 
 How a session ends:
 
@@ -25,29 +27,24 @@ How a session ends:
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import partial
 
 import trio
-from trio.lowlevel import ParkingLot, checkpoint
+from trio.lowlevel import checkpoint
 
 from ..app import Route
 from ..core.errors import RemoteProtocolError
 from ..core.websocket import (
-    Closed,
-    Message,
-    Pong,
     WebSocketConnection,
     WebSocketState,
-    payload_size,
 )
-from ..pacing import paced_checkpoint
 from ..policy import SLOW_CONSUMER_CLOSE_CODE, SlowConsumer, SlowConsumerPolicy
 from ..request import HTTPError, Request
 from .exchange import Exchange, StreamEnd
 from .origin import websocket_origin_refusal
 from .prepared import Framed
+from .wsinput import MessageInput
 
 __all__ = ["WebSocket", "WebSocketClosed", "run_websocket"]
 
@@ -61,50 +58,6 @@ class WebSocketClosed(Exception):
         super().__init__(f"WebSocket closed with code {code}" + (f": {reason}" if reason else ""))
         self.code = code
         self.reason = reason
-
-
-class _MessageQueue:
-    """Received messages waiting for the handler, bounded in bytes."""
-
-    def __init__(self, limit: int) -> None:
-        self._items: deque[tuple[str | bytes, int]] = deque()
-        self._bytes = 0
-        self._limit = limit
-        self._closed = False
-        self._readable = ParkingLot()
-        self._writable = ParkingLot()
-
-    async def put(self, message: str | bytes, size: int) -> None:
-        """Queue ``message``, waiting while the queue is full; dropped once the queue closed."""
-        while self._bytes >= self._limit and not self._closed:
-            await self._writable.park()
-        if self._closed:
-            return
-        self._items.append((message, size))
-        self._bytes += size
-        self._readable.unpark_all()
-
-    @property
-    def full(self) -> bool:
-        """At its limit: the frame reader waits, and reads nothing more from the socket."""
-        return self._bytes >= self._limit and not self._closed
-
-    async def get(self) -> str | bytes | None:
-        """The next message, or None once closed and empty."""
-        await paced_checkpoint()
-        while not self._items:
-            if self._closed:
-                return None
-            await self._readable.park()
-        message, size = self._items.popleft()
-        self._bytes -= size
-        self._writable.unpark_all()
-        return message
-
-    def close(self) -> None:
-        self._closed = True
-        self._readable.unpark_all()
-        self._writable.unpark_all()
 
 
 class WebSocket(SlowConsumerPolicy):
@@ -127,16 +80,12 @@ class WebSocket(SlowConsumerPolicy):
         self._exchange = exchange
         self._core = core
         self._route = route
-        self._queue = _MessageQueue(exchange.config.ws_queue_bytes)
-        self._peer_closed = trio.Event()
+        self._input = MessageInput(exchange, core, on_pong=self._on_pong, flush=self._flush_core)
         self.request = request
         self.subprotocol: str | None = None
         self.rejected = False
         self._close_deadline: float | None = None
         self._pong: trio.Event = trio.Event()
-        self._reader_blocked: bool = False  # the frame reader waits for room in the outbox
-        #: Reads the tunnel's next bytes once accepted (the channel's, called directly).
-        self._receive: Callable[[], Awaitable[bytes]] | None = None
         self.slow_consumer = slow_consumer
 
     def _frames_depend_on_each_other(self) -> bool:
@@ -180,11 +129,11 @@ class WebSocket(SlowConsumerPolicy):
         exchange.outbox.put_nowait(self._core.data_to_send())
         # The handoff: bytes after the handshake go to wsproto, and the frame reader reads
         # the tunnel itself from now on.
-        initial, self._receive = exchange.channel.open_tunnel()
+        initial, receive = exchange.channel.open_tunnel()
         self._core.receive_data(initial)
         exchange.accepted_websocket()
         exchange.set_shutdown_action(lambda: self._close_now(1001, "server shutting down"))
-        exchange.start_task(self._read_frames)
+        exchange.start_task(partial(self._input.run_reader, receive))
         if config.ws_ping_interval is not None:
             exchange.start_task(
                 partial(self._ping_loop, config.ws_ping_interval, config.ws_ping_timeout)
@@ -197,7 +146,7 @@ class WebSocket(SlowConsumerPolicy):
         if self.accepted:
             raise RuntimeError("cannot reject a WebSocket that was accepted")
         self.rejected = True
-        self._queue.close()
+        self._input.close_queue()
         await self._exchange.send_error(status, message)
 
     async def receive(self) -> str | bytes:
@@ -206,9 +155,9 @@ class WebSocket(SlowConsumerPolicy):
         Raises:
             WebSocketClosed: the WebSocket closed (normally or not).
         """
-        if not (self.accepted or self.rejected):  # (the queue's get is the checkpoint)
+        if not (self.accepted or self.rejected):  # (the input's receive is the checkpoint)
             await self.accept()  # after a reject, the closed queue ends receive
-        message = await self._queue.get()
+        message = await self._input.receive()
         if message is None:
             raise self._closed_error()
         return message
@@ -308,7 +257,7 @@ class WebSocket(SlowConsumerPolicy):
             await checkpoint()
             return
         with trio.move_on_at(self._close_deadline):
-            await self._peer_closed.wait()
+            await self._input.ended.wait()
 
     def _close_now(self, code: int, reason: str) -> None:
         """Send our close frame without waiting (also used on shutdown); start its deadline.
@@ -321,43 +270,10 @@ class WebSocket(SlowConsumerPolicy):
             self._core.close(code, reason)
             exchange.outbox.put_nowait(self._core.data_to_send())
             self._close_deadline = trio.current_time() + exchange.config.close_timeout
-            self._queue.close()
+            self._input.close_queue()
 
-    async def _read_frames(self) -> None:
-        """Feed received bytes to the core; queue messages; end the session on close or EOF."""
-        exchange, core, receive = self._exchange, self._core, self._receive
-        assert receive is not None, "the frame reader starts at accept"
-        try:
-            while True:
-                # Events first: bytes that followed the handshake are already in the core.
-                for event in core.events():
-                    if isinstance(event, Message):
-                        await self._queue.put(event.data, payload_size(event.data))
-                    elif isinstance(event, Pong):
-                        self._pong.set()
-                    elif isinstance(event, Closed):
-                        self._flush_core()
-                        if not event.by_peer:  # the client broke the protocol: drop it
-                            log.info("WebSocket closed %d: %s", event.code, event.reason)
-                            exchange.end_after_refusal()
-                        return
-                self._flush_core()
-                self._reader_blocked = True
-                try:
-                    await exchange.outbox.wait_writable()
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    data = b""  # the client is gone: the write side saw it first
-                else:
-                    self._reader_blocked = False
-                    data = await receive()
-                if not data:
-                    core.receive_eof()
-                    exchange.client_gone()
-                    return
-                core.receive_data(data)
-        finally:
-            self._peer_closed.set()
-            self._queue.close()
+    def _on_pong(self) -> None:
+        self._pong.set()
 
     async def _ping_loop(self, interval: float, pong_deadline: float) -> None:
         """Ping every ``interval`` seconds; no pong within ``pong_deadline`` of the ping being
@@ -385,7 +301,7 @@ class WebSocket(SlowConsumerPolicy):
             if not reason:
                 with trio.move_on_after(pong_deadline):
                     await self._pong.wait()
-                if not self._pong.is_set() and not self._queue.full and not self._reader_blocked:
+                if not self._pong.is_set() and not self._input.full and not self._input.blocked:
                     reason = f"no pong within {pong_deadline:g} s"
             if reason:
                 log.info("%s: closing 1011", reason)

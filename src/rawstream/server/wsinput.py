@@ -1,0 +1,252 @@
+"""A WebSocket's input: who reads the socket, and the messages read but not yet received.
+
+Reading in a task of its own costs a scheduler round trip per message: the reader wakes for
+the bytes, queues the message, and wakes the handler waiting in ``receive()``.  For the usual
+handler, a loop over ``receive()``, that hop is most of a small echo's time.  So the socket has
+one reader at a time, and two candidates:
+
+* the **handler**, while it waits in ``receive()`` with nothing queued: it reads, feeds the
+  core and takes the message itself, in its own task.  It keeps the role between calls, so a
+  receive loop never hands it back and forth;
+* the **frame reader** (a task beside the handler), while the handler is not reading: a
+  handler that only sends, or one busy elsewhere, must still have its pings answered, the
+  client's close echoed and an EOF noticed (which cancels the handler).  It stands by, parked,
+  while the handler reads, and takes the socket back once the handler has been away from
+  ``receive()`` for :data:`HANDLER_AWAY` seconds, or at once when our close needs its reply
+  read.  The handler leaving and coming back only moves the stand-by's deadline (no wake-up);
+  only an absence longer than that wakes it.
+
+Either way the bound holds: nothing more is read while the outbox is full (pongs would pile up
+behind a client that does not read) or while the queue holds ``Config.ws_queue_bytes``; one
+read's messages may go past it, so the queue holds at most the limit plus one read.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import trio
+from trio.lowlevel import ParkingLot
+
+from ..core.websocket import Closed, Message, Pong, WebSocketConnection, payload_size
+from ..pacing import paced_checkpoint
+from .exchange import Exchange
+
+__all__ = ["HANDLER_AWAY", "MessageInput"]
+
+log = logging.getLogger("rawstream.websocket")
+
+#: How long the handler may be away from ``receive()`` while it holds the socket before the
+#: frame reader reads again: the longest a ping, a close or an EOF waits for a busy handler.
+HANDLER_AWAY = 0.05
+
+
+class _MessageQueue:
+    """Received messages waiting for the handler, counted in bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self._items: deque[tuple[str | bytes, int]] = deque()
+        self._bytes = 0
+        self._limit = limit
+        self.closed = False
+        self._readable = ParkingLot()
+        self._room = ParkingLot()
+
+    @property
+    def full(self) -> bool:
+        """At its limit: nothing more is read from the socket until the handler takes some."""
+        return self._bytes >= self._limit and not self.closed
+
+    def append(self, message: str | bytes) -> None:
+        """Queue ``message`` (dropped once the queue is closed)."""
+        if not self.closed:
+            size = payload_size(message)
+            self._items.append((message, size))
+            self._bytes += size
+            self._readable.unpark_all()
+
+    def pop(self) -> str | bytes | None:
+        """The next message, if one is queued."""
+        if not self._items:
+            return None
+        message, size = self._items.popleft()
+        self._bytes -= size
+        if self._room:
+            self._room.unpark_all()
+        return message
+
+    async def wait_readable(self) -> None:
+        await self._readable.park()
+
+    async def wait_room(self) -> None:
+        while self.full:
+            await self._room.park()
+
+    def wake(self) -> None:
+        """Wake a handler waiting for a message, to look again (it may read itself now)."""
+        self._readable.unpark_all()
+
+    def close(self) -> None:
+        self.closed = True
+        self._readable.unpark_all()
+        self._room.unpark_all()
+
+
+class MessageInput:
+    """One WebSocket's reading and its queue of messages (see the module doc).
+
+    ``on_pong`` is called for each pong; ``flush`` writes what the core produced (pongs,
+    close replies) to the outbox.
+    """
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        core: WebSocketConnection,
+        *,
+        on_pong: Callable[[], None],
+        flush: Callable[[], None],
+    ) -> None:
+        self._exchange = exchange
+        self._core = core
+        self._on_pong = on_pong
+        self._flush = flush
+        self._queue = _MessageQueue(exchange.config.ws_queue_bytes)
+        self._receive: Callable[[], Awaitable[bytes]] | None = None
+        #: Set once the input is over (the peer's close, EOF, a failure): no more messages.
+        self.ended = trio.Event()
+        #: A reader waits for room in the outbox (a pong cannot be seen meanwhile).
+        self.blocked = False
+        self._handler_reads = False  # the role is the handler's (else the frame reader's)
+        self._in_receive = False  # the handler is inside receive()
+        self._handler_waiting = False  # ... waiting for the frame reader to queue a message
+        self._stand_by: trio.CancelScope | None = None  # the parked frame reader's deadline
+        self._reader_lot = ParkingLot()
+
+    @property
+    def full(self) -> bool:
+        """The queue is at its limit (nothing is being read)."""
+        return self._queue.full
+
+    def close_queue(self) -> None:
+        """Take no more messages (the handler's ``receive`` ends once the queue is empty); the
+        input goes on, and the frame reader reads now (our close's reply must be seen)."""
+        self._queue.close()
+        self._wake_reader()
+
+    # -- the frame reader's task -------------------------------------------------------------
+
+    async def run_reader(self, receive: Callable[[], Awaitable[bytes]]) -> None:
+        """Read while the handler does not; end the input on close or EOF (a task)."""
+        self._receive = receive
+        try:
+            if not self._take_events():  # (bytes that followed the handshake are in the core)
+                return
+            while not self.ended.is_set():
+                if self._handler_waiting:  # it waits in receive(): it reads from now on
+                    self._handler_reads = True
+                    self._queue.wake()
+                if self._handler_reads:
+                    await self._wait_while_the_handler_reads()
+                elif self._queue.full:
+                    await self._queue.wait_room()
+                elif not await self._read_once():
+                    return
+        finally:
+            self._end()
+
+    async def _wait_while_the_handler_reads(self) -> None:
+        if self._queue.closed and not self._in_receive:  # it will not read again
+            self._handler_reads = False
+            return
+        deadline = math.inf if self._in_receive else trio.current_time() + HANDLER_AWAY
+        with trio.CancelScope(deadline=deadline) as scope:
+            self._stand_by = scope
+            try:
+                await self._reader_lot.park()
+            finally:
+                self._stand_by = None
+        if not self._in_receive:  # away too long, or our close wants its reply read
+            self._handler_reads = False
+
+    def _wake_reader(self) -> None:
+        if self._stand_by is not None:
+            self._stand_by.deadline = -math.inf
+
+    # -- the handler's side ------------------------------------------------------------------
+
+    async def receive(self) -> str | bytes | None:
+        """The next message; None once the queue is closed and empty."""
+        await paced_checkpoint()
+        self._in_receive = True
+        if self._stand_by is not None:
+            self._stand_by.deadline = math.inf
+        try:
+            while True:
+                message = self._queue.pop()
+                if message is not None:
+                    return message
+                if self._queue.closed:
+                    return None
+                if self._handler_reads and self._receive is not None:
+                    if not await self._read_once():
+                        self._end()
+                else:
+                    self._handler_waiting = True
+                    try:
+                        await self._queue.wait_readable()
+                    finally:
+                        self._handler_waiting = False
+        finally:
+            self._in_receive = False
+            if self._stand_by is not None:  # (closed: the reader reads our close's reply)
+                away = -math.inf if self._queue.closed else trio.current_time() + HANDLER_AWAY
+                self._stand_by.deadline = away
+
+    # -- reading, by either --------------------------------------------------------------------
+
+    async def _read_once(self) -> bool:
+        """Read once, feed the core, act on its events; False once the input is over."""
+        outbox = self._exchange.outbox
+        if outbox.full or outbox.broken:
+            self.blocked = True
+            try:
+                await outbox.wait_writable()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return self._eof()  # the client is gone: the write side saw it first
+            self.blocked = False
+        assert self._receive is not None
+        data = await self._receive()
+        if not data:
+            return self._eof()
+        self._core.receive_data(data)
+        return self._take_events()
+
+    def _eof(self) -> bool:
+        self._core.receive_eof()
+        self._exchange.client_gone()
+        return False
+
+    def _take_events(self) -> bool:
+        for event in self._core.events():
+            if isinstance(event, Message):
+                self._queue.append(event.data)
+            elif isinstance(event, Pong):
+                self._on_pong()
+            elif isinstance(event, Closed):
+                self._flush()
+                if not event.by_peer:  # the client broke the protocol: drop it
+                    log.info("WebSocket closed %d: %s", event.code, event.reason)
+                    self._exchange.end_after_refusal()
+                return False
+        self._flush()
+        return True
+
+    def _end(self) -> None:
+        if not self.ended.is_set():
+            self.ended.set()
+            self._queue.close()
+            self._reader_lot.unpark_all()
