@@ -155,6 +155,7 @@ class WebSocketConnection:
         self._fast_path = fast_path
         self._fast: FrameProtocol | None = None  # wsproto's frames, once the fast path is on
         self._fast_messages: list[str | bytes] = []  # read by the fast path, not yet returned
+        self._wsproto_fed = False  # wsproto got bytes it may not have reported on yet
         self._max_message_bytes = max_message_bytes
         self._max_fragments = max_fragments
         self._permessage_deflate = permessage_deflate
@@ -261,6 +262,7 @@ class WebSocketConnection:
             if taken == len(data):
                 return
             data = data[taken:]  # wsproto takes over at the first frame not read
+        self._wsproto_fed = True
         self._ws.receive_data(data)
 
     def _wsproto_idle(self) -> bool:
@@ -279,6 +281,7 @@ class WebSocketConnection:
     def receive_eof(self) -> None:
         """The client closed TCP; without a close frame that is abnormal closure (1006)."""
         if self._state is not WebSocketState.CLOSED:  # no close frame was received
+            self._wsproto_fed = True
             self._ws.receive_data(None)
             self._state = WebSocketState.CLOSED
             self.close_code, self.close_reason = 1006, ""
@@ -296,6 +299,9 @@ class WebSocketConnection:
         if self._fast_messages:  # they came before anything wsproto holds
             out.extend(map(Message, self._fast_messages))
             self._fast_messages.clear()
+        if not self._wsproto_fed:  # (nothing new for wsproto to report: skip its parser)
+            return out
+        self._wsproto_fed = False
         for event in self._ws.events():
             if isinstance(event, ws.TextMessage | ws.BytesMessage):
                 message = self._assemble(event)

@@ -47,11 +47,14 @@ _CLOSED = (errno.EBADF, errno.ENOTSOCK)
 class SocketIO:
     """Non-blocking reads and writes on a connected socket's file descriptor."""
 
-    __slots__ = ("_fileno",)
+    __slots__ = ("_drained", "_fileno")
 
     def __init__(self, sock: trio.socket.SocketType) -> None:
         # The fd is read per call: -1 once Trio closed the socket (EBADF, never a reused fd).
         self._fileno = sock.fileno
+        #: The last read was short: the kernel's buffer was emptied, so the next read would
+        #: most likely fail with EAGAIN (a request answered, the client thinking): wait first.
+        self._drained = False
 
     def fileno(self) -> int:
         """The socket's file descriptor (-1 once closed)."""
@@ -109,14 +112,21 @@ class SocketIO:
             trio.BrokenResourceError: the connection was reset.
             trio.ClosedResourceError: the socket was closed.
         """
-        await paced_checkpoint()
+        if self._drained and self._fileno() >= 0:  # (a wait is a checkpoint; the read checks)
+            await wait_readable(self._fileno())
+            note_yield()
+        else:
+            await paced_checkpoint()
         while True:
             try:
-                return os.read(self._fileno(), max_bytes)
+                data = os.read(self._fileno(), max_bytes)
             except BlockingIOError:
                 pass  # waited for below: an idle connection keeps no exception alive
             except OSError as exc:
                 raise _translate(exc) from exc
+            else:
+                self._drained = len(data) < max_bytes
+                return data
             await wait_readable(self._fileno())
             note_yield()
 

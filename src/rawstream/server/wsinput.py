@@ -13,8 +13,10 @@ one reader at a time, and two candidates:
   client's close echoed and an EOF noticed (which cancels the handler).  It stands by, parked,
   while the handler reads, and takes the socket back once the handler has been away from
   ``receive()`` for :data:`HANDLER_AWAY` seconds, or at once when our close needs its reply
-  read.  The handler leaving and coming back only moves the stand-by's deadline (no wake-up);
-  only an absence longer than that wakes it.
+  read.  The handler coming and going touches nothing but two attributes: the stand-by's
+  deadline is set when the handler leaves with none pending, and when it fires the reader
+  looks again, parking until ``HANDLER_AWAY`` after the handler's last leaving if it has come
+  back since.  A busy receive loop so wakes the frame reader at most once per interval.
 
 Either way the bound holds: nothing more is read while the outbox is full (pongs would pile up
 behind a client that does not read) or while the queue holds ``Config.ws_queue_bytes``; one
@@ -122,6 +124,7 @@ class MessageInput:
         self.blocked = False
         self._handler_reads = False  # the role is the handler's (else the frame reader's)
         self._in_receive = False  # the handler is inside receive()
+        self._left_at = -math.inf  # when it last left receive()
         self._handler_waiting = False  # ... waiting for the frame reader to queue a message
         self._stand_by: trio.CancelScope | None = None  # the parked frame reader's deadline
         self._reader_lot = ParkingLot()
@@ -159,18 +162,24 @@ class MessageInput:
             self._end()
 
     async def _wait_while_the_handler_reads(self) -> None:
-        if self._queue.closed and not self._in_receive:  # it will not read again
-            self._handler_reads = False
-            return
-        deadline = math.inf if self._in_receive else trio.current_time() + HANDLER_AWAY
-        with trio.CancelScope(deadline=deadline) as scope:
-            self._stand_by = scope
-            try:
-                await self._reader_lot.park()
-            finally:
-                self._stand_by = None
-        if not self._in_receive:  # away too long, or our close wants its reply read
-            self._handler_reads = False
+        """Park until the handler has been away from ``receive()`` for HANDLER_AWAY, or our
+        close wants its reply read (then the role is the frame reader's again)."""
+        while not self.ended.is_set():
+            if self._queue.closed and not self._in_receive:  # it will not read again
+                break
+            if self._in_receive:
+                deadline = math.inf  # (its leaving sets the deadline)
+            else:
+                deadline = self._left_at + HANDLER_AWAY
+                if deadline <= trio.current_time():
+                    break
+            with trio.CancelScope(deadline=deadline) as scope:
+                self._stand_by = scope
+                try:
+                    await self._reader_lot.park()
+                finally:
+                    self._stand_by = None
+        self._handler_reads = False
 
     def _wake_reader(self) -> None:
         if self._stand_by is not None:
@@ -181,9 +190,7 @@ class MessageInput:
     async def receive(self) -> str | bytes | None:
         """The next message; None once the queue is closed and empty."""
         await paced_checkpoint()
-        self._in_receive = True
-        if self._stand_by is not None:
-            self._stand_by.deadline = math.inf
+        self._in_receive = True  # (the stand-by's deadline is left: it looks again if it fires)
         try:
             while True:
                 message = self._queue.pop()
@@ -202,9 +209,13 @@ class MessageInput:
                         self._handler_waiting = False
         finally:
             self._in_receive = False
-            if self._stand_by is not None:  # (closed: the reader reads our close's reply)
-                away = -math.inf if self._queue.closed else trio.current_time() + HANDLER_AWAY
-                self._stand_by.deadline = away
+            self._left_at = now = trio.current_time()
+            stand_by = self._stand_by
+            if stand_by is not None:
+                if self._queue.closed:  # the frame reader reads our close's reply
+                    stand_by.deadline = -math.inf
+                elif stand_by.deadline == math.inf:  # (else it fires, and looks again)
+                    stand_by.deadline = now + HANDLER_AWAY
 
     # -- reading, by either --------------------------------------------------------------------
 
