@@ -9,8 +9,9 @@
   with ``trio.sleep_until`` until each token is due (``common.token_params``), then yields
   it.
 * ``/ws/echo``: ``async for message in ws: await ws.send(message)``.
-* ``/ws/fanout``: a plain hub subscription whose sink queues each message's frame, framed
-  once for every subscriber; ``/ws/publish`` publishes on its channel.
+* ``/ws/fanout``: a set of open WebSockets; ``/ws/publish`` sends each payload to all of them
+  with ``rawstream.broadcast`` (framed once, queued on each without waiting), and waits only
+  for a subscriber it reports full.
 """
 
 from __future__ import annotations
@@ -32,11 +33,10 @@ from common import (
     ws_publish_params,
 )
 
-from rawstream import App, Event, Request, Response, WebSocket, serve
-from rawstream.hub import Hub, Message, sse_channels
+from rawstream import App, Event, Request, Response, WebSocket, broadcast, serve
+from rawstream.hub import Hub, sse_channels
 
 SSE_CHANNEL = "bench"
-WS_CHANNEL = "bench-ws"
 
 hub = Hub()
 app = App()
@@ -89,20 +89,32 @@ async def echo(ws: WebSocket) -> None:
         await ws.send(message)
 
 
+#: The open /ws/fanout WebSockets: what ``/ws/publish`` broadcasts to.
+ws_subscribers: set[WebSocket] = set()
+
+
 @app.websocket("/ws/fanout")
 async def ws_fanout(ws: WebSocket) -> None:
-    def sink(message: Message) -> bool:
-        try:
-            ws._send_broadcast_nowait(message)  # (the hub's fast path)
-        except trio.WouldBlock:  # a full outbox: the subscription catches up from history
-            return False
-        return True
-
     await ws.accept()
-    async with hub.subscribe(WS_CHANNEL, sink=sink) as subscription:
-        await ws.send("ready")
-        async for item in subscription:  # what the sink did not take, at the client's pace
-            await ws.send(item.ws_text)
+    await ws.send("ready")
+    ws_subscribers.add(ws)  # (after "ready": nothing is broadcast to it before)
+    try:
+        async for _ in ws:  # until the client leaves
+            pass
+    finally:
+        ws_subscribers.discard(ws)
+
+
+async def ws_publish_payloads(n: int, size: int, burst: int) -> int:
+    """Broadcast ``n`` payloads to every /ws/fanout subscriber, yielding after every
+    ``burst``; a subscriber whose outbox is full (BLOCK) is waited for, so none loses one."""
+    for seq in range(n):
+        payload = fanout_payload(seq, size)
+        for ws in broadcast(ws_subscribers, payload).full:
+            await ws.send(payload)
+        if seq % burst == burst - 1:
+            await trio.lowlevel.checkpoint()
+    return len(ws_subscribers)
 
 
 @app.websocket("/ws/publish")
@@ -110,7 +122,7 @@ async def ws_publish(ws: WebSocket) -> None:
     await ws.accept()
     async for message in ws:
         n, size, burst = ws_publish_params(message)
-        subscribers = await publish(WS_CHANNEL, n, size, burst)
+        subscribers = await ws_publish_payloads(n, size, burst)
         await ws.send(json.dumps({"published": n, "subscribers": subscribers}))
 
 
