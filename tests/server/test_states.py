@@ -64,7 +64,8 @@ async def test_receiver_parks_wakes_and_is_handed_off(nursery: trio.Nursery) -> 
         assert receiver.state is ReceiverState.RESTARTING
         await settle(lambda: receiver.state is ReceiverState.PARKED, "it parks")
         await client.send_all(b"ping")
-        assert await receiver.receive() == b"ping"  # the watcher woke a reading task
+        await settle(lambda: receiver.state is ReceiverState.READING, "the watcher wakes it")
+        assert await receiver.receive() == b"ping"  # read ahead by the woken task
         await settle(lambda: receiver.state is ReceiverState.PARKED, "it parks again")
         receiver.hand_off()
         assert receiver.state is ReceiverState.HANDED_OFF
@@ -74,6 +75,43 @@ async def test_receiver_parks_wakes_and_is_handed_off(nursery: trio.Nursery) -> 
         assert await receiver.receive() == b""
         assert receiver.state is ReceiverState.CLOSED
         assert gone == []  # (a handed-off receiver reports EOF to its reader, not by callback)
+        receiver.stop()
+        connection.cancel_scope.cancel()
+    await server.aclose()
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="parking needs epoll (Linux)")
+async def test_a_parked_socket_is_read_in_the_callers_task(nursery: trio.Nursery) -> None:
+    """park_idle (HTTP/1.1): PARKED with nothing to read; receive() reads in its caller's
+    task (CALLER_READS) and parks again; a cancelled read parks again; EOF in such a read
+    closes it and tells the watch callback."""
+    watcher = ReadinessWatcher()
+    await nursery.start(watcher.run)
+    server, client = await tcp_pair()
+    receiver = Receiver(server, limit=1024, watcher=watcher, park_idle=True)
+    gone: list[str] = []
+    async with trio.open_nursery() as connection:
+        receiver.start(connection)
+        await settle(lambda: receiver.state is ReceiverState.PARKED, "it parks at once")
+        result: list[bytes] = []
+
+        async def read() -> None:
+            result.append(await receiver.receive())
+
+        connection.start_soon(read)
+        await settle(lambda: receiver.state is ReceiverState.CALLER_READS, "the caller reads")
+        await client.send_all(b"GET / HTTP/1.1\r\n")
+        await settle(lambda: result == [b"GET / HTTP/1.1\r\n"], "read in the caller's task")
+        assert receiver.state is ReceiverState.PARKED
+        with trio.move_on_after(0.01):
+            await receiver.receive()  # nothing comes: cancelled
+        assert receiver.state is ReceiverState.PARKED
+        receiver.watch(lambda: gone.append("gone"), full=False)  # (a handler runs: parked)
+        assert receiver.state is ReceiverState.PARKED
+        await client.aclose()
+        await settle(lambda: receiver.closed, "EOF seen while parked")
+        assert gone == ["gone"]
+        assert await receiver.receive() == b""
         receiver.stop()
         connection.cancel_scope.cancel()
     await server.aclose()

@@ -116,7 +116,9 @@ class H1Connection:
             low_water=config.outbox_low_bytes,
             max_write=config.max_write_bytes,
         )
-        self.receiver = Receiver(stream, limit=config.read_buffer_bytes, watcher=server.readiness)
+        self.receiver = Receiver(
+            stream, limit=config.read_buffer_bytes, watcher=server.readiness, park_idle=True
+        )
         #: The exchange in progress (None while waiting for a request head).
         self.exchange: Exchange | None = None
         #: Refused by the server's limits (503 at max_connections, 429 at the per-address

@@ -28,11 +28,20 @@ through :meth:`Receiver._enter`, which checks it against :data:`TRANSITIONS`::
        ▼ EOF or an error while READING or HANDED_OFF, or stop() from any state
       CLOSED
 
+      PARKED ── receive(), nothing buffered ──► CALLER_READS ── the read returns ──► PARKED
+                                                (READING instead if parking is no longer wanted)
+
 (EOF seen while RESTARTING restarts first, and the new task sees it; seen while HANDING_OFF,
 the hand-off completes and receive() sees it.)
 
 READING, RESTARTING and HANDING_OFF have a reading task; PARKED has the watcher instead;
-HANDED_OFF has neither (:meth:`Receiver.receive` reads the socket in its caller's task).
+HANDED_OFF and CALLER_READS have neither (:meth:`Receiver.receive` reads the socket in its
+caller's task: for good after a hand-off, for one read from a parked socket).
+
+An HTTP/1.1 connection's receiver parks whenever nothing is to be read (``park_idle``), so
+the request cycle, waiting for the next request head, reads the socket itself: a kept-alive
+request costs no wake-up of a reading task and then of the cycle, only the watcher's
+registration while its handler runs (EOF then still cancels the handler).
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ class ReceiverState(enum.Enum):
     PARKED = "parked"  # no task: the readiness watcher waits for the socket
     HANDING_OFF = "handing_off"  # the task was cancelled; receive() will read by itself
     HANDED_OFF = "handed_off"  # no task: receive() reads the socket in its caller's task
+    CALLER_READS = "caller_reads"  # no task: a receive() reads in its caller's task, once
     CLOSED = "closed"  # EOF, a connection error, or the connection is ending
 
 
@@ -72,7 +82,8 @@ _S = ReceiverState
 TRANSITIONS: dict[ReceiverState, frozenset[ReceiverState]] = {
     _S.READING: frozenset({_S.RESTARTING, _S.PARKED, _S.HANDING_OFF, _S.CLOSED}),
     _S.RESTARTING: frozenset({_S.READING, _S.PARKED, _S.HANDING_OFF, _S.CLOSED}),
-    _S.PARKED: frozenset({_S.READING, _S.HANDED_OFF, _S.CLOSED}),
+    _S.PARKED: frozenset({_S.READING, _S.HANDED_OFF, _S.CALLER_READS, _S.CLOSED}),
+    _S.CALLER_READS: frozenset({_S.PARKED, _S.READING, _S.CLOSED}),
     _S.HANDING_OFF: frozenset({_S.HANDED_OFF, _S.CLOSED}),
     _S.HANDED_OFF: frozenset({_S.CLOSED}),
     _S.CLOSED: frozenset(),
@@ -91,6 +102,7 @@ class Receiver:
         "_nursery",
         "_on_gone",
         "_park",
+        "_park_idle",
         "_parked_fd",
         "_receive_some",
         "_scope",
@@ -105,6 +117,7 @@ class Receiver:
         *,
         limit: int,
         watcher: ReadinessWatcher | None = None,
+        park_idle: bool = False,
     ) -> None:
         # Plain TCP: reads straight from the socket (see fastio); anything else: receive_some.
         self._direct = socket_io(stream)
@@ -124,6 +137,8 @@ class Receiver:
         self._on_gone: Callable[[], None] | None = None
         self._full_is_gone = True
         self._park = False
+        #: Park whenever nothing is to be read, watched for or not (see receive()).
+        self._park_idle = park_idle and self._watcher is not None
         self.bytes_received = 0
 
     @property
@@ -149,6 +164,7 @@ class Receiver:
     def start(self, nursery: trio.Nursery) -> None:
         """Read ahead in a task of ``nursery`` (the connection's) from now on."""
         self._nursery = nursery
+        self._park = self._park_idle and self._watcher is not None and self._watcher.available
         self._start_task()
 
     def stop(self) -> None:
@@ -177,10 +193,7 @@ class Receiver:
                         assert self._direct is not None
                         data = self._direct.try_receive(RECEIVE_SIZE)
                         if data is None:  # nothing to read: the watcher waits for us
-                            self._enter(ReceiverState.PARKED)
-                            self._parked_fd = self._direct.fileno()
-                            assert self._watcher is not None
-                            self._watcher.watch(self._parked_fd, self._wake)
+                            self._park_socket()
                             return
                     else:
                         data = await self._receive_some(RECEIVE_SIZE)
@@ -205,6 +218,12 @@ class Receiver:
             and self._watcher is not None
             and self._watcher.available
         )
+
+    def _park_socket(self) -> None:
+        assert self._direct is not None and self._watcher is not None
+        self._enter(ReceiverState.PARKED)
+        self._parked_fd = self._direct.fileno()
+        self._watcher.watch(self._parked_fd, self._wake)
 
     def _task_ended(self) -> None:
         """The reading task ended: what follows depends on why (the state says)."""
@@ -263,9 +282,13 @@ class Receiver:
         self._on_gone = on_gone
         self._full_is_gone = full
         self._park = (
-            park and on_gone is not None and self._watcher is not None and self._watcher.available
+            (self._park_idle or (park and on_gone is not None))
+            and self._watcher is not None
+            and self._watcher.available
         )
-        if not self._park and self._state is ReceiverState.PARKED:
+        if self._state is ReceiverState.CALLER_READS:
+            pass  # (the read in progress parks or starts the task as this asks, when it ends)
+        elif not self._park and self._state is ReceiverState.PARKED:
             self._unpark()
             self._enter(ReceiverState.READING)
             self._start_task()
@@ -289,10 +312,19 @@ class Receiver:
             on_gone()
 
     async def receive(self) -> bytes:
-        """Everything buffered, waiting for at least one byte; ``b""`` once the client closed."""
-        handed_off = self._state is ReceiverState.HANDED_OFF
-        if handed_off and not self._buffer:
-            return await self._receive_directly()  # (SocketIO's read is the checkpoint)
+        """Everything buffered, waiting for at least one byte; ``b""`` once the client closed.
+
+        A parked socket with nothing buffered is read here, in the caller's task, rather
+        than by waking a reading task to read it and then the caller to take it: the next
+        request on a kept-alive connection (or a request body) costs no task switch.  The
+        socket parks again when the read returns, so EOF while a handler runs is still seen.
+        """
+        state = self._state
+        if not self._buffer:
+            if state is ReceiverState.HANDED_OFF:
+                return await self._receive_directly()  # (SocketIO's read is the checkpoint)
+            if state is ReceiverState.PARKED:
+                return await self._receive_between_parks()
         await paced_checkpoint()
         while not self._buffer and not self.closed:
             if self._state is ReceiverState.HANDED_OFF:
@@ -305,6 +337,20 @@ class Receiver:
         self._changed.unpark_all()
         return data
 
+    async def _receive_between_parks(self) -> bytes:
+        self._unpark()
+        self._enter(ReceiverState.CALLER_READS)
+        try:
+            return await self._receive_directly()
+        finally:
+            if self._state is ReceiverState.CALLER_READS:
+                assert self._watcher is not None
+                if self._park and self._watcher.available:
+                    self._park_socket()
+                else:
+                    self._enter(ReceiverState.READING)
+                    self._start_task()
+
     async def _receive_directly(self) -> bytes:
         assert self._direct is not None, "only a plain TCP receiver hands off"
         try:
@@ -315,4 +361,7 @@ class Receiver:
             self.bytes_received += len(data)
         elif self._state is ReceiverState.HANDED_OFF:
             self._enter(ReceiverState.CLOSED)
+        elif self._state is ReceiverState.CALLER_READS:
+            self._enter(ReceiverState.CLOSED)
+            self._notify_gone(full=False)
         return data
