@@ -219,6 +219,23 @@ def payloads_end(loop: Loop, view: memoryview) -> int:
     return bytes(view).rfind(PAYLOAD_END) + 2
 
 
+def whole_payloads(loop: Loop, conn: Conn, view: memoryview) -> memoryview | None:
+    """The whole payloads in a stream's new bytes (its ``200`` head taken first); what
+    follows the last one is kept in ``conn.tail``.  None: nothing whole yet."""
+    if not conn.ready:
+        if not take_head(conn, bytes(view), b"HTTP/1.1 200"):
+            return None
+        conn.ready = True
+        view = memoryview(conn.body)
+        conn.body = b""
+    cut = payloads_end(loop, view)
+    if cut < 2:
+        conn.tail = bytes(view)
+        return None
+    conn.tail = bytes(view[cut:])
+    return view[:cut]
+
+
 def take_head(conn: Conn, data: bytes, want: bytes) -> bool:
     """Accumulate the response head; True once it is complete (its status checked)."""
     conn.head += data
@@ -350,8 +367,10 @@ def fanout(port: int, server_pid: int, kind: str, params: dict[str, Any]) -> dic
     still arriving is a failure (a repeat).
     """
     subscribers = int(params.get("subscribers", 100))
-    n, size, burst = int(params.get("n", 200)), int(params.get("size", 256)), int(
-        params.get("burst", 50)
+    n, size, burst = (
+        int(params.get("n", 200)),
+        int(params.get("size", 256)),
+        int(params.get("burst", 50)),
     )
     seconds = float(params.get("seconds", 3))
     sample_every = int(params.get("latency_sample_every", 10))
@@ -439,8 +458,9 @@ def fanout(port: int, server_pid: int, kind: str, params: dict[str, Any]) -> dic
 def sse_stream(port: int, server_pid: int, params: dict[str, Any]) -> dict[str, Any]:
     """``clients`` streams of ``n`` small events each, all at once: events/s and time to
     the first byte of each response."""
-    clients, n, size = (int(params.get(k, d)) for k, d in (("clients", 10), ("n", 20000),
-                                                           ("size", 64)))
+    clients, n, size = (
+        int(params.get(k, d)) for k, d in (("clients", 10), ("n", 20000), ("size", 64))
+    )
     loop = Loop()
     expected = expected_seqs(n)
     request = sse_request(f"/sse/stream?n={n}&size={size}", port)
@@ -455,22 +475,14 @@ def sse_stream(port: int, server_pid: int, params: dict[str, Any]) -> dict[str, 
             return
         if not conn.first_byte:
             conn.first_byte = time.monotonic()
-        if not conn.ready:
-            if not take_head(conn, bytes(view), b"HTTP/1.1 200"):
-                return
-            conn.ready = True
-            view = memoryview(conn.body)
-            conn.body = b""
-        cut = payloads_end(loop, view)
-        if cut < 2:
-            conn.tail = bytes(view)
+        payloads = whole_payloads(loop, conn, view)
+        if payloads is None:
             return
-        found = STREAM_SEQ.findall(view[:cut])
+        found = STREAM_SEQ.findall(payloads)
         start = conn.next
         if found != expected[start : start + len(found)]:
             raise BenchError(f"stream out of order: expected {start}.., got {found[:3]!r}..")
         conn.next = start + len(found)
-        conn.tail = bytes(view[cut:])
         if conn.next == n and not conn.done_at:
             conn.done_at = time.monotonic()
             running[0] -= 1
@@ -483,8 +495,7 @@ def sse_stream(port: int, server_pid: int, params: dict[str, Any]) -> dict[str, 
         conn.sock.sendall(request)
         loop.add(conn)
         conns.append(conn)
-    loop.run_until(lambda: running[0] == 0, started + float(params.get("timeout", 300)),
-                   on_event)
+    loop.run_until(lambda: running[0] == 0, started + float(params.get("timeout", 300)), on_event)
     wall = time.monotonic() - started
     client_cpu, server_cpu = own_cpu_seconds() - client0, cpu_seconds_of(server_pid) - server0
     loop.close()
@@ -549,8 +560,7 @@ def ws_echo(port: int, server_pid: int, params: dict[str, Any]) -> dict[str, Any
     total = count[0]
     client_cpu, server_cpu = own_cpu_seconds() - client0, cpu_seconds_of(server_pid) - server0
     # The replies still in flight must arrive too (nothing lost), but are not counted.
-    loop.run_until(lambda: all(c.extra.get("idle") for c in conns), time.monotonic() + 30,
-                   on_event)
+    loop.run_until(lambda: all(c.extra.get("idle") for c in conns), time.monotonic() + 30, on_event)
     loop.close()
     return {
         "round_trips_per_s": total / wall,
@@ -673,9 +683,10 @@ def main(argv: Iterable[str] | None = None, workloads: Workloads | None = None) 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
-        result: dict[str, Any] = {"ok": True, **workloads[args.workload](
-            args.port, args.server_pid, json.loads(args.params)
-        )}
+        result: dict[str, Any] = {
+            "ok": True,
+            **workloads[args.workload](args.port, args.server_pid, json.loads(args.params)),
+        }
     except (BenchError, OSError) as exc:
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     if result.get("wall"):

@@ -44,10 +44,9 @@ from loadgen import (
     expected_seqs,
     now_us,
     own_cpu_seconds,
-    payloads_end,
     percentile,
     sse_request,
-    take_head,
+    whole_payloads,
 )
 from procstat import cpu_seconds_of
 
@@ -64,8 +63,7 @@ def fixed_rate(port: int, server_pid: int, params: dict[str, Any]) -> dict[str, 
     loop = Loop()
     expected = expected_seqs(n)
     start_us = now_us() + round(float(params.get("lead", 1)) * 1e6)
-    request = sse_request(f"/sse/tokens?n={n}&size={size}&rate={rate:g}&start_us={start_us}",
-                          port)
+    request = sse_request(f"/sse/tokens?n={n}&size={size}&rate={rate:g}&start_us={start_us}", port)
     started, finished = [0], [0]
     steady = [False]
     window: dict[str, float] = {}  # "start"/"end": monotonic, client and server CPU seconds
@@ -86,18 +84,10 @@ def fixed_rate(port: int, server_pid: int, params: dict[str, Any]) -> dict[str, 
             raise BenchError(f"a stream ended after {conn.next} of {n} tokens") from None
         if not view:
             return
-        if not conn.ready:
-            if not take_head(conn, bytes(view), b"HTTP/1.1 200"):
-                return
-            conn.ready = True
-            view = memoryview(conn.body)
-            conn.body = b""
-        cut = payloads_end(loop, view)
-        if cut < 2:
-            conn.tail = bytes(view)
+        payloads = whole_payloads(loop, conn, view)
+        if payloads is None:
             return
-        found = TOKEN.findall(view[:cut])
-        conn.tail = bytes(view[cut:])
+        found = TOKEN.findall(payloads)
         if not found:
             return
         received = last_us[0] = now_us()
