@@ -6,6 +6,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 import wsproto.events as ws_events
+from trio_websocket import open_websocket_url
 
 from rawstream import App, WebSocket
 from rawstream.server.wsinput import HANDLER_AWAY
@@ -90,3 +91,72 @@ async def test_a_receive_loop_gets_every_message_in_order_and_the_close(
     with trio.fail_after(5):
         await ended.wait()
     assert got == [f"m{i}" for i in range(40)]
+
+
+async def test_close_from_another_task_ends_a_receive_that_is_reading(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The handler waits in receive(), reading the socket itself; another task closes: the
+    receive ends at once (its read is cancelled, no byte lost), though the client never
+    answers the close, and the session ends at close_timeout."""
+    app = App()
+    loop_ended = trio.Event()
+    session_ended = trio.Event()
+
+    @app.websocket("/ws")
+    async def closes_from_beside(ws: WebSocket) -> None:
+        async def closer() -> None:
+            await trio.sleep(1)
+            await ws.close(1000)
+
+        try:
+            async with trio.open_nursery() as tasks:
+                tasks.start_soon(closer)
+                async for _ in ws:
+                    pass
+                loop_ended.set()
+        finally:
+            session_ended.set()
+
+    client_stream, _ = connect(nursery, app, permessage_deflate=False, close_timeout=0.5)
+    peer, _ = await websocket_client(client_stream, "/ws")
+    await exchange(
+        client_stream, peer, ws_events.Ping(b"1"), ws_events.Pong
+    )  # reading: the handler
+    start = trio.current_time()
+    with trio.fail_after(5):
+        await loop_ended.wait()
+    assert trio.current_time() - start <= 1.01  # at the close, not at a later byte
+    with trio.fail_after(5):
+        await session_ended.wait()
+
+
+async def test_two_tasks_may_receive_at_once(start_server) -> None:  # type: ignore[no-untyped-def]
+    """Two tasks in receive() together, over a real socket (read directly, as the server
+    reads plain TCP): one reads, the other waits for what it brings; every message goes to
+    exactly one of them, and neither meets the other's read."""
+    app = App()
+    got: list[str | bytes] = []
+    done = trio.Event()
+
+    @app.websocket("/ws")
+    async def two_readers(ws: WebSocket) -> None:
+        async def take() -> None:
+            while len(got) < 8:
+                got.append(await ws.receive())
+            done.set()
+
+        async with trio.open_nursery() as tasks:
+            tasks.start_soon(take)
+            tasks.start_soon(take)
+            await done.wait()
+            tasks.cancel_scope.cancel()
+
+    server = await start_server(app)
+    async with open_websocket_url(f"ws://127.0.0.1:{server.port}/ws") as client:
+        for i in range(8):
+            await client.send_message(f"m{i}")
+            await trio.sleep(HANDLER_AWAY * 1.5 if i in (2, 5) else 0.001)
+        with trio.fail_after(5):
+            await done.wait()
+    assert sorted(got, key=lambda m: int(str(m)[1:])) == [f"m{i}" for i in range(8)]

@@ -59,8 +59,10 @@ def frame_message(data: str | bytes) -> bytes:
     """A whole unmasked, uncompressed message frame: the bytes wsproto writes for it."""
     if isinstance(data, str):
         payload, first = data.encode(), _TEXT_FRAME
-    else:
+    elif isinstance(data, bytes | bytearray | memoryview):
         payload, first = bytes(data), _BINARY_FRAME
+    else:
+        raise TypeError(f"a WebSocket message is str or bytes, not {type(data).__name__}")
     length = len(payload)
     if length <= 125:
         return bytes((first, length)) + payload

@@ -56,11 +56,22 @@ def broadcast(recipients: Iterable[Recipient], message: str | bytes | Event | Fr
     its queued messages for a gap marker and queues this one, ``DISCONNECT`` closes it (counted
     in :attr:`Delivery.closed`), ``BLOCK`` leaves it out (:attr:`Delivery.full`).
 
-    Raises:
-        TypeError: bytes for an SSE stream, or an ``Event`` for a WebSocket.
+    Raises (before any recipient is sent anything):
+        TypeError: bytes for an SSE stream, an ``Event`` for a WebSocket, or another type.
         RuntimeError: a WebSocket not yet accepted.
     """
-    framed: Framed = Prepared(message) if isinstance(message, (str, bytes, Event)) else message
+    if isinstance(message, (str, bytes, Event, bytearray, memoryview)):
+        framed: Framed = Prepared(message)  # (it refuses bytearray and memoryview)
+    else:
+        framed = message
+    recipients = list(recipients)
+    for recipient in recipients:  # refused before anyone is sent anything
+        if isinstance(recipient, SSEStream):
+            framed.sse_chunk  # noqa: B018 (made here, once: TypeError for bytes)
+        elif not recipient.accepted:
+            raise RuntimeError("broadcast needs accepted WebSockets")
+        else:
+            framed.ws_frame  # noqa: B018 (made here, once: TypeError for an Event)
     queued = closed = 0
     full: list[Recipient] = []
     for recipient in recipients:

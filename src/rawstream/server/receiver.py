@@ -1,4 +1,4 @@
-"""The read side of a connection: a task reads ahead into a bounded buffer.
+"""The read side of a connection: reading ahead into a bounded buffer, and who reads.
 
 Reading ahead (rather than only when a protocol driver asks) is what makes a vanished client
 visible at once: EOF or a reset marks the receiver closed while a handler is busy streaming,
@@ -29,7 +29,8 @@ through :meth:`Receiver._enter`, which checks it against :data:`TRANSITIONS`::
       CLOSED
 
       PARKED ── receive(), nothing buffered ──► CALLER_READS ── the read returns ──► PARKED
-                                                (READING instead if parking is no longer wanted)
+                                                (READING instead if parking is no longer wanted;
+                                                CLOSED on EOF, an error, or stop())
 
 (EOF seen while RESTARTING restarts first, and the new task sees it; seen while HANDING_OFF,
 the hand-off completes and receive() sees it.)
@@ -261,6 +262,7 @@ class Receiver:
         if self._direct is None:
             return
         state = self._state
+        assert state is not ReceiverState.CALLER_READS, "hand_off() while a receive() reads"
         if state is ReceiverState.PARKED:
             self._unpark()
             self._enter(ReceiverState.HANDED_OFF)
@@ -281,6 +283,7 @@ class Receiver:
         watcher starts one when something does (for long, mostly silent streams)."""
         self._on_gone = on_gone
         self._full_is_gone = full
+        was_parking = self._park
         self._park = (
             (self._park_idle or (park and on_gone is not None))
             and self._watcher is not None
@@ -292,7 +295,7 @@ class Receiver:
             self._unpark()
             self._enter(ReceiverState.READING)
             self._start_task()
-        elif self._park and self._state is ReceiverState.READING:
+        elif self._park and not was_parking and self._state is ReceiverState.READING:
             self._enter(ReceiverState.RESTARTING)  # the task waits on the socket: restart it
             assert self._scope is not None
             self._scope.cancel()
@@ -352,7 +355,7 @@ class Receiver:
                     self._start_task()
 
     async def _receive_directly(self) -> bytes:
-        assert self._direct is not None, "only a plain TCP receiver hands off"
+        assert self._direct is not None, "only a plain TCP receiver reads in its caller's task"
         try:
             data = await self._direct.receive_some(RECEIVE_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError):

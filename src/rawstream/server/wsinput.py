@@ -13,10 +13,10 @@ one reader at a time, and two candidates:
   client's close echoed and an EOF noticed (which cancels the handler).  It stands by, parked,
   while the handler reads, and takes the socket back once the handler has been away from
   ``receive()`` for :data:`HANDLER_AWAY` seconds, or at once when our close needs its reply
-  read.  The handler coming and going touches nothing but two attributes: the stand-by's
-  deadline is set when the handler leaves with none pending, and when it fires the reader
-  looks again, parking until ``HANDLER_AWAY`` after the handler's last leaving if it has come
-  back since.  A busy receive loop so wakes the frame reader at most once per interval.
+  read.  The handler coming and going wakes nobody: on leaving it notes the time and sets the
+  stand-by's deadline if none is pending; when the deadline fires the reader looks again,
+  parking until ``HANDLER_AWAY`` after the handler's last leaving if it has come back since.
+  A busy receive loop so wakes the frame reader at most once per interval.
 
 Either way the bound holds: nothing more is read while the outbox is full (pongs would pile up
 behind a client that does not read) or while the queue holds ``Config.ws_queue_bytes``; one
@@ -123,9 +123,10 @@ class MessageInput:
         #: A reader waits for room in the outbox (a pong cannot be seen meanwhile).
         self.blocked = False
         self._handler_reads = False  # the role is the handler's (else the frame reader's)
-        self._in_receive = False  # the handler is inside receive()
-        self._left_at = -math.inf  # when it last left receive()
-        self._handler_waiting = False  # ... waiting for the frame reader to queue a message
+        self._receivers = 0  # handler tasks inside receive() (one, as a rule)
+        self._left_at = -math.inf  # when one last left receive()
+        self._waiting = 0  # ... of them waiting for a message someone else reads
+        self._handler_read: trio.CancelScope | None = None  # a handler's read in progress
         self._stand_by: trio.CancelScope | None = None  # the parked frame reader's deadline
         self._reader_lot = ParkingLot()
 
@@ -135,9 +136,12 @@ class MessageInput:
         return self._queue.full
 
     def close_queue(self) -> None:
-        """Take no more messages (the handler's ``receive`` ends once the queue is empty); the
-        input goes on, and the frame reader reads now (our close's reply must be seen)."""
+        """Take no more messages: ``receive`` returns what is queued, then None (a handler's
+        read in progress is cancelled, which loses no byte: it is cancelled before its read
+        or not at all).  The input goes on, and the frame reader reads our close's reply."""
         self._queue.close()
+        if self._handler_read is not None:
+            self._handler_read.cancel()
         self._wake_reader()
 
     # -- the frame reader's task -------------------------------------------------------------
@@ -149,7 +153,7 @@ class MessageInput:
             if not self._take_events():  # (bytes that followed the handshake are in the core)
                 return
             while not self.ended.is_set():
-                if self._handler_waiting:  # it waits in receive(): it reads from now on
+                if self._waiting:  # the handler waits in receive(): it reads from now on
                     self._handler_reads = True
                     self._queue.wake()
                 if self._handler_reads:
@@ -165,9 +169,9 @@ class MessageInput:
         """Park until the handler has been away from ``receive()`` for HANDLER_AWAY, or our
         close wants its reply read (then the role is the frame reader's again)."""
         while not self.ended.is_set():
-            if self._queue.closed and not self._in_receive:  # it will not read again
+            if self._queue.closed and not self._receivers:  # it will not read again
                 break
-            if self._in_receive:
+            if self._receivers:
                 deadline = math.inf  # (its leaving sets the deadline)
             else:
                 deadline = self._left_at + HANDLER_AWAY
@@ -190,7 +194,7 @@ class MessageInput:
     async def receive(self) -> str | bytes | None:
         """The next message; None once the queue is closed and empty."""
         await paced_checkpoint()
-        self._in_receive = True  # (the stand-by's deadline is left: it looks again if it fires)
+        self._receivers += 1  # (the stand-by's deadline is left: it looks again if it fires)
         try:
             while True:
                 message = self._queue.pop()
@@ -198,17 +202,16 @@ class MessageInput:
                     return message
                 if self._queue.closed:
                     return None
-                if self._handler_reads and self._receive is not None:
-                    if not await self._read_once():
-                        self._end()
-                else:
-                    self._handler_waiting = True
+                if self._handler_reads and self._handler_read is None:
+                    await self._read_for_the_handler()
+                else:  # the frame reader reads, or another receive() does
+                    self._waiting += 1
                     try:
                         await self._queue.wait_readable()
                     finally:
-                        self._handler_waiting = False
+                        self._waiting -= 1
         finally:
-            self._in_receive = False
+            self._receivers -= 1
             self._left_at = now = trio.current_time()
             stand_by = self._stand_by
             if stand_by is not None:
@@ -216,6 +219,20 @@ class MessageInput:
                     stand_by.deadline = -math.inf
                 elif stand_by.deadline == math.inf:  # (else it fires, and looks again)
                     stand_by.deadline = now + HANDLER_AWAY
+
+    async def _read_for_the_handler(self) -> None:
+        """One read in the handler's task, cancelled by :meth:`close_queue`."""
+        with trio.CancelScope() as scope:
+            self._handler_read = scope
+            more = True
+            try:
+                more = await self._read_once()
+            finally:
+                self._handler_read = None
+                if self._waiting:  # another receive() waits: it may read next
+                    self._queue.wake()
+        if not more and not scope.cancelled_caught:
+            self._end()
 
     # -- reading, by either --------------------------------------------------------------------
 
@@ -228,7 +245,8 @@ class MessageInput:
                 await outbox.wait_writable()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return self._eof()  # the client is gone: the write side saw it first
-            self.blocked = False
+            finally:
+                self.blocked = False
         assert self._receive is not None
         data = await self._receive()
         if not data:
