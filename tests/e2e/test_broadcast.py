@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from httpx_sse import EventSource, aconnect_sse
+from httpx_sse import aconnect_sse
 from trio_websocket import WebSocketConnection, open_websocket_url
 from websockets.sync.client import connect
 
@@ -218,4 +218,3 @@ async def test_sse_sources_see_it_as_plain_events(audience: tuple[Audience, int]
         for n in range(50):
             got = await next_sse(events)
             assert (got.id, got.data) == (str(n), f"n{n}")
-        assert isinstance(source, EventSource)

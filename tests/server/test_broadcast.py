@@ -21,8 +21,13 @@ from .helpers import connect, read_until, websocket_client
 BIG = "y" * 200
 
 
-def websocket_app(policy: SlowConsumer, joined: list[WebSocket]) -> App:
+async def unread_websocket(
+    nursery: trio.Nursery, policy: SlowConsumer, *, deflate: bool = False
+) -> tuple[list[WebSocket], trio.abc.Stream, object]:
+    """An accepted WebSocket under ``policy`` whose client reads nothing (a 1000-byte
+    outbox): the server's handle (in the list once joined), the client's stream, its peer."""
     app = App()
+    joined: list[WebSocket] = []
 
     @app.websocket("/ws", slow_consumer=policy)
     async def join(ws: WebSocket) -> None:
@@ -30,7 +35,12 @@ def websocket_app(policy: SlowConsumer, joined: list[WebSocket]) -> App:
         joined.append(ws)
         await trio.sleep_forever()
 
-    return app
+    client_stream, _ = connect(
+        nursery, app, lockstep=True, outbox_high_bytes=1000, permessage_deflate=deflate
+    )
+    peer, _ = await websocket_client(client_stream, "/ws", deflate=deflate)
+    await trio.testing.wait_all_tasks_blocked()
+    return joined, client_stream, peer
 
 
 async def read_ws(client_stream: trio.abc.Stream, peer: object, until: object) -> list[object]:
@@ -47,13 +57,7 @@ async def read_ws(client_stream: trio.abc.Stream, peer: object, until: object) -
 async def test_block_leaves_a_full_recipient_out_and_says_so(nursery: trio.Nursery) -> None:
     """Under BLOCK a full outbox is not waited for: the recipient is in Delivery.full, nothing
     was queued to it, and what was queued before arrives whole and in order."""
-    joined: list[WebSocket] = []
-    app = websocket_app(SlowConsumer.BLOCK, joined)
-    client_stream, _ = connect(
-        nursery, app, lockstep=True, outbox_high_bytes=1000, permessage_deflate=False
-    )
-    peer, _ = await websocket_client(client_stream, "/ws")
-    await trio.testing.wait_all_tasks_blocked()
+    joined, client_stream, peer = await unread_websocket(nursery, SlowConsumer.BLOCK)
     queued = 0
     for n in range(100):
         delivery = broadcast(joined, f"{n:03d}{BIG}")
@@ -79,13 +83,7 @@ async def test_block_leaves_a_full_recipient_out_and_says_so(nursery: trio.Nurse
 
 
 async def test_disconnect_closes_a_full_websocket_with_1013(nursery: trio.Nursery) -> None:
-    joined: list[WebSocket] = []
-    app = websocket_app(SlowConsumer.DISCONNECT, joined)
-    client_stream, _ = connect(
-        nursery, app, lockstep=True, outbox_high_bytes=1000, permessage_deflate=False
-    )
-    peer, _ = await websocket_client(client_stream, "/ws")
-    await trio.testing.wait_all_tasks_blocked()
+    joined, client_stream, peer = await unread_websocket(nursery, SlowConsumer.DISCONNECT)
     deliveries = [broadcast(joined, BIG) for _ in range(20)]
     closed = [d for d in deliveries if d.closed]
     assert closed and all(not d.full for d in deliveries)
@@ -95,11 +93,9 @@ async def test_disconnect_closes_a_full_websocket_with_1013(nursery: trio.Nurser
 
 
 async def test_drop_oldest_queues_every_message_and_marks_the_gap(nursery: trio.Nursery) -> None:
-    joined: list[WebSocket] = []
-    app = websocket_app(SlowConsumer.DROP_OLDEST, joined)
-    client_stream, _ = connect(nursery, app, lockstep=True, outbox_high_bytes=1000)
-    peer, _ = await websocket_client(client_stream, "/ws", deflate=True)
-    await trio.testing.wait_all_tasks_blocked()
+    joined, client_stream, peer = await unread_websocket(
+        nursery, SlowConsumer.DROP_OLDEST, deflate=True
+    )
     for n in range(200):
         delivery = broadcast(joined, f"{n:05d}{BIG}")
         assert (delivery.queued, delivery.full, delivery.closed) == (1, (), 0)

@@ -65,13 +65,14 @@ def broadcast(recipients: Iterable[Recipient], message: str | bytes | Event | Fr
     else:
         framed = message
     recipients = list(recipients)
-    for recipient in recipients:  # refused before anyone is sent anything
-        if isinstance(recipient, SSEStream):
-            framed.sse_chunk  # noqa: B018 (made here, once: TypeError for bytes)
-        elif not recipient.accepted:
+    # Refused before anyone is sent anything; each encoding made here, once per kind.
+    kinds = set(map(type, recipients))
+    if any(issubclass(kind, SSEStream) for kind in kinds):
+        framed.sse_chunk  # noqa: B018 (TypeError for bytes)
+    if any(not issubclass(kind, SSEStream) for kind in kinds):
+        framed.ws_frame  # noqa: B018 (TypeError for an Event)
+        if not all(r.accepted for r in recipients if not isinstance(r, SSEStream)):
             raise RuntimeError("broadcast needs accepted WebSockets")
-        else:
-            framed.ws_frame  # noqa: B018 (made here, once: TypeError for an Event)
     queued = closed = 0
     full: list[Recipient] = []
     for recipient in recipients:
