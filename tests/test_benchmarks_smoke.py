@@ -25,8 +25,9 @@ LOADGEN_WORKLOADS = (
 HTTP_STACKS = {"rawstream", "uvicorn", "hypercorn", "aiohttp", "floor"}
 
 
-def run_benchmark(script: str, *args: str, timeout: float = 60, status: int = 0,
-                  env: dict[str, str] | None = None) -> str:
+def run_benchmark(
+    script: str, *args: str, timeout: float = 60, status: int = 0, env: dict[str, str] | None = None
+) -> str:
     """Run ``benchmarks/SCRIPT ARGS``; it must exit ``status``.  Returns its stdout."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args],
@@ -96,7 +97,12 @@ def test_harness_smoke_runs_every_stack(tmp_path: Path) -> None:
     and every event arrives once and in order (a failure is a FAIL row and exit status 1)."""
     require_stacks()
     output = run_benchmark(
-        "run.py", "--smoke", "--workloads", LOADGEN_WORKLOADS, "--out", str(tmp_path),
+        "run.py",
+        "--smoke",
+        "--workloads",
+        LOADGEN_WORKLOADS,
+        "--out",
+        str(tmp_path),
         timeout=300,
     )
     assert " FAIL " not in output  # (the per-run lines; the report's legend names FAIL too)
@@ -115,7 +121,12 @@ def test_harness_smoke_llm_fixed_rate(tmp_path: Path) -> None:
     of every stream, in order, and its CPU % over the steady window is reported."""
     require_stacks()
     output = run_benchmark(
-        "run.py", "--smoke", "--workloads", "llm_fixed_rate", "--out", str(tmp_path),
+        "run.py",
+        "--smoke",
+        "--workloads",
+        "llm_fixed_rate",
+        "--out",
+        str(tmp_path),
         timeout=180,
     )
     assert " FAIL " not in output
@@ -134,11 +145,18 @@ def test_harness_smoke_wrk_workloads(tmp_path: Path) -> None:
     GET /healthz with 200, and closes the connection after it when asked to."""
     require_stacks()
     if shutil.which("wrk") is None:
-        missing("wrk is not installed (the http_keepalive and http_close workloads); "
-                "install it: apt-get install wrk")
+        missing(
+            "wrk is not installed (the http_keepalive and http_close workloads); "
+            "install it: apt-get install wrk"
+        )
     output = run_benchmark(
-        "run.py", "--smoke", "--workloads", "http_keepalive,http_close", "--out",
-        str(tmp_path), timeout=180,
+        "run.py",
+        "--smoke",
+        "--workloads",
+        "http_keepalive,http_close",
+        "--out",
+        str(tmp_path),
+        timeout=180,
     )
     assert " FAIL " not in output
     runs = harness_runs(tmp_path)
@@ -156,8 +174,16 @@ def test_harness_without_wrk_fails_the_wrk_workloads(tmp_path: Path) -> None:
     status 1), never a silent skip."""
     env = {**os.environ, "PATH": str(tmp_path)}  # (an empty folder: no wrk there)
     output = run_benchmark(
-        "run.py", "--smoke", "--stacks", "floor", "--workloads", "http_keepalive", "--out",
-        str(tmp_path / "out"), status=1, env=env,
+        "run.py",
+        "--smoke",
+        "--stacks",
+        "floor",
+        "--workloads",
+        "http_keepalive",
+        "--out",
+        str(tmp_path / "out"),
+        status=1,
+        env=env,
     )
     assert "FAIL wrk not installed: apt-get install wrk" in output
     [run] = harness_runs(tmp_path / "out")
@@ -188,9 +214,12 @@ def test_wrk_report_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     good = wrk.parse(WRK_REPORT.format(errors=""))
     assert good["ok"] and good["requests_per_s"] == 4775.12 and good["requests"] == 4779
     assert (good["p50_ms"], good["p90_ms"], good["p99_ms"]) == (0.81, 2.5, 1200.0)
-    bad = wrk.parse(WRK_REPORT.format(
-        errors="  Socket errors: connect 0, read 3, write 0, timeout 0\n"
-               "  Non-2xx or 3xx responses: 12\n"))
+    bad = wrk.parse(
+        WRK_REPORT.format(
+            errors="  Socket errors: connect 0, read 3, write 0, timeout 0\n"
+            "  Non-2xx or 3xx responses: 12\n"
+        )
+    )
     assert not bad["ok"]
     assert bad["error"] == (
         "wrk: socket errors: connect 0, read 3, write 0, timeout 0; 12 non-2xx answers"

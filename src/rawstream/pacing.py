@@ -23,6 +23,7 @@ __all__ = ["PACE_INTERVAL", "note_yield", "paced_checkpoint"]
 #: The longest a task runs through :func:`paced_checkpoint` calls without yielding.
 PACE_INTERVAL = 0.001
 
+
 class _LastYield:
     """When a paced task of this Trio run last yielded (a run is one thread's scheduler).
 

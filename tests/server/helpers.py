@@ -33,11 +33,12 @@ ESCAPED: list[BaseException] = []
 
 
 async def _run_with_server_tasks(conn: H1Connection, server: Server) -> None:
-    """The connection, beside the keepalive sweeper and readiness watcher Server.serve would
-    run (until it ends)."""
+    """The connection, beside the keepalive sweeper, readiness watcher and timers
+    Server.serve would run (until it ends)."""
     async with trio.open_nursery() as nursery:
         nursery.start_soon(server.keepalive.run)
         nursery.start_soon(server.readiness.run)
+        nursery.start_soon(server.timers.run)
         await _run_recording_errors(conn)
         nursery.cancel_scope.cancel()
 

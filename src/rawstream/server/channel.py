@@ -117,6 +117,12 @@ class Channel(Protocol):
         the client, and counts a client that fills its read buffer as gone."""
         ...
 
+    def client_left(self) -> None:
+        """End the exchange in progress at once, the client having left during a plain
+        handler: every wait of the handler is cancelled (its cleanup runs), nothing more is
+        sent, and the connection ends with it."""
+        ...
+
     # -- after a WebSocket handshake ----------------------------------------------------------
 
     def open_tunnel(self) -> tuple[bytes, Callable[[], Awaitable[bytes]]]:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -46,6 +45,7 @@ from .exchange import Exchange
 from .outbox import Outbox
 from .readiness import ReadinessWatcher
 from .receiver import Receiver
+from .timers import Timer, Timers
 
 __all__ = ["LINGER_BYTES", "LINGER_SECONDS", "H1Connection", "H1Server"]
 
@@ -66,13 +66,20 @@ class H1Server(ServerContext, Protocol):
         """The server's one watcher of idle sockets."""
         ...
 
+    @property
+    def timers(self) -> Timers:
+        """The server's timeouts (for the wait for a request head)."""
+        ...
+
 
 class H1Connection:
     """One accepted HTTP/1.1 connection (see the module doc for its tasks)."""
 
     # (Slots: an idle stream holds this object for as long as it lasts.)
     __slots__ = (
-        "_idle_scope",
+        "_client_left",
+        "_cycle_scope",
+        "_head_timed_out",
         "_linger_on_close",
         "_reject",
         "_tls",
@@ -124,7 +131,13 @@ class H1Connection:
         #: Refused by the server's limits (503 at max_connections, 429 at the per-address
         #: cap): the first request is read far enough to answer this, with Retry-After.
         self._reject = reject
-        self._idle_scope: trio.CancelScope | None = None
+        #: Encloses the request cycle (every wait for a head, every exchange): cancelled when
+        #: a head wait times out, when the client leaves during a plain handler, or by a
+        #: shutdown while no exchange runs.  One scope for the connection's life, not one
+        #: per request: entering a scope costs more than parsing a request head.
+        self._cycle_scope = trio.CancelScope()
+        self._head_timed_out = False
+        self._client_left = False
         self._linger_on_close = False
         self._tls = isinstance(stream, trio.SSLStream)
 
@@ -153,7 +166,9 @@ class H1Connection:
                 self.outbox.attach(nursery)
                 self.receiver.start(nursery)
                 try:
-                    await self._serve_requests()
+                    with self._cycle_scope:
+                        await self._serve_requests()
+                    await self._after_cycle_cancelled()
                     with trio.move_on_after(self.config.close_timeout):
                         await self.outbox.flush()
                     await self._linger()
@@ -233,44 +248,62 @@ class H1Connection:
 
         The first request must arrive within ``header_timeout`` of the accept; on a kept-alive
         connection the next one may start within ``keepalive_timeout`` and must then be
-        complete within ``header_timeout`` of its first byte.
+        complete within ``header_timeout`` of its first byte.  (A timeout cancels the cycle
+        scope: see :meth:`_after_cycle_cancelled`.)
         """
         self._end_exchange()
         if self.server.draining:
             return None
         http = self.http
         config = self.config
+        timers = self.server.timers
         bytes_seen = first or http.buffered_bytes > 0  # pipelined bytes start the head
-        # One scope for the wait: its deadline is the timeout, cancel() is the shutdown.
-        with trio.CancelScope(
-            deadline=trio.current_time()
-            + (config.header_timeout if bytes_seen else config.keepalive_timeout)
-        ) as scope:
-            self._idle_scope = scope
+        timer: Timer | None = None
+        try:
             while True:
                 try:
                     event = http.next_event()
                 except RemoteProtocolError as exc:
                     log.info("bad request: %s", exc)
-                    scope.deadline = math.inf  # (the answer is not cut short by the timer)
+                    if timer is not None:
+                        timer.cancel()  # (the answer is not cut short by the timer)
                     await self._refuse(exc.status_hint, str(exc), exc.headers)
                     return None
                 if isinstance(event, RequestHead):
                     return event
                 if isinstance(event, ClientClosed):
                     return None
+                if timer is None:
+                    seconds = config.header_timeout if bytes_seen else config.keepalive_timeout
+                    timer = timers.start(seconds, self._head_timed_out_now)
                 data = await self.receiver.receive()
                 if not data:
                     http.receive_eof()
                     continue
                 if not bytes_seen:  # a kept-alive connection's next request starts
                     bytes_seen = True
-                    scope.deadline = trio.current_time() + config.header_timeout
+                    timer.cancel()
+                    timer = timers.start(config.header_timeout, self._head_timed_out_now)
                 http.receive_data(data)
-        if scope.cancelled_caught and not self.server.draining and http.buffered_bytes:
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _head_timed_out_now(self) -> None:
+        self._head_timed_out = True
+        self._cycle_scope.cancel()
+
+    def client_left(self) -> None:
+        self._client_left = True
+        self._cycle_scope.cancel()
+
+    async def _after_cycle_cancelled(self) -> None:
+        """The request cycle ended: if a timeout cut a head short, answer 408."""
+        if self._client_left and self.exchange is not None:
+            log.debug("client left during %s", self.exchange.head.path)
+        elif self._head_timed_out and not self.server.draining and self.http.buffered_bytes:
             log.info("request head timed out")  # a head began and did not finish
             await self._refuse(408, "request head not received in time")
-        return None  # timed out, or cancelled by shutdown while idle
 
     def _end_exchange(self) -> None:
         """The previous exchange is over: the connection moves on (or closes)."""
@@ -290,8 +323,7 @@ class H1Connection:
         """The server is draining: end this connection as gracefully as its phase allows
         (an idle one at once; an exchange as its state allows)."""
         if self.exchange is None:
-            if self._idle_scope is not None:
-                self._idle_scope.cancel()
+            self._cycle_scope.cancel()  # (waiting for a head, or refusing one)
         else:
             self.exchange.begin_shutdown()
 

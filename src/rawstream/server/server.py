@@ -44,6 +44,7 @@ from .connection import Connection, ConnectionStatistics
 from .h1 import H1Connection
 from .keepalive import KeepaliveSweeper
 from .readiness import ReadinessWatcher
+from .timers import Timers
 
 __all__ = ["Server", "ServerStatistics", "open_reuse_port_listeners", "reuse_port_option", "serve"]
 
@@ -229,6 +230,8 @@ class Server:
         self.keepalive = KeepaliveSweeper(self.config.sse_keepalive)
         #: Waits for the sockets of idle streams, in place of a reading task for each.
         self.readiness = ReadinessWatcher()
+        #: The connections' timeouts (waits for a request head), fired by one task.
+        self.timers = Timers()
 
     def statistics(self) -> ServerStatistics:
         """Open connections by phase and kind, plus traffic totals (closed connections
@@ -313,6 +316,7 @@ class Server:
         self._log_start(listeners, host)
         async with trio.open_nursery() as connections:
             await connections.start(self.readiness.run)  # (cancelled once the drain is done)
+            await connections.start(self.timers.run)
             try:
                 async with trio.open_nursery() as acceptors:
                     acceptors.start_soon(self.keepalive.run)
