@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
@@ -88,6 +89,9 @@ class Request:
             made outside one, in a test say): for a handler that reports on the server
             itself, such as :func:`rawstream.metrics.add_metrics`'s.  (Typed ``object``:
             requests sit below the server in the layering, and few handlers need it.)
+
+    ``path``, when given, is the head's path already decoded (the server decodes it to route
+    the request).
     """
 
     def __init__(
@@ -98,18 +102,28 @@ class Request:
         path_params: dict[str, str] | None = None,
         *,
         server: object | None = None,
+        path: str | None = None,
     ) -> None:
         self.head = head
         self.method = head.method
-        self.path = unquote(head.path)
-        self.query = QueryParams(head.query())
-        self.headers = Headers(head.headers)
+        self.path = unquote(head.path) if path is None else path
         self.client = client
         self.http_version = head.http_version
         self.path_params = path_params or {}
         self.server = server
         self._read_body = read_body
         self._body: bytes | None = None
+
+    # (Made on first use: most handlers read neither, and a request is made per request.)
+    @functools.cached_property
+    def query(self) -> QueryParams:
+        """The query parameters."""
+        return QueryParams(self.head.query())
+
+    @functools.cached_property
+    def headers(self) -> Headers:
+        """The request headers."""
+        return Headers(self.head.headers)
 
     async def body(self) -> bytes:
         """The whole request body (read once, then cached).

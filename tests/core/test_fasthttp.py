@@ -28,6 +28,7 @@ from rawstream.core import (
     LocalProtocolError,
     RemoteProtocolError,
     RequestHead,
+    fasthttp,
     reason_phrase,
 )
 from rawstream.core.fasthttp import NEED_MORE, SimpleHead, frame_simple_response, parse_simple_head
@@ -259,6 +260,20 @@ def test_a_response_framed_by_the_fast_path_is_h11s(
         framed += conn.send(h11.Data(data=body)) or b""
     framed += conn.send(h11.EndOfMessage()) or b""
     assert fast == framed
+
+
+def test_header_lines_are_kept_only_when_valid_and_only_a_few_hundred() -> None:
+    """The framed-line cache never lets a refused header through and never grows past its
+    bound, however many distinct headers responses carry."""
+    frame = partial(frame_simple_response, 200, b"OK", body=b"", head_request=False, close=False)
+    for _ in range(2):
+        assert frame([(b"bad name", b"x")]) is None
+        assert frame([(b"x", b"a\r\nb")]) is None
+        assert frame([(b"connection", b"close")]) is None
+    for n in range(2 * fasthttp.HEADER_LINES_KEPT):
+        assert frame([(b"x-n", b"%d" % n)]) is not None
+    assert len(fasthttp._HEADER_LINES) <= fasthttp.HEADER_LINES_KEPT
+    assert all(b"bad" not in name and b"\r" not in value for name, value in fasthttp._HEADER_LINES)
 
 
 # -- whole connections: with the fast path and without it ----------------------------------------

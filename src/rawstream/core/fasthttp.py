@@ -43,6 +43,12 @@ _HANDED_OVER: Final = frozenset((b"content-length", b"transfer-encoding", b"expe
 #: Response headers h11 rewrites or reorders: a response carrying one goes through h11.
 _REWRITTEN: Final = frozenset((b"connection", b"transfer-encoding", b"host", b"content-length"))
 
+#: Response header lines already checked and framed, by (name, value): most responses repeat
+#: a few (a content type, a cache policy), and checking each costs two regex matches.  Only
+#: lines that pass are kept, and only the first few hundred distinct ones (bounded memory).
+_HEADER_LINES: Final[dict[tuple[bytes, bytes], bytes]] = {}
+HEADER_LINES_KEPT: Final = 256
+
 #: :func:`parse_simple_head`'s answer while the head is still arriving in the common form.
 NEED_MORE: Final = 0
 
@@ -138,14 +144,21 @@ def frame_simple_response(
     if status < 200 or status > 599 or status in (204, 304):
         return None
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
-    for name, value in headers:
-        if (
-            name.lower() in _REWRITTEN
-            or _NAME.fullmatch(name) is None
-            or _VALUE.fullmatch(value) is None
-        ):
-            return None
-        lines.append(b"%s: %s\r\n" % (name, value))
+    known = _HEADER_LINES
+    for header in headers:
+        line = known.get(header)
+        if line is None:
+            name, value = header
+            if (
+                name.lower() in _REWRITTEN
+                or _NAME.fullmatch(name) is None
+                or _VALUE.fullmatch(value) is None
+            ):
+                return None
+            line = b"%s: %s\r\n" % (name, value)
+            if len(known) < HEADER_LINES_KEPT:
+                known[header] = line
+        lines.append(line)
     lines.append(b"content-length: %d\r\n" % len(body))
     if close:
         lines.append(b"Connection: close\r\n")

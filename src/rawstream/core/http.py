@@ -166,6 +166,8 @@ class HTTPConnection:
             return NEED_DATA  # (a pipelined request waits for start_next_cycle)
         if self._eof:
             return None
+        if not self._held:
+            return NEED_DATA  # (as h11 says for no bytes at all)
         parsed = parse_simple_head(self._held, self._max_head_bytes)
         if parsed is NEED_MORE:
             return NEED_DATA
@@ -272,7 +274,7 @@ class HTTPConnection:
             path=path,
             query_string=query,
             http_version=http_version.decode("ascii"),
-            headers=tuple((bytes(k), bytes(v)) for k, v in headers),
+            headers=tuple(headers),  # (h11 and the fast path both give bytes pairs)
         )
 
     @property

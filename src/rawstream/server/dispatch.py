@@ -51,7 +51,12 @@ async def serve_exchange(exchange: Exchange, app: App) -> None:
     else:
         route = match.route
         request = Request(
-            head, exchange.client, exchange.read_body, match.path_params, server=exchange.server
+            head,
+            exchange.client,
+            exchange.read_body,
+            match.path_params,
+            server=exchange.server,
+            path=path,
         )
         # On the route's every answer: its response, an SSE head, an error it raises.
         exchange.cors_headers = cors_headers(
