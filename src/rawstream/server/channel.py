@@ -19,6 +19,7 @@ from typing import Protocol
 from ..core.httpevents import Headers, HTTPEvent, NeedData
 from .keepalive import KeepaliveSweeper
 from .outbox import Outbox
+from .timers import Timers
 
 __all__ = ["Channel", "HeaderList", "ServerContext"]
 
@@ -40,6 +41,11 @@ class ServerContext(Protocol):
     @property
     def keepalive(self) -> KeepaliveSweeper:
         """The server's one keepalive task for SSE streams."""
+        ...
+
+    @property
+    def timers(self) -> Timers:
+        """The server's one task for short, fixed-length timeouts."""
         ...
 
 

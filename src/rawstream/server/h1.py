@@ -45,7 +45,7 @@ from .exchange import Exchange
 from .outbox import Outbox
 from .readiness import ReadinessWatcher
 from .receiver import Receiver
-from .timers import Timer, Timers
+from .timers import Timer
 
 __all__ = ["LINGER_BYTES", "LINGER_SECONDS", "H1Connection", "H1Server"]
 
@@ -64,11 +64,6 @@ class H1Server(ServerContext, Protocol):
     @property
     def readiness(self) -> ReadinessWatcher:
         """The server's one watcher of idle sockets."""
-        ...
-
-    @property
-    def timers(self) -> Timers:
-        """The server's timeouts (for the wait for a request head)."""
         ...
 
 

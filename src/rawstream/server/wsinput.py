@@ -12,11 +12,12 @@ one reader at a time, and two candidates:
   handler that only sends, or one busy elsewhere, must still have its pings answered, the
   client's close echoed and an EOF noticed (which cancels the handler).  It stands by, parked,
   while the handler reads, and takes the socket back once the handler has been away from
-  ``receive()`` for :data:`HANDLER_AWAY` seconds, or at once when our close needs its reply
-  read.  The handler coming and going wakes nobody: on leaving it notes the time and sets the
-  stand-by's deadline if none is pending; when the deadline fires the reader looks again,
-  parking until ``HANDLER_AWAY`` after the handler's last leaving if it has come back since.
-  A busy receive loop so wakes the frame reader at most once per interval.
+  ``receive()`` for :data:`HANDLER_AWAY` seconds (up to twice that), or at once when our close
+  needs its reply read.  The handler coming and going wakes nobody: on leaving it notes the
+  time and starts a timer of the server's :class:`~rawstream.server.timers.Timers` if none is
+  running; when it fires and the handler has been away since it started, the reader is woken,
+  and if the handler came back and left again, the timer starts again.  A busy receive loop
+  so costs one timer per interval, and the frame reader is woken only to read.
 
 Either way the bound holds: nothing more is read while the outbox is full (pongs would pile up
 behind a client that does not read) or while the queue holds ``Config.ws_queue_bytes``; one
@@ -36,6 +37,7 @@ from trio.lowlevel import ParkingLot
 from ..core.websocket import Closed, Message, Pong, WebSocketConnection, payload_size
 from ..pacing import paced_checkpoint
 from .exchange import Exchange
+from .timers import Timer
 
 __all__ = ["HANDLER_AWAY", "MessageInput"]
 
@@ -127,7 +129,9 @@ class MessageInput:
         self._left_at = -math.inf  # when one last left receive()
         self._waiting = 0  # ... of them waiting for a message someone else reads
         self._handler_read: trio.CancelScope | None = None  # a handler's read in progress
-        self._stand_by: trio.CancelScope | None = None  # the parked frame reader's deadline
+        self._timers = exchange.server.timers
+        self._away_timer: Timer | None = None  # (started by the handler's leaving receive())
+        self._standing_by = False  # the frame reader is parked while the handler reads
         self._reader_lot = ParkingLot()
 
     @property
@@ -171,30 +175,40 @@ class MessageInput:
         while not self.ended.is_set():
             if self._queue.closed and not self._receivers:  # it will not read again
                 break
-            if self._receivers:
-                deadline = math.inf  # (its leaving sets the deadline)
-            else:
-                deadline = self._left_at + HANDLER_AWAY
-                if deadline <= trio.current_time():
+            if not self._receivers:
+                if self._left_at + HANDLER_AWAY <= trio.current_time():
                     break
-            with trio.CancelScope(deadline=deadline) as scope:
-                self._stand_by = scope
-                try:
-                    await self._reader_lot.park()
-                finally:
-                    self._stand_by = None
+                self._start_away_timer()  # (it left before the reader stood by)
+            self._standing_by = True
+            try:
+                await self._reader_lot.park()
+            finally:
+                self._standing_by = False
         self._handler_reads = False
 
+    def _start_away_timer(self) -> None:
+        if self._away_timer is None or not self._away_timer.running:
+            self._away_timer = self._timers.start(HANDLER_AWAY, self._check_handler_away)
+
+    def _check_handler_away(self) -> None:
+        """The away timer fired: wake the standing-by reader if the handler is still away."""
+        if not self._standing_by or self._receivers:
+            return  # (back in receive(): its next leaving starts a timer)
+        if self._left_at + HANDLER_AWAY <= trio.current_time():
+            self._reader_lot.unpark_all()
+        else:  # it came back and left again since the timer started
+            self._start_away_timer()
+
     def _wake_reader(self) -> None:
-        if self._stand_by is not None:
-            self._stand_by.deadline = -math.inf
+        if self._standing_by:
+            self._reader_lot.unpark_all()
 
     # -- the handler's side ------------------------------------------------------------------
 
     async def receive(self) -> str | bytes | None:
         """The next message; None once the queue is closed and empty."""
         await paced_checkpoint()
-        self._receivers += 1  # (the stand-by's deadline is left: it looks again if it fires)
+        self._receivers += 1  # (a running away timer is left: it looks again when it fires)
         try:
             while True:
                 message = self._queue.pop()
@@ -212,13 +226,12 @@ class MessageInput:
                         self._waiting -= 1
         finally:
             self._receivers -= 1
-            self._left_at = now = trio.current_time()
-            stand_by = self._stand_by
-            if stand_by is not None:
+            self._left_at = trio.current_time()
+            if self._standing_by:
                 if self._queue.closed:  # the frame reader reads our close's reply
-                    stand_by.deadline = -math.inf
-                elif stand_by.deadline == math.inf:  # (else it fires, and looks again)
-                    stand_by.deadline = now + HANDLER_AWAY
+                    self._reader_lot.unpark_all()
+                else:
+                    self._start_away_timer()
 
     async def _read_for_the_handler(self) -> None:
         """One read in the handler's task, cancelled by :meth:`close_queue`."""
@@ -275,6 +288,8 @@ class MessageInput:
         return True
 
     def _end(self) -> None:
+        if self._away_timer is not None:
+            self._away_timer.cancel()
         if not self.ended.is_set():
             self.ended.set()
             self._queue.close()
