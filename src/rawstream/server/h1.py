@@ -164,8 +164,9 @@ class H1Connection:
                     with self._cycle_scope:
                         await self._serve_requests()
                     await self._after_cycle_cancelled()
-                    with trio.move_on_after(self.config.close_timeout):
-                        await self.outbox.flush()
+                    if self.outbox.buffered:  # (a scope only when there is something to wait for)
+                        with trio.move_on_after(self.config.close_timeout):
+                            await self.outbox.flush()
                     await self._linger()
                 finally:
                     self._end_exchange()  # (it is the connection's phase until here)
@@ -173,7 +174,7 @@ class H1Connection:
                     self.outbox.detach()
                     nursery.cancel_scope.cancel()
         finally:
-            await trio.aclose_forcefully(self.stream)
+            await _close(self.stream)
 
     async def _linger(self) -> None:
         """After an error answer that ends the connection: close our side, then read and
@@ -398,3 +399,13 @@ class H1Connection:
         data = self.http.upgrade_data()  # (the core is finished: h11 hands over)
         self.receiver.hand_off()  # the frame reader reads the socket itself from now on
         return data, self.receiver.receive
+
+
+async def _close(stream: trio.abc.Stream) -> None:
+    """Close ``stream`` at once.  A plain socket closes without the checkpoint and cancelled
+    scope of ``trio.aclose_forcefully`` (a connection that ends need not yield, and each
+    costs more than the close); anything else (TLS) is closed forcefully."""
+    if isinstance(stream, trio.SocketStream):
+        stream.socket.close()
+    else:
+        await trio.aclose_forcefully(stream)

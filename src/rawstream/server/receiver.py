@@ -32,6 +32,9 @@ through :meth:`Receiver._enter`, which checks it against :data:`TRANSITIONS`::
                                                 (READING instead if parking is no longer wanted;
                                                 CLOSED on EOF, an error, or stop())
 
+(An HTTP/1.1 receiver, parking whenever idle, starts PARKED with its socket not yet in the
+watcher: the request cycle's first receive() reads it, in the cycle's task.)
+
 (EOF seen while RESTARTING restarts first, and the new task sees it; seen while HANDING_OFF,
 the hand-off completes and receive() sees it.)
 
@@ -129,7 +132,7 @@ class Receiver:
         self._state = ReceiverState.READING
         self._nursery: trio.Nursery | None = None
         self._scope: trio.CancelScope | None = None  # the reading task's, while it runs
-        self._parked_fd = -1  # the socket the watcher holds (PARKED only)
+        self._parked_fd = -1  # the socket the watcher holds (PARKED only; -1 before any)
         self._limit = limit
         self._buffer = bytearray()
         # Consumers waiting for data, and the reading task waiting for room (never both).
@@ -163,10 +166,15 @@ class Receiver:
         self._state = state
 
     def start(self, nursery: trio.Nursery) -> None:
-        """Read ahead in a task of ``nursery`` (the connection's) from now on."""
+        """Read ahead in a task of ``nursery`` (the connection's) from now on; or, parking
+        whenever idle, start parked: the caller's first :meth:`receive` reads (a request
+        cycle reads at once, so no task is started only to find nothing and park)."""
         self._nursery = nursery
         self._park = self._park_idle and self._watcher is not None and self._watcher.available
-        self._start_task()
+        if self._park:
+            self._enter(ReceiverState.PARKED)  # (not yet in the watcher: nothing to wait for)
+        else:
+            self._start_task()
 
     def stop(self) -> None:
         """The connection is ending: give up a parked socket (before it is closed)."""
