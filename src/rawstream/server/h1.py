@@ -172,7 +172,8 @@ class H1Connection:
                     self._end_exchange()  # (it is the connection's phase until here)
                     self.receiver.stop()  # (before the socket closes)
                     self.outbox.detach()
-                    nursery.cancel_scope.cancel()
+                    if nursery.child_tasks:  # (a reader or writer task still running)
+                        nursery.cancel_scope.cancel()
         finally:
             await _close(self.stream)
 

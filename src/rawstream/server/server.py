@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import functools
 import ipaddress
 import logging
 import os
@@ -87,6 +88,7 @@ def _peer(stream: trio.abc.Stream) -> tuple[str, int]:
     return ("unknown", 0)
 
 
+@functools.lru_cache(maxsize=4096)  # (parsing an address costs more than a connection's routing)
 def client_key(address: str) -> str:
     """What the per-client cap counts by: an IPv4 address (an IPv4-mapped IPv6 one too), or
     the /64 network of an IPv6 address, since one IPv6 client usually holds a whole /64."""
