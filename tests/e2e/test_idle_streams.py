@@ -16,7 +16,6 @@ from conftest import StartServer
 from httpx_sse import aconnect_sse
 
 from rawstream import App, Event, Request, Response, Server, SSEStream
-from rawstream.server import server as server_module
 from rawstream.server.readiness import ReadinessWatcher
 from rawstream.server.receiver import Receiver
 
@@ -25,37 +24,9 @@ pytestmark = pytest.mark.skipif(not hasattr(select, "epoll"), reason="parking ne
 HEAD = b"GET /idle HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
 
 
-class CountingWatcher(ReadinessWatcher):
-    """The server's readiness watcher, counting the sockets it holds (a fake for these
-    tests: the watcher itself keeps no count for anyone)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held: set[int] = set()
-
-    def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
-        super().watch(fd, on_readable)
-        self.held.add(fd)
-
-    def unwatch(self, fd: int) -> None:
-        self.held.discard(fd)
-        super().unwatch(fd)
-
-    def _call(self, fd: int) -> None:
-        self.held.discard(fd)
-        super()._call(fd)
-
-
-@pytest.fixture(autouse=True)
-def counting_watcher(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every server these tests start holds its idle sockets in a CountingWatcher."""
-    monkeypatch.setattr(server_module, "ReadinessWatcher", CountingWatcher)
-
-
 def sockets_held(server: Server) -> int:
     """How many sockets the server's readiness watcher holds."""
-    assert isinstance(server.readiness, CountingWatcher)
-    return len(server.readiness.held)
+    return server.readiness.watched
 
 
 def tasks_named(name: str) -> list[trio.lowlevel.Task]:
@@ -170,20 +141,22 @@ async def test_a_parked_stream_that_ends_leaves_the_connection_serving(
             while not reply.endswith(b"next"):
                 reply += await stream.receive_some(65536)
         assert reply.startswith(b"HTTP/1.1 200 ")
-        assert sockets_held(server) == 0
         assert len(server.connections) == 1
-        # Waiting for the next request, the request cycle reads the socket itself: no
-        # reading task, nothing in the watcher (it parks there again while a handler runs).
-        await wait_for(lambda: not tasks_named("receiver"), "the cycle reads for itself")
-        assert sockets_held(server) == 0
+        # Waiting for the next request, the connection stays parked: no reading task, the
+        # watcher holds the socket (and reads the next request when it comes).  (The writer
+        # task the stream started may wait on: only a stream ends it when idle.)
+        await wait_for(
+            lambda: sockets_held(server) == 1 and not tasks_named("receiver"),
+            "the connection stays parked",
+        )
 
 
 async def test_a_parked_stream_reads_a_late_request_body_without_spinning(
     start_server: StartServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A streamed response whose generator reads the request body after the head went out:
-    the generator reads the parked socket itself, in its own task (no reading task is
-    restarted over and over meanwhile, and the watcher does not hold the socket)."""
+    the watcher reads the parked socket when the body comes and wakes the generator (no
+    reading task is started meanwhile, over and over or at all)."""
     app = App()
 
     @app.post("/upload")
@@ -211,10 +184,7 @@ async def test_a_parked_stream_reads_a_late_request_body_without_spinning(
         with trio.fail_after(5):
             while b"started" not in received:
                 received += await stream.receive_some(65536)
-        await wait_for(
-            lambda: not tasks_named("receiver") and sockets_held(server) == 0,
-            "the generator reads the socket itself",
-        )
+        await wait_for(lambda: parked(server), "the socket stays parked")
         before = len(starts)
         await trio.sleep(0.1)  # the handler waits for its body meanwhile
         assert len(starts) == before, "the reading task was restarted while nothing arrived"
@@ -224,25 +194,40 @@ async def test_a_parked_stream_reads_a_late_request_body_without_spinning(
                 received += await stream.receive_some(65536)
 
 
-async def test_watcher_calls_back_once_and_hands_back_what_it_holds() -> None:
-    watcher = CountingWatcher()
+async def test_watcher_calls_back_while_readable_and_hands_back_what_it_holds() -> None:
+    """A registration lasts until unwatch: each time the socket is readable the callback
+    runs (it reads what it was called for); when the watcher stops, every socket it holds
+    is called back once more, with the watcher no longer available."""
+    watcher = ReadinessWatcher()
     a, b = socket.socketpair()
     c, d = socket.socketpair()
     calls: list[str] = []
+
+    def reader(sock: socket.socket, name: str) -> Callable[[], None]:
+        def on_readable() -> None:
+            if watcher.available:
+                sock.recv(100)
+            calls.append(name if watcher.available else f"{name} handed back")
+
+        return on_readable
+
     with a, b, c, d:
         async with trio.open_nursery() as nursery:
             assert not watcher.available  # (before it runs)
             await nursery.start(watcher.run)
-            watcher.watch(a.fileno(), lambda: calls.append("a"))
-            watcher.watch(c.fileno(), lambda: calls.append("c"))
+            watcher.watch(a.fileno(), reader(a, "a"))
+            watcher.watch(c.fileno(), reader(c, "c"))
             await trio.sleep(0.01)
             assert calls == []  # nothing readable yet
             b.send(b"!")
             await wait_for(lambda: calls == ["a"], "a's callback")
-            b.send(b"!")  # a is no longer watched: no second call
+            b.send(b"!")  # still watched: called again
+            await wait_for(lambda: calls == ["a", "a"], "a's second callback")
+            watcher.unwatch(a.fileno())
+            b.send(b"!")  # no longer watched
             await trio.sleep(0.01)
-            assert calls == ["a"] and watcher.held == {c.fileno()}
+            assert calls == ["a", "a"] and watcher.watched == 1
             nursery.cancel_scope.cancel()
         # The watcher ended: what it held was called back (its owners read for themselves).
-        assert calls == ["a", "c"]
-        assert not watcher.available
+        assert calls == ["a", "a", "c handed back"]
+        assert not watcher.available and watcher.watched == 0

@@ -36,7 +36,7 @@ EXCLUDED = [
     "--ignore=tests/server/test_fastio.py",
     # Parking an idle socket in the readiness watcher needs a direct (plain, fd) socket.
     "--deselect=tests/server/test_states.py::test_receiver_parks_wakes_and_is_handed_off",
-    "--deselect=tests/server/test_states.py::test_a_parked_socket_is_read_in_the_callers_task",
+    "--deselect=tests/server/test_states.py::test_a_parked_socket_is_read_by_the_watcher",
     # This test itself (it would run itself again).
     "--deselect=tests/server/test_portable_io.py::test_the_server_tiers_pass_on_portable_io",
 ]

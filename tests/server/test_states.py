@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 import trio
+import trio.testing
 import wsproto.events as ws_events
 
 from rawstream import App, HTTPError, Request, Response, SSEStream, WebSocket
@@ -81,18 +82,20 @@ async def test_receiver_parks_wakes_and_is_handed_off(nursery: trio.Nursery) -> 
 
 
 @pytest.mark.skipif(not hasattr(select, "epoll"), reason="parking needs epoll (Linux)")
-async def test_a_parked_socket_is_read_in_the_callers_task(nursery: trio.Nursery) -> None:
-    """park_idle (HTTP/1.1): PARKED with nothing to read; receive() reads in its caller's
-    task (CALLER_READS) and parks again; a cancelled read parks again; EOF in such a read
-    closes it and tells the watch callback."""
+async def test_a_parked_socket_is_read_by_the_watcher(nursery: trio.Nursery) -> None:
+    """park_idle (HTTP/1.1): PARKED from the start, with no task and not in the watcher;
+    the first receive() reads in its caller's task (CALLER_READS); a watch (a handler runs)
+    makes the watcher hold the socket, which it then reads whenever bytes arrive (waking a
+    receive() waiting), staying parked; a full buffer starts a task that waits for room
+    and parks again; EOF closes it and tells the watch callback."""
     watcher = ReadinessWatcher()
     await nursery.start(watcher.run)
     server, client = await tcp_pair()
-    receiver = Receiver(server, limit=1024, watcher=watcher, park_idle=True)
+    receiver = Receiver(server, limit=64, watcher=watcher, park_idle=True)
     gone: list[str] = []
     async with trio.open_nursery() as connection:
         receiver.start(connection)
-        await settle(lambda: receiver.state is ReceiverState.PARKED, "it parks at once")
+        assert receiver.state is ReceiverState.PARKED and watcher.watched == 0
         result: list[bytes] = []
 
         async def read() -> None:
@@ -102,15 +105,32 @@ async def test_a_parked_socket_is_read_in_the_callers_task(nursery: trio.Nursery
         await settle(lambda: receiver.state is ReceiverState.CALLER_READS, "the caller reads")
         await client.send_all(b"GET / HTTP/1.1\r\n")
         await settle(lambda: result == [b"GET / HTTP/1.1\r\n"], "read in the caller's task")
-        assert receiver.state is ReceiverState.PARKED
+        assert receiver.state is ReceiverState.PARKED and watcher.watched == 0
+        receiver.watch(lambda: gone.append("gone"), full=False)  # (a handler runs)
+        assert receiver.state is ReceiverState.PARKED and watcher.watched == 1
+        receiver.watch(None)  # (it ended: the socket stays in the watcher)
+        connection.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        await client.send_all(b"Host: x\r\n\r\n")
+        await settle(lambda: len(result) == 2, "read by the watcher")
+        assert result[1] == b"Host: x\r\n\r\n"
+        assert receiver.state is ReceiverState.PARKED and watcher.watched == 1
+        assert not [t for t in connection.child_tasks if t.name == "receiver"]
         with trio.move_on_after(0.01):
             await receiver.receive()  # nothing comes: cancelled
         assert receiver.state is ReceiverState.PARKED
-        receiver.watch(lambda: gone.append("gone"), full=False)  # (a handler runs: parked)
-        assert receiver.state is ReceiverState.PARKED
+        await client.send_all(b"x" * 100)  # past the limit: a task waits for room
+        await settle(lambda: receiver.state is ReceiverState.READING, "a task waits for room")
+        assert watcher.watched == 0 and receiver.buffered >= 64
+        taken = b""
+        while len(taken) < 100:
+            taken += await receiver.receive()
+        assert taken == b"x" * 100
+        await settle(lambda: receiver.state is ReceiverState.PARKED, "it parks again")
+        receiver.watch(lambda: gone.append("gone"), full=False)
         await client.aclose()
         await settle(lambda: receiver.closed, "EOF seen while parked")
-        assert gone == ["gone"]
+        assert gone == ["gone"] and watcher.watched == 0
         assert await receiver.receive() == b""
         receiver.stop()
         connection.cancel_scope.cancel()

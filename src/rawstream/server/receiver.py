@@ -5,47 +5,48 @@ visible at once: EOF or a reset marks the receiver closed while a handler is bus
 and the connection cancels that handler.  The buffer is bounded: above ``limit`` bytes the task
 stops reading, the kernel's receive window fills, and TCP pushes back on the client.
 
-A stream that may stay silent for hours (an SSE subscriber) need not keep a task waiting on
-its socket: :meth:`Receiver.watch` with ``park=True`` lets the reading task end whenever the
-socket has nothing to read, and hands the socket to the server's one
-:class:`~rawstream.server.readiness.ReadinessWatcher`, which starts the task again when the
-client sends something or leaves.
+A connection that may stay silent for hours (an SSE subscriber, a kept-alive connection
+between requests) need not keep a task waiting on its socket: a parked receiver hands the
+socket to the server's one :class:`~rawstream.server.readiness.ReadinessWatcher`, which reads
+it when the client sends something or leaves, into the same bounded buffer, and wakes whoever
+waits in :meth:`Receiver.receive`.  A reading task is started again only for what the watcher
+cannot do: wait for room when the buffer is full.
 
 The receiver is a small state machine (:class:`ReceiverState`); every change of state goes
 through :meth:`Receiver._enter`, which checks it against :data:`TRANSITIONS`::
 
                   watch(park=True)                     task restarted
       READING ───────────────────────► RESTARTING ──────────────────► READING
-       │  ▲  nothing to read, park wanted  │
-       │  └──────────┐                     │ (it parks before the cancel lands)
-       ▼             │ socket readable     ▼
-      PARKED ────────┘ or watch(park=False)  PARKED
+       │   ▲                               │
+       │   │ buffer full,                  │ (it parks before the cancel lands)
+       │   │ watch(park=False),            ▼
+       │   │ or the watcher stopped      PARKED
+       ▼   │
+      PARKED      (READING to PARKED: nothing to read, and parking wanted)
        │
        │ hand_off()        READING / RESTARTING ── hand_off() ──► HANDING_OFF
        ▼                                                            │ task ended
       HANDED_OFF ◄──────────────────────────────────────────────────┘
        │
-       ▼ EOF or an error while READING or HANDED_OFF, or stop() from any state
+       ▼ EOF or an error (while READING, PARKED or HANDED_OFF), or stop() from any state
       CLOSED
 
-      PARKED ── receive(), nothing buffered ──► CALLER_READS ── the read returns ──► PARKED
-                                                (READING instead if parking is no longer wanted;
-                                                CLOSED on EOF, an error, or stop())
-
-(An HTTP/1.1 receiver, parking whenever idle, starts PARKED with its socket not yet in the
-watcher: the request cycle's first receive() reads it, in the cycle's task.)
+      PARKED, not yet in the watcher ── receive() ──► CALLER_READS ── read returns ──► PARKED
+                                                       (CLOSED on EOF, an error, or stop())
 
 (EOF seen while RESTARTING restarts first, and the new task sees it; seen while HANDING_OFF,
 the hand-off completes and receive() sees it.)
 
-READING, RESTARTING and HANDING_OFF have a reading task; PARKED has the watcher instead;
-HANDED_OFF and CALLER_READS have neither (:meth:`Receiver.receive` reads the socket in its
-caller's task: for good after a hand-off, for one read from a parked socket).
+READING, RESTARTING and HANDING_OFF have a reading task; PARKED has the watcher instead (it
+reads, in its own task, whenever the socket is readable); HANDED_OFF and CALLER_READS have
+neither (:meth:`Receiver.receive` reads the socket in its caller's task: for good after a
+hand-off; once, for a connection's first read, before anything made the watcher hold it).
 
-An HTTP/1.1 connection's receiver parks whenever nothing is to be read (``park_idle``), so
-the request cycle, waiting for the next request head, reads the socket itself: a kept-alive
-request costs no wake-up of a reading task and then of the cycle, only the watcher's
-registration while its handler runs (EOF then still cancels the handler).
+An HTTP/1.1 connection's receiver parks whenever nothing is to be read (``park_idle``), and
+starts parked: its first request is read in the request cycle's task, and from the first
+handler on (whose client leaving cancels it) the watcher holds the socket for the rest of the
+connection, so waiting for the next request and running a handler cost no task and no change
+to the watcher's registrations, only the watcher's read when bytes arrive.
 """
 
 from __future__ import annotations
@@ -77,10 +78,10 @@ class ReceiverState(enum.Enum):
 
     READING = "reading"  # the reading task reads ahead (or waits for room in the buffer)
     RESTARTING = "restarting"  # the task was cancelled to start again (so that it can park)
-    PARKED = "parked"  # no task: the readiness watcher waits for the socket
+    PARKED = "parked"  # no task: the readiness watcher reads the socket when it is readable
     HANDING_OFF = "handing_off"  # the task was cancelled; receive() will read by itself
     HANDED_OFF = "handed_off"  # no task: receive() reads the socket in its caller's task
-    CALLER_READS = "caller_reads"  # no task: a receive() reads in its caller's task, once
+    CALLER_READS = "caller_reads"  # parked, not yet in the watcher: a receive() reads, once
     CLOSED = "closed"  # EOF, a connection error, or the connection is ending
 
 
@@ -91,7 +92,7 @@ TRANSITIONS: dict[ReceiverState, frozenset[ReceiverState]] = {
     _S.READING: frozenset({_S.RESTARTING, _S.PARKED, _S.HANDING_OFF, _S.CLOSED}),
     _S.RESTARTING: frozenset({_S.READING, _S.PARKED, _S.HANDING_OFF, _S.CLOSED}),
     _S.PARKED: frozenset({_S.READING, _S.HANDED_OFF, _S.CALLER_READS, _S.CLOSED}),
-    _S.CALLER_READS: frozenset({_S.PARKED, _S.READING, _S.CLOSED}),
+    _S.CALLER_READS: frozenset({_S.PARKED, _S.CLOSED}),
     _S.HANDING_OFF: frozenset({_S.HANDED_OFF, _S.CLOSED}),
     _S.HANDED_OFF: frozenset({_S.CLOSED}),
     _S.CLOSED: frozenset(),
@@ -170,13 +171,16 @@ class Receiver:
         self._state = state
 
     def start(self, nursery: trio.Nursery) -> None:
-        """Read ahead in a task of ``nursery`` (the connection's) from now on; or, parking
-        whenever idle, start parked: the caller's first :meth:`receive` reads (a request
-        cycle reads at once, so no task is started only to find nothing and park)."""
+        """Read ahead from now on: in a task of ``nursery`` (the connection's), or, parking
+        whenever idle, parked from the start (no task is started only to find nothing to
+        read and park)."""
         self._nursery = nursery
         self._park = self._park_idle and self._watcher is not None and self._watcher.available
         if self._park:
-            self._enter(ReceiverState.PARKED)  # (not yet in the watcher: nothing to wait for)
+            # Parked, but not yet in the watcher: the first receive() reads at once (a new
+            # connection's request is usually there already), and the socket is registered
+            # only when someone must wait for it (see _ensure_watched).
+            self._enter(ReceiverState.PARKED)
         else:
             self._start_task()
 
@@ -233,10 +237,8 @@ class Receiver:
         )
 
     def _park_socket(self) -> None:
-        assert self._direct is not None and self._watcher is not None
         self._enter(ReceiverState.PARKED)
-        self._parked_fd = self._direct.fileno()
-        self._watcher.watch(self._parked_fd, self._wake)
+        self._ensure_watched()
 
     def _task_ended(self) -> None:
         """The reading task ended: what follows depends on why (the state says)."""
@@ -253,12 +255,57 @@ class Receiver:
             self._notify_gone(full=False)
         self._changed.unpark_all()
 
-    def _wake(self) -> None:
-        """The watcher saw the parked socket readable (data, EOF or an error)."""
-        if self._state is ReceiverState.PARKED:
-            self._parked_fd = -1
-            self._enter(ReceiverState.READING)
-            self._start_task()
+    def _ensure_watched(self) -> None:
+        """A parked socket is about to be waited for: make sure the watcher holds it (or,
+        the watcher gone, that a reading task reads it)."""
+        if self._state is ReceiverState.PARKED and self._parked_fd < 0:
+            assert self._direct is not None and self._watcher is not None
+            if self._watcher.available:
+                self._parked_fd = self._direct.fileno()
+                self._watcher.watch(self._parked_fd, self._on_readable)
+            else:
+                self._resume_reading()
+
+    def _on_readable(self) -> None:
+        """The watcher saw the parked socket readable (data, EOF or an error), or stopped
+        (then a reading task takes over).  Called from the watcher's task: read once, as
+        the reading task would, without waiting."""
+        assert self._state is ReceiverState.PARKED and self._direct is not None
+        watcher = self._watcher
+        if watcher is None or not watcher.available:
+            self._parked_fd = -1  # (the watcher let go of it)
+            try:
+                self._resume_reading()
+            except RuntimeError:  # the connection is ending too: its nursery takes no task
+                self._enter(ReceiverState.CLOSED)
+                self._changed.unpark_all()
+            return
+        self._read_parked_now()
+
+    def _read_parked_now(self) -> None:
+        """One read of the parked socket, without waiting, as the reading task would."""
+        assert self._direct is not None
+        try:
+            data = self._direct.try_receive(RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        if data is None:
+            return  # nothing to read (the watcher, if it holds the socket, waits on)
+        if not data:  # EOF or an error
+            self._unpark()
+            self._enter(ReceiverState.CLOSED)
+            self._notify_gone(full=False)
+        else:
+            self.bytes_received += len(data)
+            self._buffer += data
+            if len(self._buffer) >= self._limit:  # only a task can wait for room
+                self._unpark()
+                self._resume_reading()
+        self._changed.unpark_all()
+
+    def _resume_reading(self) -> None:
+        self._enter(ReceiverState.READING)
+        self._start_task()
 
     def _unpark(self) -> None:
         if self._state is ReceiverState.PARKED and self._parked_fd >= 0:
@@ -278,6 +325,7 @@ class Receiver:
         if state is ReceiverState.PARKED:
             self._unpark()
             self._enter(ReceiverState.HANDED_OFF)
+            self._changed.unpark_all()  # (a receive() waiting for the watcher reads itself)
         elif state in (ReceiverState.READING, ReceiverState.RESTARTING):
             self._enter(ReceiverState.HANDING_OFF)
             assert self._scope is not None
@@ -301,12 +349,11 @@ class Receiver:
             and self._watcher is not None
             and self._watcher.available
         )
-        if self._state is ReceiverState.CALLER_READS:
-            pass  # (the read in progress parks or starts the task as this asks, when it ends)
-        elif not self._park and self._state is ReceiverState.PARKED:
+        if not self._park and self._state is ReceiverState.PARKED:
             self._unpark()
-            self._enter(ReceiverState.READING)
-            self._start_task()
+            self._resume_reading()
+        elif on_gone is not None and self._state is ReceiverState.PARKED:
+            self._ensure_watched()  # (a client leaving must be seen)
         elif self._park and not was_parking and self._state is ReceiverState.READING:
             self._enter(ReceiverState.RESTARTING)  # the task waits on the socket: restart it
             assert self._scope is not None
@@ -329,42 +376,39 @@ class Receiver:
     async def receive(self) -> bytes:
         """Everything buffered, waiting for at least one byte; ``b""`` once the client closed.
 
-        A parked socket with nothing buffered is read here, in the caller's task, rather
-        than by waking a reading task to read it and then the caller to take it: the next
-        request on a kept-alive connection (or a request body) costs no task switch.  The
-        socket parks again when the read returns, so EOF while a handler runs is still seen.
-        """
-        state = self._state
-        if not self._buffer:
-            if state is ReceiverState.HANDED_OFF:
-                return await self._receive_directly()  # (SocketIO's read is the checkpoint)
-            if state is ReceiverState.PARKED:
-                return await self._receive_between_parks()
+        Parked, the watcher reads what arrives and wakes the caller: the next request on a
+        kept-alive connection (or a request body) costs no reading task and no change to
+        what the watcher holds."""
+        if not self._buffer and self._state is ReceiverState.HANDED_OFF:
+            return await self._receive_directly()  # (SocketIO's read is the checkpoint)
+        if not self._buffer and self._state is ReceiverState.PARKED and self._parked_fd < 0:
+            return await self._read_unwatched()
         await paced_checkpoint()
         while not self._buffer and not self.closed:
             if self._state is ReceiverState.HANDED_OFF:
                 return await self._receive_directly()
-            # (Parked, the watcher starts the reading task when bytes arrive: a stream's
-            # handler reading its request body waits here like any other consumer.)
+            self._ensure_watched()
             await self._changed.park()
         data = bytes(self._buffer)
         self._buffer.clear()
         self._changed.unpark_all()
         return data
 
-    async def _receive_between_parks(self) -> bytes:
-        self._unpark()
+    async def _read_unwatched(self) -> bytes:
+        """A read of a parked socket the watcher does not hold yet (a new connection's first
+        request), in the caller's task: its request is usually there already, and if not,
+        Trio's own wait costs less than registering the socket and a wake-up by the watcher.
+        Whatever asked meanwhile for the client to be watched is done when it returns."""
         self._enter(ReceiverState.CALLER_READS)
         try:
             return await self._receive_directly()
         finally:
             if self._state is ReceiverState.CALLER_READS:
-                assert self._watcher is not None
-                if self._park and self._watcher.available:
-                    self._park_socket()
-                else:
-                    self._enter(ReceiverState.READING)
-                    self._start_task()
+                self._enter(ReceiverState.PARKED)
+                if not self._park:
+                    self._resume_reading()
+                elif self._on_gone is not None:
+                    self._ensure_watched()
 
     async def _receive_directly(self) -> bytes:
         assert self._direct is not None, "only a plain TCP receiver reads in its caller's task"
@@ -375,7 +419,7 @@ class Receiver:
         if data:
             self.bytes_received += len(data)
         elif self._state is ReceiverState.HANDED_OFF:
-            self._enter(ReceiverState.CLOSED)
+            self._enter(ReceiverState.CLOSED)  # (its reader sees the EOF: no callback)
         elif self._state is ReceiverState.CALLER_READS:
             self._enter(ReceiverState.CLOSED)
             self._notify_gone(full=False)
