@@ -27,6 +27,8 @@ from collections.abc import Callable
 
 import trio
 
+from ..pacing import note_yield
+
 __all__ = ["ReadinessWatcher"]
 
 log = logging.getLogger("rawstream.readiness")
@@ -80,6 +82,7 @@ class ReadinessWatcher:
         try:
             while True:
                 await trio.lowlevel.wait_readable(epoll.fileno())
+                note_yield()  # (the tasks it wakes need not yield again before they run)
                 for fd, _ in epoll.poll(0):
                     callback = self._callbacks.get(fd)
                     if callback is None:  # (a stale entry: its socket was closed unwatched)

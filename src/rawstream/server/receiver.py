@@ -58,7 +58,7 @@ from collections.abc import Callable
 import trio
 from trio.lowlevel import ParkingLot
 
-from ..pacing import paced_checkpoint
+from ..pacing import note_yield, paced_checkpoint
 from .fastio import socket_io
 from .readiness import ReadinessWatcher
 
@@ -389,6 +389,7 @@ class Receiver:
                 return await self._receive_directly()
             self._ensure_watched()
             await self._changed.park()
+            note_yield()  # (a real yield: the caller's paced checkpoints need not yield again)
         data = bytes(self._buffer)
         self._buffer.clear()
         self._changed.unpark_all()
