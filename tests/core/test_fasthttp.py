@@ -371,3 +371,37 @@ def test_a_connection_is_the_same_with_the_fast_path_and_without(
     assert drive(connection(True), pieces, eof, answers) == drive(
         connection(False), pieces, eof, answers
     )
+
+
+def test_heads_at_the_size_limit_are_refused_as_without_the_fast_path() -> None:
+    """The fast path's own limit check (a bound on the size the exact check counts) agrees
+    with h11's path at the edge: heads a byte either side of max_head_bytes, with and
+    without a space after each colon (which the exact count assumes)."""
+
+    def tight(fast_path: bool, max_head: int) -> HTTPConnection:
+        return HTTPConnection(
+            max_head_bytes=max_head,
+            max_request_line_bytes=64,
+            max_header_count=8,
+            max_body_bytes=64,
+            fast_path=fast_path,
+        )
+
+    for separator in (b": ", b":"):
+        for pad in range(0, 12):
+            head = (
+                b"GET /"
+                + b"p" * pad
+                + b" HTTP/1.1\r\nHost"
+                + separator
+                + b"a\r\n"
+                + b"X-A"
+                + separator
+                + b"1\r\nX-B"
+                + separator
+                + b"2\r\n\r\n"
+            )
+            for max_head in range(len(head) - 4, len(head) + 4):
+                fast = drive(tight(True, max_head), [head], False, ["whole"])
+                plain = drive(tight(False, max_head), [head], False, ["whole"])
+                assert fast == plain, (head, max_head)

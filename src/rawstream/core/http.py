@@ -174,11 +174,9 @@ class HTTPConnection:
         if parsed is None:
             return None
         assert isinstance(parsed, SimpleHead)
-        try:
-            head = self._check_head(parsed.method, parsed.target, b"1.1", parsed.headers)
-        except RemoteProtocolError:
-            self._must_close = False  # (h11 refuses it again, the same way)
-            return None
+        if not self._within_limits(parsed):
+            return None  # (h11 refuses it, with the answer _check_head gives)
+        head = self._make_head(parsed.method, parsed.target, b"1.1", parsed.headers)
         self._fast_raw = bytes(self._held[: parsed.length])
         del self._held[: parsed.length]
         self._fast = parsed
@@ -266,6 +264,27 @@ class HTTPConnection:
             raise reject("both Content-Length and Transfer-Encoding (possible smuggling)", 400)
         if content_length is not None and int(content_length) > self._max_body_bytes:
             raise reject("request body too large", 413)
+        return self._make_head(method, target_bytes, http_version, headers)
+
+    def _within_limits(self, head: SimpleHead) -> bool:
+        """A head the fast path read passes every check of :meth:`_check_head` (so only
+        the limits can fail: it has no body headers and its version is 1.1).  Its size as
+        _check_head counts it (one space after each colon) is at most its length plus one
+        byte per header; past that bound h11 reads it and the exact check decides."""
+        headers = len(head.headers)
+        return (
+            len(head.method) + len(head.target) + 10 <= self._max_request_line_bytes
+            and headers <= self._max_header_count
+            and head.length + headers <= self._max_head_bytes
+        )
+
+    @staticmethod
+    def _make_head(
+        method: bytes,
+        target_bytes: bytes,
+        http_version: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+    ) -> RequestHead:
         target = target_bytes.decode("ascii", "replace")
         path, _, query = origin_form(target).partition("?")
         return RequestHead(

@@ -277,10 +277,10 @@ class H1Connection:
                 if not data:
                     http.receive_eof()
                     continue
-                if not bytes_seen:  # a kept-alive connection's next request starts
-                    bytes_seen = True
-                    timer.cancel()
-                    timer = timers.start(config.header_timeout, self._head_timed_out_now)
+                if not bytes_seen:  # a kept-alive connection's next request starts: its
+                    bytes_seen = True  # header_timeout starts at the next wait, if any (no
+                    timer.cancel()  # await comes first, so the clock starts at its first byte)
+                    timer = None
                 http.receive_data(data)
         finally:
             if timer is not None:

@@ -340,7 +340,13 @@ class Receiver:
         an idle stream costs less memory.)
 
         ``park``: while nothing arrives, no task waits on the socket; the server's readiness
-        watcher starts one when something does (for long, mostly silent streams)."""
+        watcher reads it when something does (for long, mostly silent streams)."""
+        if self._park_idle and self._state is ReceiverState.PARKED and self._parked_fd >= 0:
+            # (Parked in the watcher for good, as every plain request's watch finds it: only
+            # the callback changes.  A full buffer or EOF would have left PARKED.)
+            self._on_gone = on_gone
+            self._full_is_gone = full
+            return
         self._on_gone = on_gone
         self._full_is_gone = full
         was_parking = self._park
@@ -383,7 +389,8 @@ class Receiver:
             return await self._receive_directly()  # (SocketIO's read is the checkpoint)
         if not self._buffer and self._state is ReceiverState.PARKED and self._parked_fd < 0:
             return await self._read_unwatched()
-        await paced_checkpoint()
+        if self._buffer or self.closed:
+            await paced_checkpoint()  # (below, the wait is the checkpoint)
         while not self._buffer and not self.closed:
             if self._state is ReceiverState.HANDED_OFF:
                 return await self._receive_directly()
