@@ -59,43 +59,25 @@ async def serve_exchange(exchange: Exchange, app: App) -> None:
             path=path,
         )
         # On the route's every answer: its response, an SSE head, an error it raises.
-        exchange.cors_headers = cors_headers(
-            route_cors(route, exchange.config), head.header(b"origin")
-        )
-        await _run_route(exchange, route, request)
+        cors = route_cors(route, exchange.config)
+        if cors is not None:
+            exchange.cors_headers = cors_headers(cors, head.header(b"origin"))
+        if route.kind == "websocket":
+            if head.wants_upgrade_to != "websocket":
+                await exchange.send_error(426, "", ((b"upgrade", b"websocket"),), close=False)
+            else:
+                exchange.reusable = False  # after a WebSocket, the connection ends
+                await run_websocket(exchange, request, route)
+        elif route.kind == "sse":
+            await run_sse(exchange, request, route)
+        else:
+            await _run_http(exchange, route, request)
     await exchange.discard_unread_body()
 
 
-async def _run_route(exchange: Exchange, route: Route, request: Request) -> None:
-    if route.kind == "websocket":
-        if request.head.wants_upgrade_to != "websocket":
-            await exchange.send_error(426, "", ((b"upgrade", b"websocket"),), close=False)
-        else:
-            exchange.reusable = False  # after a WebSocket, the connection ends
-            await run_websocket(exchange, request, route)
-    elif route.kind == "sse":
-        await run_sse(exchange, request, route)
-    else:
-        await _run_http(exchange, route, request)
-
-
 async def _run_http(exchange: Exchange, route: Route, request: Request) -> None:
-    try:
-        response = await _call_handler(exchange, route, request)
-        if not isinstance(response, Response):
-            raise TypeError(f"the handler returned {response!r}, not a Response")
-        await send_response(exchange, response)
-    except HTTPError as exc:
-        await exchange.send_error(exc.status, exc.message, close=exc.status in (400, 408, 413))
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        exchange.reusable = False  # the client is gone
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
-        await exchange.send_error(500, "internal server error")
-
-
-async def _call_handler(exchange: Exchange, route: Route, request: Request) -> Response:
-    """Run a plain handler; end the exchange if the client closes the connection meanwhile.
+    """Run a plain handler and send its response; end the exchange if the client closes the
+    connection meanwhile.
 
     A handler may wait a long time before it answers (a relay waiting for its upstream's
     first byte, a long poll): when the client has gone, the wait is cancelled, and what the
@@ -107,12 +89,22 @@ async def _call_handler(exchange: Exchange, route: Route, request: Request) -> R
     the most common exchange, and a scope costs about as much as parsing its head.
     """
     channel = exchange.channel
-    channel.watch_client(channel.client_left, stream=False)
     try:
-        response: Response = await route.handler(request)
-        return response
-    finally:
-        channel.watch_client(None, stream=False)
+        channel.watch_client(channel.client_left, stream=False)
+        try:
+            response = await route.handler(request)
+        finally:
+            channel.watch_client(None, stream=False)
+        if not isinstance(response, Response):
+            raise TypeError(f"the handler returned {response!r}, not a Response")
+        await send_response(exchange, response)
+    except HTTPError as exc:
+        await exchange.send_error(exc.status, exc.message, close=exc.status in (400, 408, 413))
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        exchange.reusable = False  # the client is gone
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        await exchange.send_error(500, "internal server error")
 
 
 async def send_response(exchange: Exchange, response: Response) -> None:

@@ -8,9 +8,8 @@ request body, :class:`~rawstream.server.sse.SSEStream`,
 connection.  The exchange talks to its driver through a
 :class:`~rawstream.server.channel.Channel`: framing (sans-IO, bytes out), the outbox its bytes
 go into, the request body's bytes, the client's departure and, for a WebSocket, the upgraded
-byte stream.  The HTTP/1.1 driver (:mod:`rawstream.server.h1`) is the
-channel of its one exchange at a time; a driver carrying many exchanges at once (HTTP/2) gives
-each its own channel, and no handle or route changes.
+byte stream.  The HTTP/1.1 driver (:mod:`rawstream.server.h1`) is the channel of its one
+exchange at a time; HTTP/2 would give each stream its own channel, and nothing above changes.
 
 The exchange owns what is the same in every protocol: its lifecycle (:class:`ExchangeState`,
 changed only in :meth:`Exchange._enter`) and its one end reason (:class:`StreamEnd`, first
@@ -49,9 +48,7 @@ log = logging.getLogger("rawstream.connection")
 class ExchangeState(enum.Enum):
     """Where an exchange is (graceful shutdown and statistics act on it)."""
 
-    # (Members are singletons: identity hashing is correct, and several times cheaper than
-    # Enum's hash of the name, paid by every checked change of state, a few per request.)
-    __hash__ = object.__hash__
+    __hash__ = object.__hash__  # (singletons: cheaper than Enum's, paid per state change)
 
     HANDLING = "handling"  # routed: a plain handler runs, or an answer is being written
     STREAMING = "streaming"  # a stream runs: SSE, a streamed body, a WebSocket session
@@ -80,8 +77,7 @@ class StreamEnd(enum.Enum):
     FAILED = "failed"  # it raised
 
 
-#: What a stream is, for statistics: an SSE stream, a streamed response body, a WebSocket.
-StreamKind = Literal["sse", "stream", "websocket"]
+StreamKind = Literal["sse", "stream", "websocket"]  # (what a stream is, for statistics)
 
 
 class Exchange:
@@ -180,8 +176,9 @@ class Exchange:
         No await separates the core call from queueing, so bytes enter the outbox in the
         order the core produced them.
         """
-        await self.outbox.wait_writable()
-        self.outbox.put_nowait(produce(), write_through=True)
+        outbox = self.outbox  # (with room, wait_writable is a paced checkpoint: skip a level)
+        await (outbox.wait_writable() if outbox.full else paced_checkpoint())
+        outbox.put_nowait(produce(), write_through=True)
 
     async def send_error(
         self,

@@ -301,7 +301,8 @@ class Receiver:
             if len(self._buffer) >= self._limit:  # only a task can wait for room
                 self._unpark()
                 self._resume_reading()
-        self._changed.unpark_all()
+        if self._changed:  # (a ParkingLot is true while a task waits in it)
+            self._changed.unpark_all()
 
     def _resume_reading(self) -> None:
         self._enter(ReceiverState.READING)
@@ -399,7 +400,8 @@ class Receiver:
             note_yield()  # (a real yield: the caller's paced checkpoints need not yield again)
         data = bytes(self._buffer)
         self._buffer.clear()
-        self._changed.unpark_all()
+        if self._changed:  # (a reading task waiting for room)
+            self._changed.unpark_all()
         return data
 
     async def _read_unwatched(self) -> bytes:

@@ -73,12 +73,15 @@ class _Queue:
 
 
 class Timers:
-    """The server's timeouts (see the module doc); :meth:`run` must run for any to fire."""
+    """The server's timeouts (see the module doc); :meth:`run` must run for any to fire.
+    One Trio run's (it keeps that run's clock)."""
 
     def __init__(self) -> None:
         self._queues: dict[float, _Queue] = {}
         self._wakeup = trio.lowlevel.ParkingLot()
         self._sleeping_until = math.inf  # (the deadline :meth:`run` waits for)
+        # The run's clock, asked directly (trio.current_time() goes through three calls).
+        self._clock: trio.abc.Clock | None = None
 
     def start(self, seconds: float, on_expiry: Callable[[], None]) -> Timer:
         """Call ``on_expiry()`` from the timers' task ``seconds`` from now, unless the timer
@@ -86,7 +89,10 @@ class Timers:
         queue = self._queues.get(seconds)
         if queue is None:
             queue = self._queues[seconds] = _Queue()
-        timer = Timer(trio.current_time() + seconds, on_expiry, queue)
+        clock = self._clock
+        if clock is None:
+            clock = self._clock = trio.lowlevel.current_clock()
+        timer = Timer(clock.current_time() + seconds, on_expiry, queue)
         if len(queue.timers) > 2 * queue.live + COMPACT_SLACK:
             queue.compact()
         queue.timers.append(timer)
