@@ -54,4 +54,20 @@ class Response:
 
     def encoded_headers(self) -> list[tuple[bytes, bytes]]:
         """The headers as the HTTP core takes them."""
-        return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers]
+        known = _ENCODED
+        encoded = []
+        for name, value in self.headers:
+            pair = known.get((name, value))
+            if pair is None:
+                pair = (name.lower().encode("latin-1"), value.encode("latin-1"))
+                if len(known) < ENCODED_KEPT:
+                    known[name, value] = pair
+            encoded.append(pair)
+        return encoded
+
+
+#: Header pairs already encoded, by their text: responses repeat a few (a content type, a
+#: cache policy), so each is encoded once.  Only the first few hundred distinct pairs are
+#: kept (bounded memory; the rest are encoded every time).
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+ENCODED_KEPT = 256
