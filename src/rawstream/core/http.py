@@ -7,7 +7,8 @@ of it and what h11 leaves to its user:
 
 * limits on the request head: its bytes (``max_head_bytes``, 431), its request line
   (``max_request_line_bytes``, 414) and its header count (``max_header_count``, 431), checked
-  on the parsed head, since h11 bounds only a head arriving in pieces (ARCHITECTURE section 7);
+  on the parsed head (:mod:`rawstream.core.headlimits`), since h11 bounds only a head arriving
+  in pieces (ARCHITECTURE section 7);
 * limits on the body (``max_body_bytes``, 413), from ``Content-Length`` and while it streams;
 * 400 and close for ``Content-Length`` with ``Transfer-Encoding`` (smuggling; h11 keeps the
   connection), 505 for an HTTP major version other than 1;
@@ -30,6 +31,7 @@ import h11
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .fasthttp import NEED_MORE, SimpleHead, frame_simple_response, parse_simple_head
+from .headlimits import HeadLimits, make_head
 from .httpevents import (
     NEED_DATA,
     BodyData,
@@ -40,7 +42,6 @@ from .httpevents import (
     NeedData,
     RequestHead,
     chunk_frame,
-    origin_form,
     reason_phrase,
     request_line_too_long,
 )
@@ -84,8 +85,13 @@ class HTTPConnection:
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_bytes)
         self._max_head_bytes = max_head_bytes
         self._max_request_line_bytes = max_request_line_bytes
-        self._max_header_count = max_header_count
         self._max_body_bytes = max_body_bytes
+        self._limits = HeadLimits(
+            max_head_bytes=max_head_bytes,
+            max_request_line_bytes=max_request_line_bytes,
+            max_header_count=max_header_count,
+            max_body_bytes=max_body_bytes,
+        )
         self._out = OutputBuffer()
         self._body_received = 0
         self._head_request = False  # the current request is a HEAD (as h11 knows it)
@@ -174,9 +180,9 @@ class HTTPConnection:
         if parsed is None:
             return None
         assert isinstance(parsed, SimpleHead)
-        if not self._within_limits(parsed):
-            return None  # (h11 refuses it, with the answer _check_head gives)
-        head = self._make_head(parsed.method, parsed.target, b"1.1", parsed.headers)
+        if not self._limits.admits(parsed):
+            return None  # (h11 reads it, and the exact check decides)
+        head = make_head(parsed.method, parsed.target, b"1.1", parsed.headers)
         self._fast_raw = bytes(self._held[: parsed.length])
         del self._held[: parsed.length]
         self._fast = parsed
@@ -236,65 +242,13 @@ class HTTPConnection:
         http_version: bytes,
         headers: Sequence[tuple[bytes, bytes]],
     ) -> RequestHead:
-        """The server's limits on a parsed request head (h11's or the fast path's)."""
-
-        def reject(message: str, status: int) -> RemoteProtocolError:
+        """The server's limits on a head h11 parsed (:meth:`HeadLimits.check`); a refused
+        head closes the connection."""
+        try:
+            return self._limits.check(method, target_bytes, http_version, headers)
+        except RemoteProtocolError:
             self._must_close = True
-            return RemoteProtocolError(message, status_hint=status)
-
-        if not http_version.startswith(b"1."):
-            raise reject(f"HTTP/{http_version.decode()} not supported", 505)
-        # "METHOD SP target SP HTTP/version": h11's grammar allows single spaces only
-        request_line = len(method) + len(target_bytes) + len(http_version) + 7
-        if request_line > self._max_request_line_bytes:
-            raise reject("request line too long", 414)
-        if len(headers) > self._max_header_count:
-            raise reject("too many header fields", 431)
-        head_bytes = request_line + 4  # and the CRLF ending the line and the one ending the head
-        content_length = transfer_encoding = None
-        for name, value in headers:
-            head_bytes += len(name) + len(value) + 4
-            if name == b"content-length":
-                content_length = value
-            elif name == b"transfer-encoding":
-                transfer_encoding = value
-        if head_bytes > self._max_head_bytes:
-            raise reject("request head too large", 431)
-        if content_length is not None and transfer_encoding is not None:
-            raise reject("both Content-Length and Transfer-Encoding (possible smuggling)", 400)
-        if content_length is not None and int(content_length) > self._max_body_bytes:
-            raise reject("request body too large", 413)
-        return self._make_head(method, target_bytes, http_version, headers)
-
-    def _within_limits(self, head: SimpleHead) -> bool:
-        """A head the fast path read passes every check of :meth:`_check_head` (so only
-        the limits can fail: it has no body headers and its version is 1.1).  Its size as
-        _check_head counts it (one space after each colon) is at most its length plus one
-        byte per header; past that bound h11 reads it and the exact check decides."""
-        headers = len(head.headers)
-        return (
-            len(head.method) + len(head.target) + 10 <= self._max_request_line_bytes
-            and headers <= self._max_header_count
-            and head.length + headers <= self._max_head_bytes
-        )
-
-    @staticmethod
-    def _make_head(
-        method: bytes,
-        target_bytes: bytes,
-        http_version: bytes,
-        headers: Sequence[tuple[bytes, bytes]],
-    ) -> RequestHead:
-        target = target_bytes.decode("ascii", "replace")
-        path, _, query = origin_form(target).partition("?")
-        return RequestHead(
-            method=method.decode("ascii", "replace"),
-            target=target,
-            path=path,
-            query_string=query,
-            http_version=http_version.decode("ascii"),
-            headers=tuple(headers),  # (h11 and the fast path both give bytes pairs)
-        )
+            raise
 
     @property
     def request_complete(self) -> bool:

@@ -178,8 +178,7 @@ class _Totals:
     events_sent: int = 0
     writes: int = 0
 
-    def add(self, conn: H1Connection) -> None:
-        """Count what ``conn``, closing, moved (read from its counters: no statistics made)."""
+    def add(self, conn: H1Connection) -> None:  # (a closing one's counters, read directly)
         out = conn.outbox
         self.bytes_sent += out.bytes_sent
         self.bytes_received += conn.receiver.bytes_received
