@@ -3,6 +3,9 @@ frame reader while it is away, so a busy handler still answers pings and sees th
 
 from __future__ import annotations
 
+import select
+
+import pytest
 import trio
 import trio.testing
 import wsproto.events as ws_events
@@ -160,3 +163,51 @@ async def test_two_tasks_may_receive_at_once(start_server) -> None:  # type: ign
         with trio.fail_after(5):
             await done.wait()
     assert sorted(got, key=lambda m: int(str(m)[1:])) == [f"m{i}" for i in range(8)]
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="parking needs epoll (Linux)")
+async def test_over_a_parked_socket_a_close_from_another_task_ends_a_waiting_receive(
+    start_server,  # type: ignore[no-untyped-def]
+) -> None:
+    """Over a real socket the readiness watcher reads for the WebSocket, and the handler
+    waits for its bytes without a cancel scope: a close from another task still ends the
+    receive() at once (the tunnel's wait is woken), though the client never answers the
+    close, and the session ends at close_timeout.  Messages before it arrive in order."""
+    app = App()
+    got: list[str | bytes] = []
+    closed_at: list[float] = []
+    three = trio.Event()
+    loop_ended = trio.Event()
+    session_ended = trio.Event()
+
+    @app.websocket("/ws")
+    async def closes_from_beside(ws: WebSocket) -> None:
+        async def closer() -> None:
+            await three.wait()
+            await trio.sleep(0.05)  # (the handler is back in receive(), waiting)
+            closed_at.append(trio.current_time())
+            await ws.close(1000)
+
+        try:
+            async with trio.open_nursery() as tasks:
+                tasks.start_soon(closer)
+                async for message in ws:
+                    got.append(message)
+                    if len(got) == 3:
+                        three.set()
+                loop_ended.set()
+        finally:
+            session_ended.set()
+
+    server = await start_server(app, permessage_deflate=False, close_timeout=3)
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    async with stream:
+        peer, _ = await websocket_client(stream, "/ws")
+        for text in ("a", "b", "c"):
+            await stream.send_all(peer.send(ws_events.TextMessage(text)))
+        with trio.fail_after(2):  # (well before close_timeout: not at a later byte)
+            await loop_ended.wait()
+        assert got == ["a", "b", "c"]
+        assert closed_at
+        with trio.fail_after(5):
+            await session_ended.wait()  # at close_timeout, the client never answering

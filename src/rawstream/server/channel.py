@@ -14,6 +14,7 @@ exchange queues them with no await in between, so bytes keep the order the core 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..core.httpevents import Headers, HTTPEvent, NeedData
@@ -21,7 +22,7 @@ from .keepalive import KeepaliveSweeper
 from .outbox import Outbox
 from .timers import Timers
 
-__all__ = ["Channel", "HeaderList", "ServerContext"]
+__all__ = ["Channel", "HeaderList", "ServerContext", "Tunnel"]
 
 #: Response headers as the core takes them.
 HeaderList = Headers | list[tuple[bytes, bytes]]
@@ -131,8 +132,28 @@ class Channel(Protocol):
 
     # -- after a WebSocket handshake ----------------------------------------------------------
 
-    def open_tunnel(self) -> tuple[bytes, Callable[[], Awaitable[bytes]]]:
-        """The request's byte stream now carries the WebSocket: the bytes that arrived
-        after the handshake, and what reads the rest (each call the next bytes, ``b""``
-        once the client closed it; called directly, with no wrapper coroutine per read)."""
+    def open_tunnel(self) -> Tunnel:
+        """The request's byte stream now carries the WebSocket (see :class:`Tunnel`)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Tunnel:
+    """An upgraded request's byte stream, as the WebSocket's reader takes it.
+
+    ``wait`` and ``wake``, when the driver offers them, let a reader wait for bytes in a way
+    another task can end without a cancel scope (entering one costs about as much as a
+    small message's whole round trip); without them, a reader that must be interruptible
+    reads under a scope of its own.
+    """
+
+    #: The bytes that arrived after the handshake.
+    initial: bytes
+    #: The next bytes, ``b""`` once the client closed (called directly: no wrapper coroutine
+    #: per read).
+    receive: Callable[[], Awaitable[bytes]]
+    #: Until :attr:`receive` would not wait (True: bytes, or the client closed), or until
+    #: :attr:`wake` is called (False).
+    wait: Callable[[], Awaitable[bool]] | None = None
+    #: Ends a :attr:`wait` in progress (a close from another task).
+    wake: Callable[[], None] | None = None

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Protocol
 
 import trio
@@ -37,7 +37,7 @@ from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.http import ClientClosed, HTTPConnection, HTTPEvent, NeedData, RequestHead
 from ..core.httpevents import Headers
 from ..request import HTTPError
-from .channel import HeaderList, ServerContext
+from .channel import HeaderList, ServerContext, Tunnel
 from .config import Config
 from .connection import ConnectionStatistics, phase_of
 from .dispatch import serve_exchange
@@ -396,10 +396,17 @@ class H1Connection:
             # (A full read buffer, pipelined requests, is no reason to cancel: only EOF.)
             self.receiver.watch(on_gone, full=False)
 
-    def open_tunnel(self) -> tuple[bytes, Callable[[], Awaitable[bytes]]]:
+    def open_tunnel(self) -> Tunnel:
         data = self.http.upgrade_data()  # (the core is finished: h11 hands over)
-        self.receiver.hand_off()  # the frame reader reads the socket itself from now on
-        return data, self.receiver.receive
+        receiver = self.receiver
+        if receiver.parks:
+            # The watcher reads the socket for the WebSocket's reader, which sees EOF itself
+            # (after the bytes before it: a close frame is answered); a full buffer only
+            # stops reading.
+            receiver.watch(None)
+            return Tunnel(data, receiver.receive, receiver.wait_readable, receiver.wake)
+        receiver.hand_off()  # the frame reader reads the socket itself from now on
+        return Tunnel(data, receiver.receive)
 
 
 async def _close(stream: trio.abc.Stream) -> None:

@@ -117,6 +117,7 @@ class Receiver:
         "_scope",
         "_state",
         "_watcher",
+        "_woken",
         "bytes_received",
     )
 
@@ -148,6 +149,7 @@ class Receiver:
         self._park = False
         #: Park whenever nothing is to be read, watched for or not (see receive()).
         self._park_idle = park_idle and self._watcher is not None
+        self._woken = False  # (wake() was called: a wait_readable() returns False)
         self.bytes_received = 0
 
     @property
@@ -403,6 +405,31 @@ class Receiver:
         if self._changed:  # (a reading task waiting for room)
             self._changed.unpark_all()
         return data
+
+    @property
+    def parks(self) -> bool:
+        """Parked in the watcher whenever idle, for good (an HTTP/1.1 connection on plain
+        TCP with the watcher running): :meth:`wait_readable` and :meth:`wake` apply."""
+        return self._park_idle and self._park and self._state is ReceiverState.PARKED
+
+    async def wait_readable(self) -> bool:
+        """Until :meth:`receive` would not wait (True: bytes buffered, or the client
+        closed), or until :meth:`wake` is called (False): a wait another task can end
+        without a cancel scope.  A cancellation point only when it waits."""
+        self._woken = False
+        while not self._buffer and not self.closed:
+            if self._woken:
+                return False
+            self._ensure_watched()
+            await self._changed.park()
+            note_yield()
+        return True
+
+    def wake(self) -> None:
+        """End a :meth:`wait_readable` in progress (it returns False)."""
+        self._woken = True
+        if self._changed:
+            self._changed.unpark_all()
 
     async def _read_unwatched(self) -> bytes:
         """A read of a parked socket the watcher does not hold yet (a new connection's first

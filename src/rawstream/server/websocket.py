@@ -129,11 +129,11 @@ class WebSocket(SlowConsumerPolicy):
         exchange.outbox.put_nowait(self._core.data_to_send())
         # The handoff: bytes after the handshake go to wsproto, and the frame reader reads
         # the tunnel itself from now on.
-        initial, receive = exchange.channel.open_tunnel()
-        self._core.receive_data(initial)
+        tunnel = exchange.channel.open_tunnel()
+        self._core.receive_data(tunnel.initial)
         exchange.accepted_websocket()
         exchange.set_shutdown_action(lambda: self._close_now(1001, "server shutting down"))
-        exchange.start_task(partial(self._input.run_reader, receive))
+        exchange.start_task(partial(self._input.run_reader, tunnel))
         if config.ws_ping_interval is not None:
             exchange.start_task(
                 partial(self._ping_loop, config.ws_ping_interval, config.ws_ping_timeout)

@@ -19,9 +19,17 @@ one reader at a time, and two candidates:
   and if the handler came back and left again, the timer starts again.  A busy receive loop
   so costs one timer per interval, and the frame reader is woken only to read.
 
-Either way the bound holds: nothing more is read while the outbox is full (pongs would pile up
+Either way the bound holds: nothing more is taken while the outbox is full (pongs would pile up
 behind a client that does not read) or while the queue holds ``Config.ws_queue_bytes``; one
-read's messages may go past it, so the queue holds at most the limit plus one read.
+read's messages may go past it, so the queue holds at most the limit plus one read.  (With the
+readiness watcher reading the socket, the receiver's buffer, ``read_buffer_bytes``, fills
+meanwhile, and then reading stops.)
+
+The handler's read must end at once when another task closes the WebSocket
+(:meth:`MessageInput.close_queue`).  Where the tunnel offers a ``wait`` (the watcher reads
+the socket), the handler waits for bytes there, and the close wakes it: no cancel scope per
+message, which costs about as much as a small message's round trip.  Otherwise its read runs
+in a cancel scope the close cancels.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from trio.lowlevel import ParkingLot
 
 from ..core.websocket import Closed, Message, Pong, WebSocketConnection, payload_size
 from ..pacing import paced_checkpoint
+from .channel import Tunnel
 from .exchange import Exchange
 from .timers import Timer
 
@@ -129,6 +138,8 @@ class MessageInput:
         self._left_at = -math.inf  # when one last left receive()
         self._waiting = 0  # ... of them waiting for a message someone else reads
         self._handler_read: trio.CancelScope | None = None  # a handler's read in progress
+        self._handler_waits = False  # ... or its scopeless wait for the tunnel's bytes
+        self._tunnel: Tunnel | None = None
         self._timers = exchange.server.timers
         self._away_timer: Timer | None = None  # (started by the handler's leaving receive())
         self._standing_by = False  # the frame reader is parked while the handler reads
@@ -141,18 +152,21 @@ class MessageInput:
 
     def close_queue(self) -> None:
         """Take no more messages: ``receive`` returns what is queued, then None (a handler's
-        read in progress is cancelled, which loses no byte: it is cancelled before its read
-        or not at all).  The input goes on, and the frame reader reads our close's reply."""
+        read in progress is ended, which loses no byte: it ends before its read or not at
+        all).  The input goes on, and the frame reader reads our close's reply."""
         self._queue.close()
         if self._handler_read is not None:
             self._handler_read.cancel()
+        if self._handler_waits and self._tunnel is not None and self._tunnel.wake is not None:
+            self._tunnel.wake()
         self._wake_reader()
 
     # -- the frame reader's task -------------------------------------------------------------
 
-    async def run_reader(self, receive: Callable[[], Awaitable[bytes]]) -> None:
+    async def run_reader(self, tunnel: Tunnel) -> None:
         """Read while the handler does not; end the input on close or EOF (a task)."""
-        self._receive = receive
+        self._tunnel = tunnel
+        self._receive = tunnel.receive
         try:
             if not self._take_events():  # (bytes that followed the handshake are in the core)
                 return
@@ -216,7 +230,7 @@ class MessageInput:
                     return message
                 if self._queue.closed:
                     return None
-                if self._handler_reads and self._handler_read is None:
+                if self._handler_reads and self._handler_read is None and not self._handler_waits:
                     await self._read_for_the_handler()
                 else:  # the frame reader reads, or another receive() does
                     self._waiting += 1
@@ -234,7 +248,23 @@ class MessageInput:
                     self._start_away_timer()
 
     async def _read_for_the_handler(self) -> None:
-        """One read in the handler's task, cancelled by :meth:`close_queue`."""
+        """One read in the handler's task, which :meth:`close_queue` ends: it wakes the
+        tunnel's wait when the driver offers one (no cancel scope per message), else it
+        cancels the read's scope.  Either way no byte is lost: the read ends before it
+        reads, or not at all."""
+        tunnel = self._tunnel
+        outbox = self._exchange.outbox
+        if tunnel is not None and tunnel.wait is not None and not (outbox.full or outbox.broken):
+            self._handler_waits = True
+            try:
+                readable = await tunnel.wait()
+            finally:
+                self._handler_waits = False
+                if self._waiting:  # another receive() waits: it may read next
+                    self._queue.wake()
+            if readable and not self._queue.closed and not await self._read_once():
+                self._end()  # (the read does not wait: bytes, or EOF, are there)
+            return
         with trio.CancelScope() as scope:
             self._handler_read = scope
             more = True
