@@ -25,8 +25,6 @@ Every error the peer causes surfaces as :class:`RemoteProtocolError` with the st
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import h11
 
 from .errors import LocalProtocolError, RemoteProtocolError
@@ -83,9 +81,6 @@ class HTTPConnection:
         fast_path: bool = True,
     ):
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_bytes)
-        self._max_head_bytes = max_head_bytes
-        self._max_request_line_bytes = max_request_line_bytes
-        self._max_body_bytes = max_body_bytes
         self._limits = HeadLimits(
             max_head_bytes=max_head_bytes,
             max_request_line_bytes=max_request_line_bytes,
@@ -174,7 +169,7 @@ class HTTPConnection:
             return None
         if not self._held:
             return NEED_DATA  # (as h11 says for no bytes at all)
-        parsed = parse_simple_head(self._held, self._max_head_bytes)
+        parsed = parse_simple_head(self._held, self._limits.max_head_bytes)
         if parsed is NEED_MORE:
             return NEED_DATA
         if parsed is None:
@@ -212,7 +207,9 @@ class HTTPConnection:
             if (
                 reading_head
                 and exc.error_status_hint == 431
-                and request_line_too_long(self._h11.trailing_data[0], self._max_request_line_bytes)
+                and request_line_too_long(
+                    self._h11.trailing_data[0], self._limits.max_request_line_bytes
+                )
             ):
                 # h11's limit on a head that arrives in pieces, reached inside the request line
                 raise RemoteProtocolError("request line too long", status_hint=414) from exc
@@ -223,10 +220,16 @@ class HTTPConnection:
             # Set before the checks: h11 knows the method, and a refused HEAD request's error
             # response must have no body either (h11 would refuse one as too much data).
             self._head_request = event.method == b"HEAD"
-            return self._check_head(event.method, event.target, event.http_version, event.headers)
+            try:
+                return self._limits.check(
+                    event.method, event.target, event.http_version, event.headers
+                )
+            except RemoteProtocolError:
+                self._must_close = True  # (a refused head closes the connection)
+                raise
         if isinstance(event, h11.Data):
             self._body_received += len(event.data)
-            if self._body_received > self._max_body_bytes:
+            if self._body_received > self._limits.max_body_bytes:
                 self._must_close = True
                 raise RemoteProtocolError("request body too large", status_hint=413)
             return BodyData(bytes(event.data))
@@ -234,21 +237,6 @@ class HTTPConnection:
             return EndOfRequest()
         assert isinstance(event, h11.ConnectionClosed)
         return ClientClosed()
-
-    def _check_head(
-        self,
-        method: bytes,
-        target_bytes: bytes,
-        http_version: bytes,
-        headers: Sequence[tuple[bytes, bytes]],
-    ) -> RequestHead:
-        """The server's limits on a head h11 parsed (:meth:`HeadLimits.check`); a refused
-        head closes the connection."""
-        try:
-            return self._limits.check(method, target_bytes, http_version, headers)
-        except RemoteProtocolError:
-            self._must_close = True
-            raise
 
     @property
     def request_complete(self) -> bool:
