@@ -137,8 +137,8 @@ class MessageInput:
         self._receivers = 0  # handler tasks inside receive() (one, as a rule)
         self._left_at = -math.inf  # when one last left receive()
         self._waiting = 0  # ... of them waiting for a message someone else reads
-        self._handler_read: trio.CancelScope | None = None  # a handler's read in progress
-        self._handler_waits = False  # ... or its scopeless wait for the tunnel's bytes
+        self._handler_reading = False  # a handler's read is in progress ...
+        self._handler_read: trio.CancelScope | None = None  # ... in this scope, if it has one
         self._tunnel: Tunnel | None = None
         self._timers = exchange.server.timers
         self._away_timer: Timer | None = None  # (started by the handler's leaving receive())
@@ -157,7 +157,7 @@ class MessageInput:
         self._queue.close()
         if self._handler_read is not None:
             self._handler_read.cancel()
-        if self._handler_waits and self._tunnel is not None and self._tunnel.wake is not None:
+        elif self._handler_reading and self._tunnel is not None and self._tunnel.wake is not None:
             self._tunnel.wake()
         self._wake_reader()
 
@@ -230,7 +230,7 @@ class MessageInput:
                     return message
                 if self._queue.closed:
                     return None
-                if self._handler_reads and self._handler_read is None and not self._handler_waits:
+                if self._handler_reads and not self._handler_reading:
                     await self._read_for_the_handler()
                 else:  # the frame reader reads, or another receive() does
                     self._waiting += 1
@@ -252,29 +252,24 @@ class MessageInput:
         tunnel's wait when the driver offers one (no cancel scope per message), else it
         cancels the read's scope.  Either way no byte is lost: the read ends before it
         reads, or not at all."""
-        tunnel = self._tunnel
+        wait = self._tunnel.wait if self._tunnel is not None else None
         outbox = self._exchange.outbox
-        if tunnel is not None and tunnel.wait is not None and not (outbox.full or outbox.broken):
-            self._handler_waits = True
-            try:
-                readable = await tunnel.wait()
-            finally:
-                self._handler_waits = False
-                if self._waiting:  # another receive() waits: it may read next
-                    self._queue.wake()
-            if readable and not self._queue.closed and not await self._read_once():
-                self._end()  # (the read does not wait: bytes, or EOF, are there)
-            return
-        with trio.CancelScope() as scope:
-            self._handler_read = scope
-            more = True
-            try:
-                more = await self._read_once()
-            finally:
-                self._handler_read = None
-                if self._waiting:  # another receive() waits: it may read next
-                    self._queue.wake()
-        if not more and not scope.cancelled_caught:
+        more = True  # (False once the input is over)
+        self._handler_reading = True
+        try:
+            if wait is not None and not (outbox.full or outbox.broken):
+                if await wait() and not self._queue.closed:  # (else our close woke it)
+                    more = await self._read_once()  # (it does not wait: bytes, or EOF, are in)
+            else:
+                with trio.CancelScope() as scope:
+                    self._handler_read = scope
+                    more = await self._read_once()
+        finally:
+            self._handler_reading = False
+            self._handler_read = None
+            if self._waiting:  # another receive() waits: it may read next
+                self._queue.wake()
+        if not more:
             self._end()
 
     # -- reading, by either --------------------------------------------------------------------
