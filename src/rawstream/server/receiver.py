@@ -397,9 +397,7 @@ class Receiver:
         while not self._buffer and not self.closed:
             if self._state is ReceiverState.HANDED_OFF:
                 return await self._receive_directly()
-            self._ensure_watched()
-            await self._changed.park()
-            note_yield()  # (a real yield: the caller's paced checkpoints need not yield again)
+            await self._park_for_bytes()
         data = bytes(self._buffer)
         self._buffer.clear()
         if self._changed:  # (a reading task waiting for room)
@@ -420,10 +418,14 @@ class Receiver:
         while not self._buffer and not self.closed:
             if self._woken:
                 return False
-            self._ensure_watched()
-            await self._changed.park()
-            note_yield()
+            await self._park_for_bytes()
         return True
+
+    async def _park_for_bytes(self) -> None:
+        """Wait for the watcher (or the reading task) to change something."""
+        self._ensure_watched()
+        await self._changed.park()
+        note_yield()  # (a real yield: the caller's paced checkpoints need not yield again)
 
     def wake(self) -> None:
         """End a :meth:`wait_readable` in progress (it returns False)."""
