@@ -47,7 +47,6 @@ from trio.lowlevel import ParkingLot, checkpoint
 
 from ..pacing import paced_checkpoint
 from .fastio import socket_io
-from .tasks import TaskStarter
 
 __all__ = ["WRITE_THROUGH_GAP", "Outbox", "OutboxStatistics"]
 
@@ -97,7 +96,7 @@ class Outbox:
         self._pending = 0  # bytes in _chunks
         self._buffered = 0  # pending + the write in flight
         self._broken: BaseException | None = None
-        self._tasks: TaskStarter | None = None
+        self._nursery: trio.Nursery | None = None
         self._writing = False  # a writer task runs (or has been started)
         # The writer, waiting for items (made when it first waits: a stream's never does).
         self._writer_wakeup: ParkingLot | None = None
@@ -305,18 +304,18 @@ class Outbox:
                 waiting.append((item, event))
         self._watched = waiting
 
-    def attach(self, tasks: TaskStarter) -> None:
-        """Write from now on, in a task started with ``tasks`` (the connection's).  A failed
-        write cancels its ``cancel_scope`` (the whole connection)."""
-        self._tasks = tasks
+    def attach(self, nursery: trio.Nursery) -> None:
+        """Write from now on, in tasks of ``nursery`` (the connection's).  A failed write
+        cancels the nursery (the whole connection)."""
+        self._nursery = nursery
         if self._chunks:
             self._wake_writer()
 
     def detach(self) -> None:
         """The connection is closing: no writer starts any more, and a later put raises
-        (called while the connection still takes tasks, so none can meet it
+        (called while the connection's nursery still takes tasks, so none can meet it
         closed)."""
-        self._tasks = None
+        self._nursery = None
         if self._writer_wakeup is not None:
             self._writer_wakeup.unpark_all()
         if self._broken is None:
@@ -338,9 +337,9 @@ class Outbox:
         if self._writing:
             if self._writer_wakeup is not None:
                 self._writer_wakeup.unpark_all()
-        elif self._tasks is not None:
+        elif self._nursery is not None:
             self._writing = True
-            self._tasks.start_soon(self._write, name="writer")
+            self._nursery.start_soon(self._write, name="writer")
 
     async def _write(self) -> None:
         """Drain the outbox in single writes; then wait for more, or end (see
@@ -361,7 +360,7 @@ class Outbox:
                     self._buffered -= len(data)
                     if self._buffered <= self._low and len(self._drained):
                         self._drained.unpark_all()
-                if self._end_writer_when_empty or self._tasks is None:
+                if self._end_writer_when_empty or self._nursery is None:
                     return
                 if self._writer_wakeup is None:
                     self._writer_wakeup = ParkingLot()
@@ -375,7 +374,7 @@ class Outbox:
             for _, event in self._watched:
                 event.set()
             self._watched.clear()
-            if self._tasks is not None:
-                self._tasks.cancel_scope.cancel()
+            if self._nursery is not None:
+                self._nursery.cancel_scope.cancel()
         finally:
             self._writing = False

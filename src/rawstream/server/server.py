@@ -105,8 +105,9 @@ def client_key(address: str) -> str:
 
 def _count_down(counts: dict[str, int], key: str) -> None:
     """One fewer for ``key``, whose entry goes at zero (so the table holds only live keys)."""
-    if counts[key] > 1:
-        counts[key] -= 1
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
     else:
         del counts[key]
 
@@ -211,7 +212,8 @@ class Server:
         #: count, kept by the accept loop itself so a burst of accepts cannot overshoot it.
         self._admitted = 0
         #: Admitted open connections by client key (:func:`client_key`), for the per-client
-        #: cap; an entry goes at zero, so the table holds no more entries than connections.
+        #: cap; an entry goes when its count drops to zero, so the table never holds more
+        #: entries than there are open connections.
         self._per_client: dict[str, int] = {}
         #: Refusals in flight per client key (bounded by the per-client cap when there is one).
         self._refusing_per_client: dict[str, int] = {}
@@ -233,7 +235,6 @@ class Server:
         self.readiness = ReadinessWatcher()
         #: The connections' timeouts (waits for a request head), fired by one task.
         self.timers = Timers()
-        self.connections_nursery: trio.Nursery | None = None  # (while serving: see tasks.py)
 
     def statistics(self) -> ServerStatistics:
         """Open connections by phase and kind, plus traffic totals (closed connections
@@ -317,7 +318,6 @@ class Server:
             ]
         self._log_start(listeners, host)
         async with trio.open_nursery() as connections:
-            self.connections_nursery = connections
             await connections.start(self.readiness.run)  # (cancelled once the drain is done)
             await connections.start(self.timers.run)
             try:
