@@ -36,6 +36,7 @@ async def _run_with_server_tasks(conn: H1Connection, server: Server) -> None:
     """The connection, beside the keepalive sweeper, readiness watcher and timers
     Server.serve would run (until it ends)."""
     async with trio.open_nursery() as nursery:
+        server.connections_nursery = nursery
         nursery.start_soon(server.keepalive.run)
         nursery.start_soon(server.readiness.run)
         nursery.start_soon(server.timers.run)

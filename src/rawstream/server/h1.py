@@ -1,14 +1,16 @@
 """The HTTP/1.1 connection driver: one socket, one exchange at a time, from accept to close.
 
-:meth:`H1Connection.run` opens the connection's nursery, which owns three kinds of task:
+:meth:`H1Connection.run` serves the connection; beside its request cycle it may start two
+tasks, through :class:`~rawstream.server.tasks.ConnectionTasks` (no nursery of its own: one
+costs more than most connections do), which ends them before the socket closes:
 
 * the **receiver** (:class:`~rawstream.server.receiver.Receiver`) reads ahead into a bounded
   buffer and notices EOF or a reset at once (during a stream, while the client sends nothing,
   the server's :class:`~rawstream.server.readiness.ReadinessWatcher` waits in its place);
 * the **writer** (:class:`~rawstream.server.outbox.Outbox`) drains the bounded outbox with one
   ``send_all`` per batch, and exists only while there is something to write;
-* the **request cycle** runs in the nursery's body: it parses request heads with the sans-IO
-  :class:`~rawstream.core.http.HTTPConnection` and serves each as an
+* the **request cycle** runs in the connection's own task: it parses request heads with the
+  sans-IO :class:`~rawstream.core.http.HTTPConnection` and serves each as an
   :class:`~rawstream.server.exchange.Exchange`, one at a time (pipelined requests are
   answered in order), for as long as the connection can be reused.
 
@@ -45,6 +47,7 @@ from .exchange import Exchange
 from .outbox import Outbox
 from .readiness import ReadinessWatcher
 from .receiver import Receiver
+from .tasks import ConnectionTasks
 from .timers import Timer
 
 __all__ = ["LINGER_BYTES", "LINGER_SECONDS", "H1Connection", "H1Server"]
@@ -64,6 +67,11 @@ class H1Server(ServerContext, Protocol):
     @property
     def readiness(self) -> ReadinessWatcher:
         """The server's one watcher of idle sockets."""
+        ...
+
+    @property
+    def connections_nursery(self) -> trio.Nursery | None:
+        """Where the server runs its connections, and they the tasks they start."""
         ...
 
 
@@ -157,25 +165,36 @@ class H1Connection:
     async def run(self) -> None:
         """Serve requests until the client leaves, an error ends the connection, or shutdown."""
         try:
-            async with trio.open_nursery() as nursery:
-                self.outbox.attach(nursery)
-                self.receiver.start(nursery)
-                try:
-                    with self._cycle_scope:
-                        await self._serve_requests()
-                    await self._after_cycle_cancelled()
-                    if self.outbox.buffered:  # (a scope only when there is something to wait for)
-                        with trio.move_on_after(self.config.close_timeout):
-                            await self.outbox.flush()
-                    await self._linger()
-                finally:
-                    self._end_exchange()  # (it is the connection's phase until here)
-                    self.receiver.stop()  # (before the socket closes)
-                    self.outbox.detach()
-                    if nursery.child_tasks:  # (a reader or writer task still running)
-                        nursery.cancel_scope.cancel()
+            nursery = self.server.connections_nursery
+            assert nursery is not None, "a connection runs while its server serves"
+            tasks = ConnectionTasks(nursery)
+            try:
+                with tasks.cancel_scope:  # (a task's error cancels it: see tasks.py)
+                    await self._serve(tasks)
+            except BaseException as exc:
+                tasks.raise_errors(exc)
+            tasks.raise_errors()
         finally:
             await _close(self.stream)
+
+    async def _serve(self, tasks: ConnectionTasks) -> None:
+        try:
+            self.outbox.attach(tasks)
+            self.receiver.start(tasks)
+            with self._cycle_scope:
+                await self._serve_requests()
+            await self._after_cycle_cancelled()
+            if self.outbox.buffered:  # (a scope only when there is something to wait for)
+                with trio.move_on_after(self.config.close_timeout):
+                    await self.outbox.flush()
+            await self._linger()
+        finally:
+            try:
+                self._end_exchange()  # (it is the connection's phase until here)
+                self.receiver.stop()  # (before the socket closes)
+                self.outbox.detach()
+            finally:
+                await tasks.aclose()  # (a reader or writer task still running ends first)
 
     async def _linger(self) -> None:
         """After an error answer that ends the connection: close our side, then read and

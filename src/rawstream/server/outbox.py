@@ -47,6 +47,7 @@ from trio.lowlevel import ParkingLot, checkpoint
 
 from ..pacing import paced_checkpoint
 from .fastio import socket_io
+from .tasks import TaskStarter
 
 __all__ = ["WRITE_THROUGH_GAP", "Outbox", "OutboxStatistics"]
 
@@ -96,7 +97,7 @@ class Outbox:
         self._pending = 0  # bytes in _chunks
         self._buffered = 0  # pending + the write in flight
         self._broken: BaseException | None = None
-        self._nursery: trio.Nursery | None = None
+        self._tasks: TaskStarter | None = None
         self._writing = False  # a writer task runs (or has been started)
         # The writer, waiting for items (made when it first waits: a stream's never does).
         self._writer_wakeup: ParkingLot | None = None
@@ -304,18 +305,18 @@ class Outbox:
                 waiting.append((item, event))
         self._watched = waiting
 
-    def attach(self, nursery: trio.Nursery) -> None:
-        """Write from now on, in tasks of ``nursery`` (the connection's).  A failed write
-        cancels the nursery (the whole connection)."""
-        self._nursery = nursery
+    def attach(self, tasks: TaskStarter) -> None:
+        """Write from now on, in a task started with ``tasks`` (the connection's).  A failed
+        write cancels its ``cancel_scope`` (the whole connection)."""
+        self._tasks = tasks
         if self._chunks:
             self._wake_writer()
 
     def detach(self) -> None:
         """The connection is closing: no writer starts any more, and a later put raises
-        (called while the connection's nursery still takes tasks, so none can meet it
+        (called while the connection still takes tasks, so none can meet it
         closed)."""
-        self._nursery = None
+        self._tasks = None
         if self._writer_wakeup is not None:
             self._writer_wakeup.unpark_all()
         if self._broken is None:
@@ -337,11 +338,11 @@ class Outbox:
         if self._writing:
             if self._writer_wakeup is not None:
                 self._writer_wakeup.unpark_all()
-        elif self._nursery is not None:
+        elif self._tasks is not None:
             self._writing = True
-            self._nursery.start_soon(self._write, name="writer")
+            self._tasks.start_soon(self._write, trio.CancelScope(), name="writer")
 
-    async def _write(self) -> None:
+    async def _write(self, scope: trio.CancelScope) -> None:
         """Drain the outbox in single writes; then wait for more, or end (see
         :attr:`end_writer_when_empty`).
 
@@ -349,22 +350,23 @@ class Outbox:
         ``BrokenResourceError``) and cancels the connection's scope.
         """
         try:
-            while True:
-                while self._chunks:
-                    data, chunks = self._take_batch()
-                    await self._send_all(data)
-                    self.bytes_sent += len(data)
-                    self.writes += 1
-                    if self._watched:
-                        self._notify_written(chunks)
-                    self._buffered -= len(data)
-                    if self._buffered <= self._low and len(self._drained):
-                        self._drained.unpark_all()
-                if self._end_writer_when_empty or self._nursery is None:
-                    return
-                if self._writer_wakeup is None:
-                    self._writer_wakeup = ParkingLot()
-                await self._writer_wakeup.park()
+            with scope:  # (through which the connection stops this task: see tasks.py)
+                while True:
+                    while self._chunks:
+                        data, chunks = self._take_batch()
+                        await self._send_all(data)
+                        self.bytes_sent += len(data)
+                        self.writes += 1
+                        if self._watched:
+                            self._notify_written(chunks)
+                        self._buffered -= len(data)
+                        if self._buffered <= self._low and len(self._drained):
+                            self._drained.unpark_all()
+                    if self._end_writer_when_empty or self._tasks is None:
+                        return
+                    if self._writer_wakeup is None:
+                        self._writer_wakeup = ParkingLot()
+                    await self._writer_wakeup.park()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._broken = exc
             self._chunks.clear()
@@ -374,7 +376,7 @@ class Outbox:
             for _, event in self._watched:
                 event.set()
             self._watched.clear()
-            if self._nursery is not None:
-                self._nursery.cancel_scope.cancel()
+            if self._tasks is not None:
+                self._tasks.cancel_scope.cancel()
         finally:
             self._writing = False

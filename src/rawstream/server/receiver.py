@@ -61,6 +61,7 @@ from trio.lowlevel import ParkingLot
 from ..pacing import note_yield, paced_checkpoint
 from .fastio import socket_io
 from .readiness import ReadinessWatcher
+from .tasks import TaskStarter
 
 __all__ = ["TRANSITIONS", "Receiver", "ReceiverState"]
 
@@ -108,7 +109,6 @@ class Receiver:
         "_direct",
         "_full_is_gone",
         "_limit",
-        "_nursery",
         "_on_gone",
         "_park",
         "_park_idle",
@@ -116,6 +116,7 @@ class Receiver:
         "_receive_some",
         "_scope",
         "_state",
+        "_tasks",
         "_watcher",
         "_woken",
         "bytes_received",
@@ -136,7 +137,7 @@ class Receiver:
         # the socket's readiness does not show).
         self._watcher = watcher if watcher is not None and self._direct is not None else None
         self._state = ReceiverState.READING
-        self._nursery: trio.Nursery | None = None
+        self._tasks: TaskStarter | None = None
         self._scope: trio.CancelScope | None = None  # the reading task's, while it runs
         self._parked_fd = -1  # the socket the watcher holds (PARKED only; -1 before any)
         self._limit = limit
@@ -172,11 +173,11 @@ class Receiver:
         assert state in TRANSITIONS[self._state], f"receiver: {self._state} -> {state}"
         self._state = state
 
-    def start(self, nursery: trio.Nursery) -> None:
-        """Read ahead from now on: in a task of ``nursery`` (the connection's), or, parking
-        whenever idle, parked from the start (no task is started only to find nothing to
-        read and park)."""
-        self._nursery = nursery
+    def start(self, tasks: TaskStarter) -> None:
+        """Read ahead from now on: in a task started with ``tasks`` (the connection's), or,
+        parking whenever idle, parked from the start (no task is started only to find
+        nothing to read and park)."""
+        self._tasks = tasks
         self._park = self._park_idle and self._watcher is not None and self._watcher.available
         if self._park:
             # Parked, but not yet in the watcher: the first receive() reads at once (a new
@@ -191,12 +192,12 @@ class Receiver:
         self._unpark()
         if self._state is not ReceiverState.CLOSED:
             self._enter(ReceiverState.CLOSED)
-        self._nursery = None
+        self._tasks = None
 
     def _start_task(self) -> None:
-        assert self._nursery is not None
+        assert self._tasks is not None
         self._scope = trio.CancelScope()
-        self._nursery.start_soon(self._run, self._scope, name="receiver")
+        self._tasks.start_soon(self._run, self._scope, name="receiver")
 
     async def _run(self, scope: trio.CancelScope) -> None:
         """Read until EOF or a connection error, pausing while the buffer is full; end early
@@ -278,7 +279,7 @@ class Receiver:
             self._parked_fd = -1  # (the watcher let go of it)
             try:
                 self._resume_reading()
-            except RuntimeError:  # the connection is ending too: its nursery takes no task
+            except RuntimeError:  # the connection is ending too: it takes no task
                 self._enter(ReceiverState.CLOSED)
                 self._changed.unpark_all()
             return

@@ -1,15 +1,14 @@
 """Listening, accepting, limiting and draining: the server as a whole.
 
-:meth:`Server.serve` binds its listeners and reports them through ``task_status.started``
-(so ``port=0`` works in tests), then accepts until :meth:`Server.shutdown`.  Every connection
-runs in the server's connection nursery.  Beyond ``max_connections`` a connection is still
-read far enough to answer ``503`` with ``Retry-After``; so is one from a client address that
-already holds ``max_connections_per_client`` open connections, answered ``429`` (a client is
-an IPv4 address or an IPv6 /64: :func:`client_key`).  At most ``max_connections`` such
-refusals run at once, and at most ``max_connections_per_client`` for one client; past that,
-new sockets are closed at once.  Under ``--workers N`` each process counts its own.
-trio's ``SocketStream`` sets ``TCP_NODELAY`` on every accepted TCP socket, so small events are
-not held back by Nagle's algorithm.
+:meth:`Server.serve` binds its listeners and reports them through ``task_status.started`` (so
+``port=0`` works in tests), then accepts until :meth:`Server.shutdown`.  Every connection runs in
+the server's connection nursery.  Beyond ``max_connections`` a connection is still read far enough
+to answer ``503`` with ``Retry-After``; so is one from a client address that already holds
+``max_connections_per_client`` open connections, answered ``429`` (a client is an IPv4 address or
+an IPv6 /64: :func:`client_key`).  At most ``max_connections`` such refusals run at once, and at
+most ``max_connections_per_client`` for one client; past that, new sockets are closed at once.
+Under ``--workers N`` each process counts its own.  trio's ``SocketStream`` sets ``TCP_NODELAY`` on
+every accepted TCP socket, so small events are not held back by Nagle's algorithm.
 
 Graceful shutdown: stop accepting and close the listeners; ask every connection to end as its
 phase allows (idle ones close, SSE streams end with a jittered ``retry:``, WebSockets get close
@@ -105,9 +104,8 @@ def client_key(address: str) -> str:
 
 def _count_down(counts: dict[str, int], key: str) -> None:
     """One fewer for ``key``, whose entry goes at zero (so the table holds only live keys)."""
-    left = counts[key] - 1
-    if left:
-        counts[key] = left
+    if counts[key] > 1:
+        counts[key] -= 1
     else:
         del counts[key]
 
@@ -212,8 +210,7 @@ class Server:
         #: count, kept by the accept loop itself so a burst of accepts cannot overshoot it.
         self._admitted = 0
         #: Admitted open connections by client key (:func:`client_key`), for the per-client
-        #: cap; an entry goes when its count drops to zero, so the table never holds more
-        #: entries than there are open connections.
+        #: cap; an entry goes at zero, so the table holds no more entries than connections.
         self._per_client: dict[str, int] = {}
         #: Refusals in flight per client key (bounded by the per-client cap when there is one).
         self._refusing_per_client: dict[str, int] = {}
@@ -235,6 +232,7 @@ class Server:
         self.readiness = ReadinessWatcher()
         #: The connections' timeouts (waits for a request head), fired by one task.
         self.timers = Timers()
+        self.connections_nursery: trio.Nursery | None = None  # (while serving: see tasks.py)
 
     def statistics(self) -> ServerStatistics:
         """Open connections by phase and kind, plus traffic totals (closed connections
@@ -287,14 +285,15 @@ class Server:
         listen on the same port and share its connections (see the module doc).
         """
         # Each service in its own nursery, nested in the previous one's: after the drain they
-        # stop one at a time, last started first, each cancelled and waited for before the
-        # next.  A service that others use (a hub, started first) so outlives them, and their
-        # cleanup can still use it (the demo's tasks publish "cancelled" through the hub).
+        # stop one at a time, last started first, each waited for before the next.  A service
+        # others use (a hub, started first) so outlives them, and their cleanup can still use
+        # it (the demo's tasks publish "cancelled" through the hub).
         async with contextlib.AsyncExitStack() as services:
             for service in self.app.services:  # before listening: a failure stops us here
                 nursery = await services.enter_async_context(trio.open_nursery())
                 await nursery.start(service)
                 services.callback(nursery.cancel_scope.cancel)  # runs before the nursery exits
+            services.callback(setattr, self, "connections_nursery", None)  # (once it ended)
             await self._listen_and_serve(host, port, task_status, reuse_port=reuse_port)
 
     async def _listen_and_serve(
@@ -318,6 +317,7 @@ class Server:
             ]
         self._log_start(listeners, host)
         async with trio.open_nursery() as connections:
+            self.connections_nursery = connections
             await connections.start(self.readiness.run)  # (cancelled once the drain is done)
             await connections.start(self.timers.run)
             try:
