@@ -6,6 +6,7 @@ still reaches them."""
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import pytest
 import trio
@@ -13,6 +14,7 @@ import trio.testing
 
 from rawstream import App, Config, Server, SSEStream
 from rawstream.server import h1
+from rawstream.server.outbox import Outbox
 from rawstream.server.tasks import ConnectionTasks
 
 
@@ -67,7 +69,7 @@ async def test_a_task_that_fails_ends_the_connection_not_the_server() -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(trio.sleep, 0.01)  # (the server's nursery has other work: it goes on)
         tasks = ConnectionTasks(nursery)
-        with tasks.cancel_scope:
+        with trio.fail_after(5), tasks.cancel_scope:
             survivor = functools.partial(_sleeper, ended=ended, name="survivor")
             tasks.start_soon(survivor, trio.CancelScope(), name="survivor")
             tasks.start_soon(
@@ -75,8 +77,11 @@ async def test_a_task_that_fails_ends_the_connection_not_the_server() -> None:
             )
             await trio.sleep_forever()  # the connection's body: cancelled by the failure
         assert tasks.cancel_scope.cancelled_caught
-        await tasks.aclose()
+        with trio.fail_after(5):  # (the failure cancelled the other task too, before aclose)
+            while tasks.running:
+                await trio.lowlevel.checkpoint()
         assert ended == ["survivor"]
+        await tasks.aclose()
         with pytest.raises(ValueError, match="a bug in a writer"):
             tasks.raise_errors()
 
@@ -215,3 +220,53 @@ async def test_a_writer_blocked_at_close_ends_before_the_socket_closes(
         server.shutdown()
         await client.aclose()
     assert tasks_at_close == [set()]
+
+
+@pytest.mark.parametrize("when", ["writing", "cancelled at the drain deadline"])
+async def test_a_writer_bug_is_logged_and_ends_only_its_connection(
+    when: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in the writer (here its send raising ValueError, alone or while the drain
+    deadline cancels it) ends its connection with the error logged, the server serves on and
+    stops cleanly, and no task of the connection is left when its socket closes."""
+    sends = 0
+    original_init = Outbox.__init__
+
+    def init_with_a_buggy_send(self: Outbox, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        send_all = self._send_all
+
+        async def buggy_send_all(data: bytes | bytearray | memoryview) -> None:
+            nonlocal sends
+            sends += 1
+            if when == "writing" and sends > 1:
+                raise ValueError("writer bug")
+            try:
+                await send_all(data)
+            except trio.Cancelled:
+                raise ValueError("writer bug during cancel") from None
+
+        self._send_all = buggy_send_all
+
+    monkeypatch.setattr(Outbox, "__init__", init_with_a_buggy_send)
+    streaming = trio.Event()
+    server = Server(_streaming_app(streaming, fail=False), Config(drain_timeout=0.2))
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve, "127.0.0.1", 0)
+            tasks_at_close = _record_tasks_at_close(monkeypatch, server)
+            client = await trio.open_tcp_stream("127.0.0.1", server.ports[0])
+            await client.send_all(b"GET /feed HTTP/1.1\r\nHost: x\r\n\r\n")
+            if when == "writing":
+                await client.receive_some(65536)  # (reading: the writer sends again)
+                while server.connections:
+                    await client.receive_some(65536)
+            else:
+                await streaming.wait()  # (not reading: the writer waits in send_all)
+            server.shutdown()
+        await client.aclose()
+    assert tasks_at_close == [set()]
+    failures = [r for r in caplog.records if r.getMessage() == "connection failed"]
+    assert len(failures) == 1
+    assert failures[0].exc_info is not None
+    assert "writer bug" in repr(failures[0].exc_info[1])

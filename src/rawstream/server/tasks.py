@@ -3,7 +3,7 @@
 Beside its request cycle a connection runs at most two tasks, the outbox's writer and the
 receiver's read-ahead, and most connections run neither: a request read from the parked
 socket and answered by one write-through starts no task at all.  A nursery per connection
-would still cost its two cancel scopes and a schedule point on exit, about 29 microseconds
+would still cost its cancel scope and a schedule point on exit, about 29 microseconds
 (benchmarks/README.md, "One request per connection").
 
 :class:`ConnectionTasks` gives the tasks a connection does start what its nursery gave them:
@@ -12,16 +12,18 @@ would still cost its two cancel scopes and a schedule point on exit, about 29 mi
   shutdown and the drain deadline reach it as before;
 * :attr:`~ConnectionTasks.cancel_scope` is the connection's scope, around all it does (the
   request cycle, a late 408, the final flush, the lingering close); a failed write cancels
-  it, as it cancelled the connection's nursery;
-* an exception a task lets out cancels that scope (ending the connection and the other task)
+  it, ending the connection (its receiver is cancelled when the connection closes);
+* an ``Exception`` a task lets out cancels that scope (ending the connection and the other task)
   and comes out of the connection, never into the server's nursery; beside an exception
-  already on its way out of the connection, both go on, in an exception group;
+  already on its way out of the connection, both go on, in an exception group (a
+  ``KeyboardInterrupt`` or ``SystemExit`` in a task goes up the server's nursery, stopping
+  the server, as it would have gone up a connection's nursery);
 * :meth:`~ConnectionTasks.aclose`, in the connection's ``finally``, cancels the tasks still
   running and waits for them to end, so none outlives the connection's socket.
 
 A task is started with the cancel scope it runs in, which it enters itself: the receiver
 keeps its scope to stop its own task (to park or hand the socket off), so one scope serves
-both, and a task start costs one scope, as in a nursery.
+both; the writer gets a new scope each time it starts (in a stream, once per burst).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class ConnectionTasks:
         self._nursery.start_soon(self._run, async_fn, scope, name=name)
         self._scopes.add(scope)  # (after the start: a refused one is not waited for)
 
+    @trio.lowlevel.enable_ki_protection  # (a Ctrl-C here would leave its scope on the books)
     async def _run(self, async_fn: ScopedTask, scope: trio.CancelScope) -> None:
         try:
             await async_fn(scope)
@@ -89,6 +92,7 @@ class ConnectionTasks:
             if not self._scopes and self._all_ended is not None:
                 self._all_ended.set()
 
+    @trio.lowlevel.enable_ki_protection  # (as a nursery's exit: none is skipped half done)
     async def aclose(self) -> None:
         """Start no more tasks, cancel those running and wait until they end (shielded: the
         socket they use closes after this).  Raises nothing: see :meth:`raise_errors`."""
@@ -111,5 +115,5 @@ class ConnectionTasks:
             errors.insert(0, in_flight)
         if len(errors) == 1:
             raise errors[0]
-        if errors:
-            raise BaseExceptionGroup("a connection and its tasks failed", errors)
+        if errors:  # (from None: the exception in flight is a member, not the cause)
+            raise BaseExceptionGroup("a connection and its tasks failed", errors) from None
