@@ -78,7 +78,9 @@ class ConnectionTasks:
         self._nursery.start_soon(self._run, async_fn, scope, name=name)
         self._scopes.add(scope)  # (after the start: a refused one is not waited for)
 
-    @trio.lowlevel.enable_ki_protection  # (a Ctrl-C here would leave its scope on the books)
+    # A Ctrl-C here would leave the task's scope on the books, and aclose() waiting forever.
+    # (The protection covers the task it wraps too: a Ctrl-C then reaches the main task.)
+    @trio.lowlevel.enable_ki_protection
     async def _run(self, async_fn: ScopedTask, scope: trio.CancelScope) -> None:
         try:
             await async_fn(scope)
